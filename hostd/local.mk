@@ -1,0 +1,1 @@
+# hostd/: see ARCHITECTURE.md

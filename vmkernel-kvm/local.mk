@@ -1,0 +1,1 @@
+# vmkernel-kvm/: see ARCHITECTURE.md

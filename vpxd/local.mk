@@ -1,0 +1,1 @@
+# vpxd/: see ARCHITECTURE.md
