@@ -10,3 +10,17 @@ TESTS += tests/unit/test_log
 tests_unit_test_log_SOURCES = tests/unit/test_log.c
 tests_unit_test_log_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_log_LDADD = lib/libkvcutil.a $(CMOCKA_LIBS)
+
+# libkvcrpc: the RPC transport (frames, TLS-pinned TCP, unix sockets).
+# Link with: lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a $(KVC_RPC_LIBS)
+noinst_LIBRARIES += lib/libkvcrpc.a
+lib_libkvcrpc_a_SOURCES = lib/rpc.h lib/rpc.c lib/rpc-frame.c lib/tls.h lib/tls.c
+lib_libkvcrpc_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
+KVC_RPC_LIBS = $(LIBEVENT_LIBS) $(GNUTLS_LIBS) $(PROTOBUF_C_LIBS)
+
+check_PROGRAMS += tests/unit/test_rpc_frame
+TESTS += tests/unit/test_rpc_frame
+tests_unit_test_rpc_frame_SOURCES = tests/unit/test_rpc_frame.c
+tests_unit_test_rpc_frame_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_unit_test_rpc_frame_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
+	$(KVC_RPC_LIBS) $(CMOCKA_LIBS)
