@@ -1,1 +1,13 @@
-# sql/: see ARCHITECTURE.md
+# sql/: vpxd's schema, only through numbered migrations applied in order at
+# start-up.  They are embedded in vpxd at build time (sql/embed.sh).
+KVC_SQL_MIGRATIONS = \
+	sql/0001-inventory.sql \
+	sql/0002-tasks-events-alarms.sql \
+	sql/0003-access-control.sql
+EXTRA_DIST += $(KVC_SQL_MIGRATIONS) sql/embed.sh
+
+vpxd/migrations.c: $(KVC_SQL_MIGRATIONS) sql/embed.sh
+	@$(MKDIR_P) vpxd
+	$(AM_V_GEN)$(SHELL) $(srcdir)/sql/embed.sh $@ $(srcdir) $(KVC_SQL_MIGRATIONS)
+BUILT_SOURCES += vpxd/migrations.c
+CLEANFILES += vpxd/migrations.c

@@ -1,4 +1,20 @@
-# vpxd/: see ARCHITECTURE.md
+# vpxd/: the cluster brain (see ARCHITECTURE.md).
+# libvpxdcore: the database module and what does not need the network, so
+# unit tests link it without the daemon's main().
+noinst_LIBRARIES += vpxd/libvpxdcore.a
+vpxd_libvpxdcore_a_SOURCES = \
+	vpxd/db.c vpxd/db.h vpxd/db_internal.h vpxd/db_inventory.c \
+	vpxd/migrations.h
+nodist_vpxd_libvpxdcore_a_SOURCES = vpxd/migrations.c
+vpxd_libvpxdcore_a_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
+VPXD_CORE_LIBS = vpxd/libvpxdcore.a lib/libkvcutil.a $(SQLITE_LIBS) $(JANSSON_LIBS)
+
+# Unit tests (cmocka).
+check_PROGRAMS += tests/unit/test_vpxd_db
+TESTS += tests/unit/test_vpxd_db
+tests_unit_test_vpxd_db_SOURCES = tests/unit/test_vpxd_db.c
+tests_unit_test_vpxd_db_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_vpxd_db_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS)
 
 # vpxd's host manager (owned by the hosts area): a library vpxd links with
 # `vpxd/libhostmgr.a $(GNUTLS_LIBS) $(LIBEVENT_LIBS) $(PROTOBUF_C_LIBS)`.
