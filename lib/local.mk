@@ -24,3 +24,14 @@ tests_unit_test_rpc_frame_SOURCES = tests/unit/test_rpc_frame.c
 tests_unit_test_rpc_frame_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_unit_test_rpc_frame_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
 	$(KVC_RPC_LIBS) $(CMOCKA_LIBS)
+
+# lib/config: golden files (tests/unit/config/*.conf against *.ok) and the API.
+lib_libkvcutil_a_SOURCES += lib/configfile.c lib/configfile.h
+check_PROGRAMS += tests/unit/test_config tests/unit/test_config_api
+TESTS += tests/unit/test_config_golden.sh tests/unit/test_config_api
+EXTRA_DIST += tests/unit/test_config_golden.sh tests/unit/config
+tests_unit_test_config_SOURCES = tests/unit/test_config.c
+tests_unit_test_config_LDADD = lib/libkvcutil.a
+tests_unit_test_config_api_SOURCES = tests/unit/test_config_api.c
+tests_unit_test_config_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_config_api_LDADD = lib/libkvcutil.a $(CMOCKA_LIBS)
