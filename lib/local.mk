@@ -35,3 +35,11 @@ tests_unit_test_config_LDADD = lib/libkvcutil.a
 tests_unit_test_config_api_SOURCES = tests/unit/test_config_api.c
 tests_unit_test_config_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_config_api_LDADD = lib/libkvcutil.a $(CMOCKA_LIBS)
+
+# lib/ids: Automation-API-style object ids.
+lib_libkvcutil_a_SOURCES += lib/ids.c lib/ids.h
+check_PROGRAMS += tests/unit/test_ids
+TESTS += tests/unit/test_ids
+tests_unit_test_ids_SOURCES = tests/unit/test_ids.c
+tests_unit_test_ids_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_ids_LDADD = lib/libkvcutil.a $(CMOCKA_LIBS)
