@@ -43,3 +43,13 @@ TESTS += tests/unit/test_ids
 tests_unit_test_ids_SOURCES = tests/unit/test_ids.c
 tests_unit_test_ids_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_ids_LDADD = lib/libkvcutil.a $(CMOCKA_LIBS)
+
+# lib/jsonutil: strict jansson readers for REST bodies and kvcli.
+# Programs linking libkvcutil.a and using it add $(JANSSON_LIBS).
+lib_libkvcutil_a_SOURCES += lib/jsonutil.c lib/jsonutil.h
+lib_libkvcutil_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+check_PROGRAMS += tests/unit/test_jsonutil
+TESTS += tests/unit/test_jsonutil
+tests_unit_test_jsonutil_SOURCES = tests/unit/test_jsonutil.c
+tests_unit_test_jsonutil_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_jsonutil_LDADD = lib/libkvcutil.a $(JANSSON_LIBS) $(CMOCKA_LIBS)
