@@ -1,1 +1,2 @@
 # hostd/: see ARCHITECTURE.md
+include $(srcdir)/hostd/cim/local.mk
