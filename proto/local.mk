@@ -7,6 +7,7 @@
 # then `#include "NAME.pb-c.h"` and link proto/libkvcproto.a $(PROTOBUF_C_LIBS).
 # Imports between files are written `import "rpc.proto";`.
 KVC_PROTO_FILES = proto/rpc.proto
+KVC_PROTO_FILES += proto/vmkd.proto
 
 KVC_PROTO_C = $(KVC_PROTO_FILES:.proto=.pb-c.c)
 KVC_PROTO_H = $(KVC_PROTO_FILES:.proto=.pb-c.h)
