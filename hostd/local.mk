@@ -1,2 +1,12 @@
-# hostd/: see ARCHITECTURE.md
+# hostd/: the host management agent, its backends (kvm, sim) and tests.
+# The CIM server lives in hostd/cim/ with its own fragment.
 include $(srcdir)/hostd/cim/local.mk
+
+sbin_PROGRAMS += hostd/hostd
+hostd_hostd_SOURCES = \
+	hostd/hostd.c hostd/hostd.h hostd/host.c hostd/vmstore.c \
+	hostd/hwinfo.c hostd/util.c hostd/control.c hostd/backend.h \
+	hostd/backends/sim.c hostd/backends/sim.h hostd/backends/kvm.c
+hostd_hostd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
+hostd_hostd_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
+	$(KVC_RPC_LIBS) -lm

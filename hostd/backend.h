@@ -1,0 +1,53 @@
+/* hostd's VM backends, behind one vtable (like OVS's dpif-provider):
+ * `kvm` drives real VMs through vmkd; `sim` models them in-process.
+ *
+ * A backend runs the VMs hostd's registry holds: hostd owns the registry,
+ * the config files and the vpxd session; the backend owns what runs.  It
+ * reports changes it sees on its own (a guest that stops heartbeating, a
+ * guest that shuts itself down, a vmx that dies) with hostd_vm_changed().
+ *
+ * Every op returns 0 or -errno; an op that fails changes nothing. */
+#ifndef KVC_HOSTD_BACKEND_H
+#define KVC_HOSTD_BACKEND_H
+
+#include "hostd/hostd.h"
+
+struct hostd_vm_stats {
+    uint32_t cpu_usage_mhz;
+    uint32_t cpu_usage_permille;        /* of the VM's vCPUs */
+    uint64_t mem_active_bytes, mem_consumed_bytes;
+    uint64_t net_rx_bytes, net_tx_bytes, disk_read_bytes, disk_write_bytes;
+};
+
+struct hostd_backend_ops {
+    const char *name;
+    /* Called once per host after its registry is loaded: adopt VMs that are
+     * still running (hostd restarted under them), and set hw if the backend
+     * defines the hardware (sim). */
+    int (*init)(struct hostd_host *, void **priv);
+    void (*fini)(struct hostd_host *, void *priv);
+    /* A VM was created / is being deleted (free its runtime state). */
+    int (*vm_attach)(struct hostd_host *, struct hostd_vm *);
+    void (*vm_detach)(struct hostd_host *, struct hostd_vm *);
+    /* Power: each sets vm->power / vm->tools_running on success. */
+    int (*power_on)(struct hostd_host *, struct hostd_vm *);
+    int (*power_off)(struct hostd_host *, struct hostd_vm *);
+    int (*reset)(struct hostd_host *, struct hostd_vm *);
+    int (*suspend)(struct hostd_host *, struct hostd_vm *);
+    int (*resume)(struct hostd_host *, struct hostd_vm *);
+    int (*guest_shutdown)(struct hostd_host *, struct hostd_vm *);
+    int (*guest_reboot)(struct hostd_host *, struct hostd_vm *);
+    int (*vm_stats)(struct hostd_host *, struct hostd_vm *,
+                    struct hostd_vm_stats *);
+    /* Host crash (failure injection): every VM stops at once. */
+    void (*crash)(struct hostd_host *);
+    /* Control commands the backend understands ("vm UUID hang", ...);
+     * writes a one-line answer.  -ENOENT: not its command. */
+    int (*control)(struct hostd_host *, int argc, char **argv,
+                   char *out, size_t outlen);
+};
+
+extern const struct hostd_backend_ops hostd_backend_sim;
+extern const struct hostd_backend_ops hostd_backend_kvm;
+
+#endif

@@ -1,0 +1,479 @@
+/* The sim backend: VMs modelled without KVM.
+ *
+ * A simulated VM is a small state machine driven by one timer per host:
+ * power-on boots for boot_ms, then the "guest" heartbeats (tools RUNNING)
+ * unless its workload hangs or crashes it; CPU and memory demand follow the
+ * workload's profile over time; guest shutdown takes shutdown_ms.  What a
+ * running VM is lives in its folder (<name>.sim), the way a vmx process
+ * outlives hostd: a restarted hostd finds its VMs still running. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "hostd/backend.h"
+#include "hostd/backends/sim.h"
+
+KVC_LOG_MODULE(sim);
+
+#define SIM_TICK_MS 100
+#define SIM_BOOT_MS 300
+#define SIM_SHUTDOWN_MS 200
+
+struct sim_vm {
+    struct sim_workload wl;
+    int64_t boot_start;         /* ms; 0 when off */
+    int64_t shutdown_at;        /* ms; 0: none pending */
+    bool hung, crash_pending;
+    uint64_t net_rx, net_tx, disk_rd, disk_wr;
+};
+
+struct sim_host {
+    struct event *tick;
+};
+
+int
+sim_workload_parse(const char *s, struct sim_workload *o)
+{
+    char *end;
+
+    o->arg = 0;
+    if (!s || !*s || !strcmp(s, "idle")) {
+        o->kind = SIM_IDLE;
+        return 0;
+    }
+    if (!strcmp(s, "hang")) {
+        o->kind = SIM_HANG;
+        return 0;
+    }
+    if (!strcmp(s, "crash")) {
+        o->kind = SIM_CRASH;
+        return 0;
+    }
+    if (!strncmp(s, "cpu:", 4))
+        o->kind = SIM_CPU, s += 4;
+    else if (!strncmp(s, "mem:", 4))
+        o->kind = SIM_MEM, s += 4;
+    else if (!strncmp(s, "sine:", 5))
+        o->kind = SIM_SINE, s += 5;
+    else
+        return -EINVAL;
+    errno = 0;
+    o->arg = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(o->arg) || o->arg < 0)
+        return -EINVAL;
+    if (o->kind == SIM_CPU && o->arg > 100)
+        return -EINVAL;
+    if (o->kind == SIM_SINE && o->arg <= 0)
+        return -EINVAL;
+    return 0;
+}
+
+double
+sim_cpu_demand(const struct sim_workload *w, int64_t t_ms)
+{
+    switch (w->kind) {
+    case SIM_CPU:
+        return w->arg / 100.0;
+    case SIM_MEM:
+        return 0.15;
+    case SIM_SINE:
+        return 0.5 + 0.45 * sin(2 * M_PI * (double)t_ms / (w->arg * 1000.0));
+    case SIM_HANG:
+        return 1.0;             /* a hung guest usually spins */
+    default:
+        return 0.02;
+    }
+}
+
+uint64_t
+sim_mem_active(const struct sim_workload *w, uint64_t mem)
+{
+    return w->kind == SIM_MEM ? mem * 8 / 10 : w->kind == SIM_CPU ? mem / 4 : mem / 10;
+}
+
+double
+sim_dirty_rate(const struct sim_workload *w, uint64_t mem)
+{
+    switch (w->kind) {
+    case SIM_MEM:
+        return w->arg * 1048576.0;
+    case SIM_CPU:
+    case SIM_SINE:
+        return (double)mem / 100;       /* 1% of memory per second */
+    default:
+        return (double)mem / 1000;
+    }
+}
+
+int64_t
+sim_migration_ms(uint64_t mem, double dirty, double bw, int64_t target_ms,
+                 int64_t *downtime)
+{
+    double left = (double)mem, total = 0, t;
+    double fits = bw * (double)target_ms / 1000.0;
+
+    if (bw <= 0)
+        return -1;
+    for (int round = 0; round < 30; round++) {
+        if (left <= fits && round > 0)
+            break;
+        t = left / bw;
+        total += t;
+        left = dirty * t;
+        if (left > (double)mem)
+            left = (double)mem;
+    }
+    if (left > fits && dirty >= bw)
+        return -1;
+    t = left / bw;
+    if (downtime)
+        *downtime = (int64_t)llround(t * 1000);
+    return (int64_t)llround((total + t) * 1000);
+}
+
+/* ---- runtime file ------------------------------------------------------- */
+
+static void
+runfile_path(const struct hostd_vm *vm, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s.sim", vm->dir, vm->name);
+}
+
+static void
+runfile_write(struct hostd_host *h, struct hostd_vm *vm)
+{
+    char path[PATH_MAX + 16];
+    FILE *f;
+
+    runfile_path(vm, path, sizeof path);
+    if (vm->power == VM_OFF) {
+        unlink(path);
+        return;
+    }
+    if (!(f = fopen(path, "w"))) {
+        kvc_warn("%s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "power=%s host=%s\n", vm->power == VM_ON ? "on" : "suspended", h->uuid);
+    fclose(f);
+}
+
+static void
+runfile_read(struct hostd_host *h, struct hostd_vm *vm)
+{
+    char path[PATH_MAX + 16], line[256] = "", state[32] = "", host[64] = "";
+    FILE *f;
+
+    runfile_path(vm, path, sizeof path);
+    if (!(f = fopen(path, "r")))
+        return;
+    if (fgets(line, sizeof line, f))
+        sscanf(line, "power=%31s host=%63s", state, host);
+    fclose(f);
+    /* Only this host's runs: a VM started elsewhere (HA) is not ours. */
+    if (strcmp(host, h->uuid))
+        return;
+    if (!strcmp(state, "on"))
+        vm->power = VM_ON;
+    else if (!strcmp(state, "suspended"))
+        vm->power = VM_SUSPENDED;
+}
+
+/* ---- VM state machine ----------------------------------------------------*/
+
+static void
+boot(struct hostd_vm *vm, struct sim_vm *s)
+{
+    vm->power = VM_ON;
+    vm->tools_running = false;
+    s->boot_start = hostd_now_ms();
+    s->shutdown_at = 0;
+    s->hung = false;
+    s->crash_pending = s->wl.kind == SIM_CRASH;
+}
+
+static void
+halt(struct hostd_vm *vm, struct sim_vm *s)
+{
+    vm->power = VM_OFF;
+    vm->tools_running = false;
+    s->boot_start = 0;
+    s->shutdown_at = 0;
+}
+
+static void
+sim_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct hostd_host *h = arg;
+    int64_t now = hostd_now_ms();
+
+    if (h->crashed)
+        return;
+    for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
+        struct sim_vm *s = vm->be;
+        if (!s || vm->power != VM_ON)
+            continue;
+        if (s->shutdown_at && now >= s->shutdown_at) {
+            halt(vm, s);
+            runfile_write(h, vm);
+            hostd_vm_changed(h, vm, false);
+            continue;
+        }
+        if (now - s->boot_start < SIM_BOOT_MS)
+            continue;
+        if (s->crash_pending) {
+            kvc_info("%s: guest of %s crashed (workload)", h->name, vm->name);
+            halt(vm, s);
+            runfile_write(h, vm);
+            hostd_vm_changed(h, vm, false);
+            continue;
+        }
+        bool beating = !s->hung && s->wl.kind != SIM_HANG;
+        if (beating != vm->tools_running) {
+            vm->tools_running = beating;
+            hostd_vm_changed(h, vm, false);
+        }
+        /* Counters grow with demand, so rates look alive. */
+        double d = sim_cpu_demand(&s->wl, now - s->boot_start);
+        s->net_rx += (uint64_t)(d * 125000 * SIM_TICK_MS / 1000);
+        s->net_tx += (uint64_t)(d * 62500 * SIM_TICK_MS / 1000);
+        s->disk_rd += (uint64_t)(d * 250000 * SIM_TICK_MS / 1000);
+        s->disk_wr += (uint64_t)(d * 100000 * SIM_TICK_MS / 1000);
+    }
+}
+
+/* ---- ops ---------------------------------------------------------------- */
+
+static int
+sim_vm_attach(struct hostd_host *h, struct hostd_vm *vm)
+{
+    struct sim_vm *s = calloc(1, sizeof *s);
+
+    if (!s)
+        return -ENOMEM;
+    if (sim_workload_parse(vm->workload, &s->wl)) {
+        kvc_warn("%s: VM %s: unknown workload '%s', running it idle", h->name,
+                 vm->name, vm->workload);
+        s->wl.kind = SIM_IDLE;
+    }
+    vm->be = s;
+    return 0;
+}
+
+static void
+sim_vm_detach(struct hostd_host *h, struct hostd_vm *vm)
+{
+    char path[PATH_MAX + 16];
+
+    runfile_path(vm, path, sizeof path);
+    unlink(path);
+    free(vm->be);
+    vm->be = NULL;
+}
+
+static int
+sim_init(struct hostd_host *h, void **priv)
+{
+    const struct hostd_options *o = &h->d->opt;
+    struct sim_host *sh = calloc(1, sizeof *sh);
+    struct timeval tv = { 0, SIM_TICK_MS * 1000 };
+    int64_t now = hostd_now_ms();
+
+    if (!sh)
+        return -ENOMEM;
+    snprintf(h->hw.cpu_model, sizeof h->hw.cpu_model, "kvcenter simulated CPU @ %u MHz",
+             o->sim_mhz);
+    h->hw.sockets = o->sim_cores >= 16 ? 2 : 1;
+    h->hw.cores = o->sim_cores;
+    h->hw.threads = o->sim_cores * 2;
+    h->hw.mhz = o->sim_mhz;
+    h->hw.memory_bytes = o->sim_memory;
+    for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
+        int rc = sim_vm_attach(h, vm);
+        if (rc) {
+            free(sh);
+            return rc;
+        }
+        runfile_read(h, vm);
+        if (vm->power == VM_ON) {
+            struct sim_vm *s = vm->be;
+            /* Still running from before hostd restarted: already booted. */
+            s->boot_start = now - SIM_BOOT_MS;
+            vm->tools_running = s->wl.kind != SIM_HANG && s->wl.kind != SIM_CRASH;
+            kvc_info("%s: VM %s is still running", h->name, vm->name);
+        }
+    }
+    if (!(sh->tick = event_new(h->d->base, -1, EV_PERSIST, sim_tick, h))) {
+        free(sh);
+        return -ENOMEM;
+    }
+    event_add(sh->tick, &tv);
+    *priv = sh;
+    return 0;
+}
+
+static void
+sim_fini(struct hostd_host *h, void *priv)
+{
+    struct sim_host *sh = priv;
+
+    for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
+        free(vm->be);
+        vm->be = NULL;
+    }
+    if (sh->tick)
+        event_free(sh->tick);
+    free(sh);
+}
+
+static int
+sim_power_on(struct hostd_host *h, struct hostd_vm *vm)
+{
+    boot(vm, vm->be);
+    runfile_write(h, vm);
+    return 0;
+}
+
+static int
+sim_power_off(struct hostd_host *h, struct hostd_vm *vm)
+{
+    halt(vm, vm->be);
+    runfile_write(h, vm);
+    return 0;
+}
+
+static int
+sim_reset(struct hostd_host *h, struct hostd_vm *vm)
+{
+    boot(vm, vm->be);
+    return 0;
+}
+
+static int
+sim_suspend(struct hostd_host *h, struct hostd_vm *vm)
+{
+    vm->power = VM_SUSPENDED;
+    vm->tools_running = false;
+    runfile_write(h, vm);
+    return 0;
+}
+
+static int
+sim_resume(struct hostd_host *h, struct hostd_vm *vm)
+{
+    struct sim_vm *s = vm->be;
+
+    vm->power = VM_ON;
+    vm->tools_running = !s->hung && s->wl.kind != SIM_HANG;
+    runfile_write(h, vm);
+    return 0;
+}
+
+static int
+sim_guest_shutdown(struct hostd_host *h, struct hostd_vm *vm)
+{
+    struct sim_vm *s = vm->be;
+
+    /* Like the real thing, the call returns once the guest was asked. */
+    s->shutdown_at = hostd_now_ms() + SIM_SHUTDOWN_MS;
+    return 0;
+}
+
+static int
+sim_guest_reboot(struct hostd_host *h, struct hostd_vm *vm)
+{
+    boot(vm, vm->be);
+    return 0;
+}
+
+static int
+sim_vm_stats(struct hostd_host *h, struct hostd_vm *vm, struct hostd_vm_stats *o)
+{
+    struct sim_vm *s = vm->be;
+    int64_t t = hostd_now_ms() - s->boot_start;
+    double d = sim_cpu_demand(&s->wl, t);
+    uint64_t mem = vm->memory_mib << 20;
+
+    o->cpu_usage_permille = (uint32_t)(d * 1000);
+    o->cpu_usage_mhz = (uint32_t)(d * vm->cpu_count * h->hw.mhz);
+    o->mem_active_bytes = sim_mem_active(&s->wl, mem);
+    o->mem_consumed_bytes = mem;
+    o->net_rx_bytes = s->net_rx;
+    o->net_tx_bytes = s->net_tx;
+    o->disk_read_bytes = s->disk_rd;
+    o->disk_write_bytes = s->disk_wr;
+    return 0;
+}
+
+static void
+sim_crash(struct hostd_host *h)
+{
+    for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
+        if (vm->power == VM_OFF)
+            continue;
+        halt(vm, vm->be);
+        runfile_write(h, vm);
+        /* Nobody hears it now; the next inventory tells vpxd. */
+        hostd_vm_changed(h, vm, false);
+    }
+}
+
+static int
+sim_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
+{
+    struct hostd_vm *vm;
+    struct sim_vm *s;
+
+    /* vm UUID|NAME hang|unhang|crash */
+    if (argc != 3 || strcmp(argv[0], "vm"))
+        return -ENOENT;
+    vm = hostd_vm_find(h, argv[1]);
+    for (struct hostd_vm *v = h->vms; !vm && v; v = v->next)
+        if (!strcmp(v->name, argv[1]))
+            vm = v;
+    if (!vm) {
+        snprintf(out, len, "ERR no VM %s on %s", argv[1], h->name);
+        return -EINVAL;
+    }
+    s = vm->be;
+    if (!strcmp(argv[2], "hang")) {
+        s->hung = true;
+    } else if (!strcmp(argv[2], "unhang")) {
+        s->hung = false;
+    } else if (!strcmp(argv[2], "crash")) {
+        if (vm->power == VM_ON) {
+            halt(vm, s);
+            runfile_write(h, vm);
+            hostd_vm_changed(h, vm, false);
+        }
+    } else {
+        snprintf(out, len, "ERR vm commands: hang, unhang, crash");
+        return -EINVAL;
+    }
+    snprintf(out, len, "OK");
+    return 0;
+}
+
+const struct hostd_backend_ops hostd_backend_sim = {
+    .name = "sim",
+    .init = sim_init,
+    .fini = sim_fini,
+    .vm_attach = sim_vm_attach,
+    .vm_detach = sim_vm_detach,
+    .power_on = sim_power_on,
+    .power_off = sim_power_off,
+    .reset = sim_reset,
+    .suspend = sim_suspend,
+    .resume = sim_resume,
+    .guest_shutdown = sim_guest_shutdown,
+    .guest_reboot = sim_guest_reboot,
+    .vm_stats = sim_vm_stats,
+    .crash = sim_crash,
+    .control = sim_control,
+};

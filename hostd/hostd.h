@@ -1,0 +1,172 @@
+/* hostd internals: one process runs one host (kvm) or many simulated hosts
+ * (sim); each host has its own identity, port, state directory, datastores,
+ * VM registry and vpxd session.  See docs/hosts.md.
+ *
+ * Errors: functions return 0 or -errno. */
+#ifndef KVC_HOSTD_H
+#define KVC_HOSTD_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "host.pb-c.h"
+
+struct event_base;
+struct event;
+struct kvc_rpc_server;
+struct kvc_rpc_conn;
+struct kvc_tls_identity;
+struct hostd_backend_ops;
+
+#define HOSTD_VERSION "0.1.0"
+#define HOSTD_UUID_LEN 37
+
+enum vm_power { VM_OFF = 0, VM_ON, VM_SUSPENDED };
+
+struct hostd_vm {
+    struct hostd_vm *next;
+    char uuid[HOSTD_UUID_LEN];
+    char *name, *datastore, *guest_os, *network, *workload;
+    uint32_t cpu_count;
+    uint64_t memory_mib, disk_bytes;
+    enum vm_power power;
+    bool tools_running;
+    uint64_t generation;
+    char dir[PATH_MAX];         /* <datastore path>/<name> */
+    char config[PATH_MAX];      /* dir/<name>.vmx */
+    void *be;                   /* backend's runtime state */
+};
+
+struct hostd_datastore {
+    char *name, *path;
+    bool shared;
+};
+
+struct hostd_network {
+    char *name, *vswitch;
+    uint32_t vlan;
+};
+
+/* Hardware as reported (real for kvm, configured for sim). */
+struct hostd_hw {
+    char cpu_model[128];
+    uint32_t sockets, cores, threads, mhz;
+    uint64_t memory_bytes;
+};
+
+struct hostd;
+
+struct hostd_host {
+    struct hostd *d;
+    unsigned index;
+    char *name;
+    char uuid[HOSTD_UUID_LEN];
+    char state_dir[PATH_MAX];
+    struct kvc_tls_identity *id;
+    struct kvc_rpc_server *srv;
+    uint16_t port;
+    struct hostd_hw hw;
+
+    /* The trusted vpxd (pinned thumbprint, "" until the first Hello). */
+    char vpxd_thumbprint[96];
+    struct kvc_rpc_conn *vpxd;          /* the live session, NULL if none */
+    uint32_t hb_ms, stats_ms;
+    uint64_t hb_seq;
+    struct event *hb_ev, *stats_ev;
+
+    uint64_t generation;                /* inventory generation, persisted */
+    bool maintenance;
+
+    struct hostd_datastore *ds;
+    size_t n_ds;
+    struct hostd_network *nets;
+    size_t n_nets;
+    struct hostd_vm *vms;
+
+    const struct hostd_backend_ops *be;
+    void *be_priv;
+
+    /* Failure injection (control socket): */
+    bool fail_net_hb;                   /* stop sending network heartbeats */
+    bool fail_ds_hb;                    /* stop writing datastore heartbeats */
+    bool crashed;                       /* the whole host is "down" */
+};
+
+struct hostd_options {
+    const char *config_path;
+    const char *backend;                /* "kvm" | "sim" */
+    const char *state_dir;
+    const char *listen;
+    int port;                           /* -1: from config; 0: ephemeral */
+    const char *name;
+    unsigned sim_hosts;
+    unsigned heartbeat_ms;              /* default until vpxd says */
+    const char *admin_user, *admin_password;
+    const char *vmkd_socket;
+    /* Datastores and networks given on the command line (name=path[:shared]). */
+    char **ds_specs;
+    size_t n_ds_specs;
+    char **net_specs;
+    size_t n_net_specs;
+    /* sim hardware */
+    unsigned sim_cores, sim_mhz;
+    uint64_t sim_memory;
+};
+
+struct hostd {
+    struct event_base *base;
+    struct hostd_options opt;
+    struct hostd_host **hosts;
+    size_t n_hosts;
+    struct event *sig_term, *sig_int;
+    struct control *ctl;
+};
+
+/* host.c */
+int hostd_host_new(struct hostd *, unsigned index, struct hostd_host **out);
+void hostd_host_free(struct hostd_host *);
+int hostd_host_start(struct hostd_host *);
+/* Persist and announce a VM change (bumps generations, writes config,
+ * sends a VmEvent).  REMOVED: the VM is gone (caller frees it after). */
+void hostd_vm_changed(struct hostd_host *, struct hostd_vm *, bool removed);
+struct hostd_vm *hostd_vm_find(struct hostd_host *, const char *uuid);
+void hostd_vm_to_info(const struct hostd_host *, const struct hostd_vm *,
+                      Kvc__Host__VmInfo *out);
+/* Failure injection: "crash" powers off every VM and goes silent;
+ * "recover" brings the host back with its VMs off. */
+void hostd_host_crash(struct hostd_host *);
+void hostd_host_recover(struct hostd_host *);
+
+/* vmstore.c: VM folders and config files on datastores, the registry. */
+int vmstore_load(struct hostd_host *);
+int vmstore_save_registry(struct hostd_host *);
+int vmstore_create(struct hostd_host *, const Kvc__Host__VmSpec *,
+                   struct hostd_vm **out, char *err, size_t errlen);
+int vmstore_write_config(struct hostd_host *, struct hostd_vm *);
+int vmstore_delete(struct hostd_host *, struct hostd_vm *);
+void vmstore_vm_free(struct hostd_vm *);
+struct hostd_datastore *vmstore_datastore(struct hostd_host *, const char *name);
+/* Datastore heartbeat file DS/.kvc-hb/<host uuid> (shared datastores). */
+int vmstore_write_ds_heartbeat(struct hostd_host *, int64_t now_ms);
+/* Persisted per-host counters. */
+int hostd_state_write(const char *dir, const char *file, const char *value);
+int hostd_state_read(const char *dir, const char *file, char *buf, size_t len);
+
+/* hwinfo.c */
+int hwinfo_read(struct hostd_hw *);
+
+/* control.c: the local control socket (failure injection, status). */
+struct control;
+int control_new(struct hostd *, const char *path, struct control **out);
+void control_free(struct control *);
+
+/* util */
+int64_t hostd_now_ms(void);
+void hostd_uuid_generate(char out[HOSTD_UUID_LEN]);
+bool hostd_uuid_valid(const char *);
+int hostd_mkdirs(const char *path, mode_t mode);
+
+#endif
