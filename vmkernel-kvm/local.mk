@@ -15,3 +15,29 @@ tests_unit_test_vmkd_sched_LDADD = vmkernel-kvm/libvmkd.a lib/libkvcutil.a $(CMO
 tests_unit_test_vmkd_cgroup_SOURCES = tests/unit/test_vmkd_cgroup.c
 tests_unit_test_vmkd_cgroup_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_vmkd_cgroup_LDADD = vmkernel-kvm/libvmkd.a lib/libkvcutil.a $(CMOCKA_LIBS)
+vmkernel_kvm_libvmkd_a_SOURCES += vmkernel-kvm/vmkd_vm.c vmkernel-kvm/vmkd.h
+vmkernel_kvm_libvmkd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+
+# The daemon and its control-socket client (vmkdctl: operators and tests).
+sbin_PROGRAMS += vmkernel-kvm/vmkd
+vmkernel_kvm_vmkd_SOURCES = vmkernel-kvm/vmkd.c vmkernel-kvm/vmkd_ctl.c vmkernel-kvm/vmkd_ctl.h
+vmkernel_kvm_vmkd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
+vmkernel_kvm_vmkd_LDADD = vmkernel-kvm/libvmkd.a lib/libkvcrpc.a proto/libkvcproto.a \
+	lib/libkvcutil.a $(KVC_RPC_LIBS)
+noinst_PROGRAMS += vmkernel-kvm/vmkdctl
+vmkernel_kvm_vmkdctl_SOURCES = vmkernel-kvm/vmkdctl.c
+vmkernel_kvm_vmkdctl_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
+vmkernel_kvm_vmkdctl_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a $(KVC_RPC_LIBS)
+
+# A vmx test double (tests only): obeys vmx's process contract, runs threads
+# instead of a guest.
+check_PROGRAMS += tests/integration/test_vmkd_fake_vmx
+tests_integration_test_vmkd_fake_vmx_SOURCES = tests/integration/test_vmkd_fake_vmx.c
+
+# vmkd's supervision core driven directly (no RPC): start/stop/reap, crash
+# reports, admission control, shares, limits, re-adoption.
+check_PROGRAMS += tests/unit/test_vmkd_core
+TESTS += tests/unit/test_vmkd_core
+tests_unit_test_vmkd_core_SOURCES = tests/unit/test_vmkd_core.c
+tests_unit_test_vmkd_core_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_test_vmkd_core_LDADD = vmkernel-kvm/libvmkd.a lib/libkvcutil.a $(LIBEVENT_LIBS) $(CMOCKA_LIBS)

@@ -1,0 +1,323 @@
+/* vmkdctl: talk to vmkd's control socket from a shell (operators, tests).
+ *
+ *     vmkdctl -s SOCKET COMMAND [ARGS]
+ *
+ *   host-info
+ *   list
+ *   usage [VM]
+ *   power-on VM CONFIG [--vcpus N] [--log FILE] [--affinity 0,1] [ALLOC]
+ *   power-off VM [--force] [--timeout-ms N]
+ *   reconfigure VM [ALLOC]
+ *   watch                 subscribe and print events until killed
+ *
+ * ALLOC: --shares N --limit-mhz N --limit-pct N --reserve-mhz N
+ *        --mem-limit-mb N --reserve-mem-mb N
+ *
+ * Output is one line per object, `key=value` pairs separated by spaces; an
+ * error goes to stderr as `error: STATUS_NAME (code): message`, exit 1.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "rpc.h"
+#include "vmkd.pb-c.h"
+
+#define TIMEOUT_MS 120000
+
+static const char *state_name(Kvc__Vmkd__VmState s)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &kvc__vmkd__vm_state__descriptor, (int)s);
+    return v ? v->name : "?";
+}
+
+static const char *reason_name(Kvc__Vmkd__ExitReason r)
+{
+    switch (r) {
+    case KVC__VMKD__EXIT_REASON__EXIT_POWERED_OFF: return "powered-off";
+    case KVC__VMKD__EXIT_REASON__EXIT_CRASHED: return "crashed";
+    case KVC__VMKD__EXIT_REASON__EXIT_FAILED_TO_START: return "failed-to-start";
+    case KVC__VMKD__EXIT_REASON__EXIT_UNKNOWN: return "exited-unknown";
+    default: return "?";
+    }
+}
+
+static void print_alloc(const Kvc__Vmkd__ResourceAlloc *a)
+{
+    if (!a)
+        return;
+    printf(" shares=%" PRIu32 " limit_mhz=%" PRIu64 " limit_pct=%" PRIu32 " reserve_mhz=%" PRIu64
+           " mem_limit_mb=%" PRIu64 " reserve_mem_mb=%" PRIu64, a->cpu_shares, a->cpu_limit_mhz,
+           a->cpu_limit_pct, a->cpu_reservation_mhz, a->mem_limit_mb, a->mem_reservation_mb);
+}
+
+static void print_vm(const Kvc__Vmkd__VmInfo *v)
+{
+    printf("vm id=%s pid=%d state=%s adopted=%d vcpus=%" PRIu32 " weight=%" PRIu64
+           " quota_us=%" PRId64, v->vm_id, v->pid, state_name(v->state), v->adopted, v->vcpus,
+           v->cgroup_weight, v->cfs_quota_us);
+    print_alloc(v->alloc);
+    printf(" cgroup=%s socket=%s config=%s\n", v->cgroup, v->control_socket, v->config_path);
+}
+
+static void print_exit(const char *prefix, const Kvc__Vmkd__VmExit *x)
+{
+    printf("%s id=%s pid=%d reason=%s exit_code=%d signal=%d forced=%d message=\"%s\"\n", prefix,
+           x->vm_id, x->pid, reason_name(x->reason), x->exit_code, x->signal, x->forced,
+           x->message);
+}
+
+static int fail(int status, const char *err)
+{
+    fprintf(stderr, "error: %s (%d): %s\n", kvc_rpc_status_name(status), status, err ? err : "");
+    return 1;
+}
+
+static void on_event(struct kvc_rpc_call *call, const ProtobufCMessage *m, void *arg)
+{
+    const Kvc__Vmkd__VmEvent *ev = (const void *)m;
+    if (ev->kind == KVC__VMKD__EVENT_KIND__EVENT_VM_STARTED)
+        printf("event started id=%s pid=%d\n", ev->vm_id, ev->pid);
+    else if (ev->kind == KVC__VMKD__EVENT_KIND__EVENT_VM_EXITED && ev->exit)
+        print_exit("event exited", ev->exit);
+    fflush(stdout);
+    kvc_rpc_reply(call, NULL);
+}
+
+static const struct kvc_rpc_method client_methods[] = {
+    { .id = KVC__VMKD__METHOD__VMKD_EVENT, .name = "Event", .handler = on_event,
+      .request = &kvc__vmkd__vm_event__descriptor },
+};
+
+static void on_disconnect(struct kvc_rpc_conn *c, const char *reason, void *arg)
+{
+    fprintf(stderr, "vmkdctl: connection closed: %s\n", reason);
+    event_base_loopbreak(arg);
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || !*s || s[0] == '-')
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: vmkdctl -s SOCKET COMMAND [ARGS]\n"
+            "  host-info | list | usage [VM] | watch\n"
+            "  power-on VM CONFIG [--vcpus N] [--log FILE] [--affinity CPU,...] [ALLOC]\n"
+            "  power-off VM [--force] [--timeout-ms N]\n"
+            "  reconfigure VM [ALLOC]\n"
+            "ALLOC: --shares N --limit-mhz N --limit-pct N --reserve-mhz N\n"
+            "       --mem-limit-mb N --reserve-mem-mb N\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *sock = NULL;
+    int i = 1;
+    if (argc > 2 && strcmp(argv[1], "-s") == 0) {
+        sock = argv[2];
+        i = 3;
+    }
+    if (!sock || i >= argc) {
+        usage();
+        return 2;
+    }
+    const char *cmd = argv[i++];
+    kvc_log_init("vmkdctl");
+    kvc_log_set_default_level(KVC_LOG_WARN);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Positional arguments, then options. */
+    const char *pos[2] = { NULL, NULL };
+    int npos = 0;
+    while (i < argc && argv[i][0] != '-' && npos < 2)
+        pos[npos++] = argv[i++];
+    Kvc__Vmkd__ResourceAlloc alloc = KVC__VMKD__RESOURCE_ALLOC__INIT;
+    uint64_t vcpus = 0, timeout_ms = 0;
+    const char *logp = "";
+    bool force = false;
+    uint32_t affinity[64];
+    size_t naff = 0;
+    for (; i < argc; i++) {
+        const char *o = argv[i];
+        uint64_t v = 0;
+        if (strcmp(o, "--force") == 0) {
+            force = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "vmkdctl: %s needs a value\n", o);
+            return 2;
+        }
+        const char *val = argv[++i];
+        if (strcmp(o, "--log") == 0) {
+            logp = val;
+            continue;
+        }
+        if (strcmp(o, "--affinity") == 0) {
+            char *dup = strdup(val), *save = NULL;
+            for (char *t = strtok_r(dup, ",", &save); t && naff < 64; t = strtok_r(NULL, ",", &save)) {
+                if (parse_u64(t, &v) < 0 || v >= 64) {
+                    fprintf(stderr, "vmkdctl: --affinity: bad CPU '%s'\n", t);
+                    free(dup);
+                    return 2;
+                }
+                affinity[naff++] = (uint32_t)v;
+            }
+            free(dup);
+            continue;
+        }
+        if (parse_u64(val, &v) < 0) {
+            fprintf(stderr, "vmkdctl: %s: '%s' is not a number\n", o, val);
+            return 2;
+        }
+        if (strcmp(o, "--vcpus") == 0) vcpus = v;
+        else if (strcmp(o, "--timeout-ms") == 0) timeout_ms = v;
+        else if (strcmp(o, "--shares") == 0) alloc.cpu_shares = (uint32_t)v;
+        else if (strcmp(o, "--limit-mhz") == 0) alloc.cpu_limit_mhz = v;
+        else if (strcmp(o, "--limit-pct") == 0) alloc.cpu_limit_pct = (uint32_t)v;
+        else if (strcmp(o, "--reserve-mhz") == 0) alloc.cpu_reservation_mhz = v;
+        else if (strcmp(o, "--mem-limit-mb") == 0) alloc.mem_limit_mb = v;
+        else if (strcmp(o, "--reserve-mem-mb") == 0) alloc.mem_reservation_mb = v;
+        else {
+            fprintf(stderr, "vmkdctl: unknown option %s\n", o);
+            return 2;
+        }
+    }
+
+    struct event_base *base = event_base_new();
+    struct kvc_rpc_client *cl = NULL;
+    struct kvc_rpc_opts o = {
+        .methods = client_methods,
+        .n_methods = KVC_ARRAY_SIZE(client_methods),
+        .on_disconnect = on_disconnect,
+        .cb_arg = base,
+        .connect_timeout_ms = 5000,
+    };
+    if (!base || kvc_rpc_client_new_unix(base, sock, &o, &cl) < 0) {
+        fprintf(stderr, "vmkdctl: cannot create a client for %s\n", sock);
+        return 1;
+    }
+    ProtobufCMessage *resp = NULL;
+    char *err = NULL;
+    int st, ret = 0;
+
+    if (strcmp(cmd, "host-info") == 0) {
+        Kvc__Vmkd__HostInfoRequest rq = KVC__VMKD__HOST_INFO_REQUEST__INIT;
+        st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_HOST_INFO, &rq.base,
+                               &kvc__vmkd__host_info__descriptor, TIMEOUT_MS, &resp, &err);
+        if (st != KVC_RPC_OK) {
+            ret = fail(st, err);
+        } else {
+            const Kvc__Vmkd__HostInfo *h = (const void *)resp;
+            printf("host ncpus=%" PRIu32 " cpu_mhz=%" PRIu32 " mem_bytes=%" PRIu64
+                   " reserve_cpu_mhz=%" PRIu64 " reserve_mem_mb=%" PRIu64 " reserved_cpu_mhz=%"
+                   PRIu64 " reserved_mem_mb=%" PRIu64 " avail_cpu_mhz=%" PRIu64 " avail_mem_mb=%"
+                   PRIu64 " cgroup_version=%" PRIu32 " vm_count=%" PRIu32 " vmkd_pid=%d"
+                   " version=%s cgroup=\"%s\"\n", h->ncpus, h->cpu_mhz, h->mem_bytes,
+                   h->reserve_cpu_mhz, h->reserve_mem_mb, h->reserved_cpu_mhz, h->reserved_mem_mb,
+                   h->avail_cpu_mhz, h->avail_mem_mb, h->cgroup_version, h->vm_count, h->vmkd_pid,
+                   h->version, h->cgroup);
+        }
+    } else if (strcmp(cmd, "list") == 0) {
+        Kvc__Vmkd__ListRequest rq = KVC__VMKD__LIST_REQUEST__INIT;
+        st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_LIST, &rq.base,
+                               &kvc__vmkd__vm_list__descriptor, TIMEOUT_MS, &resp, &err);
+        if (st != KVC_RPC_OK) {
+            ret = fail(st, err);
+        } else {
+            const Kvc__Vmkd__VmList *l = (const void *)resp;
+            for (size_t k = 0; k < l->n_vms; k++)
+                print_vm(l->vms[k]);
+        }
+    } else if (strcmp(cmd, "usage") == 0) {
+        Kvc__Vmkd__UsageRequest rq = KVC__VMKD__USAGE_REQUEST__INIT;
+        rq.vm_id = (char *)(pos[0] ? pos[0] : "");
+        st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_USAGE, &rq.base,
+                               &kvc__vmkd__vm_usage__descriptor, TIMEOUT_MS, &resp, &err);
+        if (st != KVC_RPC_OK) {
+            ret = fail(st, err);
+        } else {
+            const Kvc__Vmkd__VmUsage *u = (const void *)resp;
+            for (size_t k = 0; k < u->n_vms; k++)
+                printf("usage id=%s cpu_ns=%" PRIu64 " mem_bytes=%" PRIu64 " nr_periods=%" PRIu64
+                       " nr_throttled=%" PRIu64 " throttled_ns=%" PRIu64 "\n", u->vms[k]->vm_id,
+                       u->vms[k]->cpu_ns, u->vms[k]->mem_bytes, u->vms[k]->nr_periods,
+                       u->vms[k]->nr_throttled, u->vms[k]->throttled_ns);
+        }
+    } else if (strcmp(cmd, "power-on") == 0 && pos[0] && pos[1]) {
+        Kvc__Vmkd__PowerOnRequest rq = KVC__VMKD__POWER_ON_REQUEST__INIT;
+        rq.vm_id = (char *)pos[0];
+        rq.config_path = (char *)pos[1];
+        rq.log_path = (char *)logp;
+        rq.vcpus = (uint32_t)vcpus;
+        rq.alloc = &alloc;
+        rq.n_cpu_affinity = naff;
+        rq.cpu_affinity = affinity;
+        st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_POWER_ON, &rq.base,
+                               &kvc__vmkd__vm_info__descriptor, TIMEOUT_MS, &resp, &err);
+        if (st != KVC_RPC_OK)
+            ret = fail(st, err);
+        else
+            print_vm((const void *)resp);
+    } else if (strcmp(cmd, "power-off") == 0 && pos[0]) {
+        Kvc__Vmkd__PowerOffRequest rq = KVC__VMKD__POWER_OFF_REQUEST__INIT;
+        rq.vm_id = (char *)pos[0];
+        rq.force = force;
+        rq.timeout_ms = (uint32_t)timeout_ms;
+        st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_POWER_OFF, &rq.base,
+                               &kvc__vmkd__vm_exit__descriptor, TIMEOUT_MS, &resp, &err);
+        if (st != KVC_RPC_OK)
+            ret = fail(st, err);
+        else
+            print_exit("exit", (const void *)resp);
+    } else if (strcmp(cmd, "reconfigure") == 0 && pos[0]) {
+        Kvc__Vmkd__ReconfigureRequest rq = KVC__VMKD__RECONFIGURE_REQUEST__INIT;
+        rq.vm_id = (char *)pos[0];
+        rq.alloc = &alloc;
+        st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_RECONFIGURE, &rq.base,
+                               &kvc__vmkd__vm_info__descriptor, TIMEOUT_MS, &resp, &err);
+        if (st != KVC_RPC_OK)
+            ret = fail(st, err);
+        else
+            print_vm((const void *)resp);
+    } else if (strcmp(cmd, "watch") == 0) {
+        Kvc__Vmkd__SubscribeRequest rq = KVC__VMKD__SUBSCRIBE_REQUEST__INIT;
+        st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_SUBSCRIBE, &rq.base,
+                               &kvc__vmkd__subscribe_reply__descriptor, TIMEOUT_MS, &resp, &err);
+        if (st != KVC_RPC_OK) {
+            ret = fail(st, err);
+        } else {
+            printf("subscribed\n");
+            fflush(stdout);
+            event_base_dispatch(base);
+        }
+    } else {
+        usage();
+        ret = 2;
+    }
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    free(err);
+    kvc_rpc_client_free(cl);
+    event_base_free(base);
+    return ret;
+}
