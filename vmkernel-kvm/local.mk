@@ -1,5 +1,8 @@
 # vmkernel-kvm/: see ARCHITECTURE.md
 
+# --- vSwitch: rules in its own fragment ---
+include $(srcdir)/vmkernel-kvm/vswitch/local.mk
+
 # ---- vmkd: the per-host VMkernel shim (docs/vmkd.md) ----
 # libvmkd.a: cgroup placement and resource policy, shared by vmkd and its tests.
 noinst_LIBRARIES += vmkernel-kvm/libvmkd.a

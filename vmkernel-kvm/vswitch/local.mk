@@ -1,0 +1,28 @@
+# vmkernel-kvm/vswitch/: the vSwitch library hosted by vmkd (docs/vswitch.md),
+# its tests, the kvc-vswitch driver program (tests, benchmarks), the fuzz
+# target and the benchmark.  Included from vmkernel-kvm/local.mk.
+noinst_LIBRARIES += vmkernel-kvm/libkvcvswitch.a
+vmkernel_kvm_libkvcvswitch_a_SOURCES = \
+	vmkernel-kvm/vswitch/vswitch.c vmkernel-kvm/vswitch/vswitch.h \
+	vmkernel-kvm/vswitch/port.h vmkernel-kvm/vswitch/port_dummy.c \
+	vmkernel-kvm/vswitch/port_ring.c vmkernel-kvm/vswitch/ring.c \
+	vmkernel-kvm/vswitch/ring.h vmkernel-kvm/vswitch/vxlan.c
+VSWITCH_LIBS = vmkernel-kvm/libkvcvswitch.a lib/libkvcutil.a
+
+check_PROGRAMS += tests/unit/test_vswitch tests/unit/test_vswitch_ring
+TESTS += tests/unit/test_vswitch tests/unit/test_vswitch_ring
+tests_unit_test_vswitch_SOURCES = tests/unit/test_vswitch.c
+tests_unit_test_vswitch_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm/vswitch
+tests_unit_test_vswitch_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_vswitch_LDADD = $(VSWITCH_LIBS) $(CMOCKA_LIBS)
+tests_unit_test_vswitch_ring_SOURCES = tests/unit/test_vswitch_ring.c
+tests_unit_test_vswitch_ring_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm/vswitch
+tests_unit_test_vswitch_ring_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_vswitch_ring_LDADD = $(VSWITCH_LIBS) $(CMOCKA_LIBS)
+
+noinst_PROGRAMS += vmkernel-kvm/vswitch/kvc-vswitch
+vmkernel_kvm_vswitch_kvc_vswitch_SOURCES = vmkernel-kvm/vswitch/kvc-vswitch.c
+vmkernel_kvm_vswitch_kvc_vswitch_LDADD = $(VSWITCH_LIBS)
+
+TESTS += tests/integration/test_vswitch_vxlan.py
+EXTRA_DIST += tests/integration/test_vswitch_vxlan.py
