@@ -3,11 +3,9 @@
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = process.argv[2] || join(here, 'dist');
-const require = createRequire(import.meta.url);
 const version = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8')).version;
 
 mkdirSync(join(out, 'vendor'), { recursive: true });
@@ -16,6 +14,7 @@ for (const f of readdirSync(join(here, 'src'))) {
   text = text.replaceAll('@KVC_UI_VERSION@', version);
   writeFileSync(join(out, f), text);
 }
-const chart = require.resolve('chart.js/dist/chart.umd.js');
+// chart.js exports no subpath for its UMD bundle; it sits in dist/.
+const chart = join(here, 'node_modules', 'chart.js', 'dist', 'chart.umd.js');
 copyFileSync(chart, join(out, 'vendor', 'chart.umd.js'));
 console.log(`dashboard built into ${out}`);

@@ -3,26 +3,19 @@
 WEB_SRC = web/package.json web/package-lock.json web/build.mjs \
 	web/src/index.html web/src/app.js web/src/style.css
 EXTRA_DIST += $(WEB_SRC)
-webdir = $(pkgdatadir)/web
 
 if HAVE_NPM
-noinst_DATA = web/dist/index.html
+webdir = $(pkgdatadir)/web
+nodist_web_DATA = web/dist/index.html web/dist/app.js web/dist/style.css
+webvendordir = $(pkgdatadir)/web/vendor
+nodist_webvendor_DATA = web/dist/vendor/chart.umd.js
+CLEANFILES += $(nodist_web_DATA) $(nodist_webvendor_DATA) web/dist/.stamp
 
 # node_modules lives in the source tree, installed from the lock file once.
 $(srcdir)/web/node_modules/.package-lock.json: $(srcdir)/web/package-lock.json
-	cd $(srcdir)/web && $(NPM) ci --no-audit --no-fund --loglevel=error
+	$(AM_V_GEN)cd $(srcdir)/web && $(NPM) ci --no-audit --no-fund --loglevel=error
 
-web/dist/index.html: $(WEB_SRC) $(srcdir)/web/node_modules/.package-lock.json
-	$(AM_V_GEN)$(MKDIR_P) web/dist && cd $(srcdir)/web && node build.mjs $(abs_builddir)/web/dist >/dev/null
-
-install-data-local: web/dist/index.html
-	$(MKDIR_P) $(DESTDIR)$(webdir)/vendor
-	$(INSTALL_DATA) web/dist/*.html web/dist/*.js web/dist/*.css $(DESTDIR)$(webdir)/
-	$(INSTALL_DATA) web/dist/vendor/* $(DESTDIR)$(webdir)/vendor/
-
-uninstall-local:
-	rm -rf $(DESTDIR)$(webdir)
-
-clean-local:
-	rm -rf web/dist
+web/dist/.stamp: $(WEB_SRC) $(srcdir)/web/node_modules/.package-lock.json
+	$(AM_V_GEN)$(MKDIR_P) web/dist && cd $(srcdir)/web && node build.mjs $(abs_builddir)/web/dist >/dev/null && touch $(abs_builddir)/web/dist/.stamp
+$(nodist_web_DATA) $(nodist_webvendor_DATA): web/dist/.stamp
 endif
