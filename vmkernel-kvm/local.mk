@@ -44,3 +44,7 @@ TESTS += tests/unit/test_vmkd_core
 tests_unit_test_vmkd_core_SOURCES = tests/unit/test_vmkd_core.c
 tests_unit_test_vmkd_core_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_unit_test_vmkd_core_LDADD = vmkernel-kvm/libvmkd.a lib/libkvcutil.a $(LIBEVENT_LIBS) $(CMOCKA_LIBS)
+
+# vmkd as a daemon through its control socket (pytest; needs root).
+TESTS += tests/integration/test_vmkd.py
+EXTRA_DIST += tests/integration/test_vmkd.py
