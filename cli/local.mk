@@ -13,3 +13,15 @@ tests_unit_test_cli_format_LDADD = cli/libkvccli.a lib/libkvcutil.a $(JANSSON_LI
 tests_unit_test_cli_parse_SOURCES = tests/unit/test_cli_parse.c
 tests_unit_test_cli_parse_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
 tests_unit_test_cli_parse_LDADD = cli/libkvccli.a lib/libkvcutil.a $(JANSSON_LIBS) $(CMOCKA_LIBS)
+
+# The REST client and kvcli itself.
+cli_libkvccli_a_SOURCES += cli/ctx.c cli/ctx.h cli/rest.c cli/rest.h \
+	cli/commands.h cli/table.c cli/ns_system.c
+cli_libkvccli_a_CFLAGS += $(CURL_CFLAGS) $(GNUTLS_CFLAGS)
+bin_PROGRAMS += cli/kvcli
+cli_kvcli_SOURCES = cli/kvcli.c
+cli_kvcli_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS)
+cli_kvcli_LDADD = cli/libkvccli.a lib/libkvcutil.a $(CURL_LIBS) $(GNUTLS_LIBS) $(JANSSON_LIBS)
+
+TESTS += tests/integration/test_cli_rest.py
+EXTRA_DIST += tests/integration/test_cli_rest.py
