@@ -32,9 +32,9 @@ static const struct kvc_cfg_key hostd_keys[] = {
     KVC_CFG_KEY_ENUM("backend", "kvm", "how VMs run", "kvm", "sim"),
     KVC_CFG_KEY_DURATION("heartbeat", "1s", 100, 60000, "heartbeat period until vpxd sets one"),
     KVC_CFG_KEY_STRING("admin_user", "root", "user vpxd presents on first contact"),
-    KVC_CFG_KEY_STRING("admin_password", "", "its password (empty: trust the first vpxd)"),
+    KVC_CFG_KEY_STRING("admin_password", NULL, "its password (unset: trust the first vpxd)"),
     KVC_CFG_KEY_STRING("vmkd_socket", "/run/kvcenter/vmkd.sock", "vmkd control socket (kvm)"),
-    KVC_CFG_KEY_STRING("log_file", "", "log here instead of stderr"),
+    KVC_CFG_KEY_STRING("log_file", NULL, "log here instead of stderr"),
     KVC_CFG_KEY_END,
 };
 static const struct kvc_cfg_key sim_keys[] = {

@@ -10,3 +10,13 @@ hostd_hostd_SOURCES = \
 hostd_hostd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
 hostd_hostd_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
 	$(KVC_RPC_LIBS) -lm
+
+# Unit tests: sim models, VM store, datastore heartbeats (no daemon).
+check_PROGRAMS += tests/unit/test_hostd_sim
+TESTS += tests/unit/test_hostd_sim
+tests_unit_test_hostd_sim_SOURCES = tests/unit/test_hostd_sim.c \
+	hostd/vmstore.c hostd/util.c hostd/hwinfo.c hostd/backends/sim.c \
+	tests/unit/test_hostd_stubs.c
+tests_unit_test_hostd_sim_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_unit_test_hostd_sim_LDADD = proto/libkvcproto.a lib/libkvcutil.a \
+	$(LIBEVENT_LIBS) $(PROTOBUF_C_LIBS) $(CMOCKA_LIBS) -lm

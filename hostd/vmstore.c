@@ -34,7 +34,7 @@ static const struct kvc_cfg_key vm_keys[] = {
     KVC_CFG_KEY_INT("cpu_count", "1", 1, 128, "virtual CPUs"),
     KVC_CFG_KEY_INT("memory_mib", "256", 4, 1048576, "memory in MiB"),
     KVC_CFG_KEY_SIZE("disk", "0", 0, (int64_t)1 << 50, "disk size (0: none)"),
-    KVC_CFG_KEY_STRING("network", "", "port group of the vNIC"),
+    KVC_CFG_KEY_STRING("network", NULL, "port group of the vNIC (none: no vNIC)"),
     KVC_CFG_KEY_STRING("workload", "idle", "guest workload / sim profile"),
     KVC_CFG_KEY_INT("generation", "1", 0, INT64_MAX, "change counter"),
     KVC_CFG_KEY_END,
@@ -153,7 +153,8 @@ vmstore_write_config(struct hostd_host *h, struct hostd_vm *vm)
     SET("memory_mib", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)vm->disk_bytes);
     SET("disk", v);
-    SET("network", vm->network);
+    if (vm->network[0])
+        SET("network", vm->network);
     SET("workload", vm->workload);
     snprintf(v, sizeof v, "%llu", (unsigned long long)vm->generation);
     SET("generation", v);
@@ -210,7 +211,7 @@ load_config(struct hostd_host *h, const char *path, struct hostd_vm **out)
     strcpy(vm->uuid, p);
     vm->name = strdup(kvc_cfg_string(s, "name"));
     vm->guest_os = strdup(kvc_cfg_string(s, "guest_os"));
-    vm->network = strdup(kvc_cfg_string(s, "network"));
+    vm->network = strdup(kvc_cfg_string(s, "network") ? kvc_cfg_string(s, "network") : "");
     vm->workload = strdup(kvc_cfg_string(s, "workload"));
     if (!vm->name || !vm->guest_os || !vm->network || !vm->workload)
         goto nomem;
