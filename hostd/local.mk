@@ -20,3 +20,15 @@ tests_unit_test_hostd_sim_SOURCES = tests/unit/test_hostd_sim.c \
 tests_unit_test_hostd_sim_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_unit_test_hostd_sim_LDADD = proto/libkvcproto.a lib/libkvcutil.a \
 	$(LIBEVENT_LIBS) $(PROTOBUF_C_LIBS) $(CMOCKA_LIBS) -lm
+
+# Integration tests: real hostd processes against vpxd's host manager and
+# database, driven through tests/integration/test_hostd_driver.
+check_PROGRAMS += tests/integration/test_hostd_driver
+tests_integration_test_hostd_driver_SOURCES = tests/integration/test_hostd_driver.c
+tests_integration_test_hostd_driver_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) \
+	$(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
+tests_integration_test_hostd_driver_LDADD = $(VPXD_HOSTMGR_LIBS) $(VPXD_CORE_LIBS) \
+	$(KVC_RPC_LIBS)
+TESTS += tests/integration/test_hostd.py tests/integration/test_sim.py
+EXTRA_DIST += tests/integration/test_hostd.py tests/integration/test_sim.py \
+	tests/integration/hostd_util.py

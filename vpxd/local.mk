@@ -17,7 +17,12 @@ tests_unit_test_vpxd_db_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS) 
 tests_unit_test_vpxd_db_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS)
 
 # vpxd's host manager (owned by the hosts area): a library vpxd links with
-# `vpxd/libhostmgr.a $(GNUTLS_LIBS) $(LIBEVENT_LIBS) $(PROTOBUF_C_LIBS)`.
+# `$(VPXD_HOSTMGR_LIBS)` (before $(VPXD_CORE_LIBS)); hostmgr_db_ops records
+# what hosts report through vpxd/db.h.
 noinst_LIBRARIES += vpxd/libhostmgr.a
-vpxd_libhostmgr_a_SOURCES = vpxd/hostmgr.c vpxd/hostmgr.h
-vpxd_libhostmgr_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
+vpxd_libhostmgr_a_SOURCES = vpxd/hostmgr.c vpxd/hostmgr.h \
+	vpxd/hostmgr_db.c vpxd/hostmgr_db.h
+vpxd_libhostmgr_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) \
+	$(PROTOBUF_C_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
+VPXD_HOSTMGR_LIBS = vpxd/libhostmgr.a lib/libkvcrpc.a proto/libkvcproto.a \
+	$(KVC_RPC_LIBS)
