@@ -99,9 +99,12 @@ static const struct kvc_rpc_method client_methods[] = {
       .request = &kvc__vmkd__vm_event__descriptor },
 };
 
+static bool watching;
+
 static void on_disconnect(struct kvc_rpc_conn *c, const char *reason, void *arg)
 {
-    fprintf(stderr, "vmkdctl: connection closed: %s\n", reason);
+    if (watching)
+        fprintf(stderr, "vmkdctl: connection closed: %s\n", reason);
     event_base_loopbreak(arg);
 }
 
@@ -308,12 +311,14 @@ int main(int argc, char **argv)
         } else {
             printf("subscribed\n");
             fflush(stdout);
+            watching = true;
             event_base_dispatch(base);
         }
     } else {
         usage();
         ret = 2;
     }
+    watching = false;
     if (resp)
         protobuf_c_message_free_unpacked(resp, NULL);
     free(err);

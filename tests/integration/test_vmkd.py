@@ -93,7 +93,7 @@ def kv(line):
 def vm_config(tmp, name, workload="idle", vcpus=1):
     path = os.path.join(tmp, name + ".vmx")
     with open(path, "w") as f:
-        f.write('name = "%s"\nmemory_mb = 64\nvcpus = %d\n[guest]\nworkload = %s\n'
+        f.write('name = "%s"\nmemory_mb = 64\nvcpus = %d\nguest.workload = %s\n'
                 % (name, vcpus, workload))
     return path
 
@@ -246,31 +246,89 @@ def test_vms_survive_vmkd_restart(tmp):
         v.stop()
 
 
-def real_vmx():
-    path = binpath("vmkernel-kvm/vmx")
-    guest = None
-    for cand in ("vmkernel-kvm/guest/guest.elf", "vmkernel-kvm/guest/guest.bin"):
-        if os.path.exists(binpath(cand)):
-            guest = binpath(cand)
-    return path if os.access(path, os.X_OK) else None, guest
-
-
-def test_real_vmx(tmp):
-    vmx, guest = real_vmx()
-    if not vmx or not guest:
+def real_vmx_or_skip():
+    vmx = binpath("vmkernel-kvm/vmx")
+    guest = binpath("vmkernel-kvm/guest/kvc-guest.elf")
+    if not os.access(vmx, os.X_OK) or not os.path.exists(guest):
         pytest.skip("the real vmx and test guest are not built in this tree yet")
     ok, why = kvm_usable()
     if not ok:
         pytest.skip(why)
+    return vmx, guest
+
+
+def real_config(tmp, guest, name, workload="idle", extra=""):
+    path = os.path.join(tmp, name + ".vmx")
+    with open(path, "w") as f:
+        f.write('name = "%s"\nmemory_mb = 16\nvcpus = 1\nguest.image = "%s"\n'
+                'guest.workload = %s\n%s' % (name, guest, workload, extra))
+    return path
+
+
+def test_real_vmx_power_cycle(tmp):
+    """The real vmx and guest: power on, usage from its cgroup, clean power off."""
+    vmx, guest = real_vmx_or_skip()
     v = Vmkd(tmp, vmx=vmx).start()
     try:
-        conf = os.path.join(tmp, "real.vmx")
-        with open(conf, "w") as f:
-            f.write('name = "real"\nmemory_mb = 64\nvcpus = 1\n[guest]\nimage = "%s"\n'
-                    'workload = idle\n' % guest)
+        w = v.watch()
+        conf = real_config(tmp, guest, "real")
         on = kv(v.ctl("power-on", "real", conf, "--log", os.path.join(tmp, "real.log")).stdout)
         assert on["state"] == "VM_RUNNING"
+        w.wait_log(r"event started id=real pid=%s" % on["pid"])
+        u = kv(v.ctl("usage", "real").stdout)
+        assert int(u["cpu_ns"]) > 0 and int(u["mem_bytes"]) > 0
         off = kv(v.ctl("power-off", "real").stdout)
-        assert off["reason"] == "powered-off"
+        assert off["reason"] == "powered-off" and off["exit_code"] == "0"
+        w.wait_log(r"event exited id=real pid=%s reason=powered-off" % on["pid"])
+        w.stop()
+    finally:
+        v.stop()
+
+
+def test_real_vmx_guest_crash(tmp):
+    """A guest that crashes ends its vmx as crashed; vmkd reports it so."""
+    vmx, guest = real_vmx_or_skip()
+    v = Vmkd(tmp, vmx=vmx).start()
+    try:
+        w = v.watch()
+        conf = real_config(tmp, guest, "crashy", workload="crash")
+        on = v.ctl("power-on", "crashy", conf, "--log", os.path.join(tmp, "crashy.log"),
+                   check=False)
+        # The guest may crash before or after vmx reports ready.
+        if on.returncode == 0:
+            w.wait_log(r"event exited id=crashy .*reason=crashed exit_code=2", timeout=30)
+        else:
+            assert "(1002)" in on.stderr
+            w.wait_log(r"event exited id=crashy .*reason=failed-to-start exit_code=2")
+        w.stop()
+    finally:
+        v.stop()
+
+
+def test_real_vmx_shares(tmp):
+    """Two CPU-burning guests pinned to one CPU with shares 2:1 get CPU time
+    in that order (measured from their cgroups' CPU accounting)."""
+    vmx, guest = real_vmx_or_skip()
+    v = Vmkd(tmp, vmx=vmx).start()
+    try:
+        for name, shares in (("hi", 2000), ("lo", 1000)):
+            conf = real_config(tmp, guest, name, workload="cpu", extra="guest.duty_percent = 100\n")
+            v.ctl("power-on", name, conf, "--shares", shares, "--affinity", 0,
+                  "--log", os.path.join(tmp, name + ".log"))
+
+        def cpu():
+            return {kv(l)["id"]: int(kv(l)["cpu_ns"]) for l in v.ctl("usage").stdout.splitlines()}
+        c0 = cpu()
+
+        def enough():
+            c = cpu()
+            d = {k: c[k] - c0[k] for k in c}
+            return d if d["hi"] + d["lo"] >= 1500000000 else None
+        d = wait_for(enough, 120, "1.5 s of guest CPU", interval=0.2)
+        print("shares 2000:1000 -> %d ms : %d ms" % (d["hi"] // 1000000, d["lo"] // 1000000))
+        assert d["hi"] > d["lo"]
+        assert d["hi"] * 10 >= d["lo"] * 15
+        v.ctl("power-off", "hi")
+        v.ctl("power-off", "lo")
     finally:
         v.stop()

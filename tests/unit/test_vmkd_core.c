@@ -99,7 +99,7 @@ static void write_vm_config(const char *name, const char *workload, int vcpus, c
     snprintf(path, len, "%s/%s.vmx", tmpdir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f, "name = \"%s\"\nmemory_mb = 64\nvcpus = %d\n[guest]\nworkload = %s\n", name,
+    fprintf(f, "name = \"%s\"\nmemory_mb = 64\nvcpus = %d\nguest.workload = %s\n", name,
             vcpus, workload);
     fclose(f);
 }
