@@ -14,7 +14,8 @@ tests_unit_test_log_LDADD = lib/libkvcutil.a $(CMOCKA_LIBS)
 # libkvcrpc: the RPC transport (frames, TLS-pinned TCP, unix sockets).
 # Link with: lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a $(KVC_RPC_LIBS)
 noinst_LIBRARIES += lib/libkvcrpc.a
-lib_libkvcrpc_a_SOURCES = lib/rpc.h lib/rpc.c lib/rpc-frame.c lib/tls.h lib/tls.c
+lib_libkvcrpc_a_SOURCES = lib/rpc.h lib/rpc-int.h lib/rpc.c lib/rpc-frame.c \
+	lib/rpc-server.c lib/rpc-client.c lib/tls.h lib/tls.c
 lib_libkvcrpc_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
 KVC_RPC_LIBS = $(LIBEVENT_LIBS) $(GNUTLS_LIBS) $(PROTOBUF_C_LIBS)
 
@@ -53,3 +54,13 @@ TESTS += tests/unit/test_jsonutil
 tests_unit_test_jsonutil_SOURCES = tests/unit/test_jsonutil.c
 tests_unit_test_jsonutil_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
 tests_unit_test_jsonutil_LDADD = lib/libkvcutil.a $(JANSSON_LIBS) $(CMOCKA_LIBS)
+
+KVC_RPC_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) \
+	$(PROTOBUF_C_CFLAGS)
+KVC_RPC_TEST_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
+	$(KVC_RPC_LIBS) $(CMOCKA_LIBS)
+check_PROGRAMS += tests/unit/test_rpc
+TESTS += tests/unit/test_rpc
+tests_unit_test_rpc_SOURCES = tests/unit/test_rpc.c tests/unit/rpc_test_util.h
+tests_unit_test_rpc_CFLAGS = $(KVC_RPC_TEST_CFLAGS)
+tests_unit_test_rpc_LDADD = $(KVC_RPC_TEST_LDADD)
