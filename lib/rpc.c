@@ -856,10 +856,13 @@ do_handshake(struct kvc_rpc_conn *c)
                      "TLS handshake refused by peer (alert: %s); our certificate thumbprint is %s",
                      gnutls_alert_get_name(gnutls_alert_get(c->tls)), c->tlsctx->thumbprint);
         } else {
-            snprintf(reason, sizeof reason, "TLS handshake: %s", gnutls_strerror(r));
+            snprintf(reason, sizeof reason,
+                     "TLS handshake failed: %s (if the peer refused us: our certificate thumbprint is %s)",
+                     gnutls_strerror(r), c->tlsctx->thumbprint);
         }
         gnutls_alert_send_appropriate(c->tls, r);
-        kvc_warn("%s %s: %s", c->dialing ? "connection to" : "refused", c->peer_name, reason);
+        if (!c->dialing)        /* a dialing client reports it to its caller */
+            kvc_warn("refused %s: %s", c->peer_name, reason);
         kvc_rpc_conn_abort(c, reason);
         return;
     }

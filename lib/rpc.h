@@ -113,6 +113,10 @@ void kvc_rpc_header_encode(const struct kvc_rpc_header *,
 /* Answered by every endpoint with the request it got (kvc.rpc.Ping), without
  * a table entry: liveness checks and tests. */
 #define KVC_RPC_METHOD_PING         0x0001
+/* 0x0002 (HELLO) is sent one-way, empty, by the accepting side once it has
+ * accepted the peer (after TLS pinning); the dialing side counts the
+ * connection as up only then, so a refused certificate is a failed connect,
+ * never a connection that drops at once.  Tables may not use it. */
 
 /* ---- Status codes ------------------------------------------------------
  * Carried in kvc.rpc.Error.code and given to reply callbacks.  Codes from
@@ -184,7 +188,9 @@ struct kvc_rpc_conn *kvc_rpc_call_conn(const struct kvc_rpc_call *);
 int kvc_rpc_call_peer_cred(const struct kvc_rpc_call *, uid_t *uid,
                            pid_t *pid, gid_t *gid);
 
-/* ---- Connections ------------------------------------------------------*/
+/* ---- Connections ------------------------------------------------------
+ * A struct kvc_rpc_conn * (from on_connect, kvc_rpc_call_conn() or
+ * kvc_rpc_client_conn()) is valid until on_disconnect for it returns. */
 
 /* Called once per call: STATUS is KVC_RPC_OK and RESPONSE the decoded reply
  * (NULL if the call passed no response type), or STATUS is an error and
