@@ -740,13 +740,27 @@ section_new(struct kvc_config *cfg, const struct kvc_cfg_section_def *d,
         const struct kvc_cfg_key *k = &d->keys[i];
         if (!k->def)
             continue;
-        int before = e->count;
-        if (parse_value_text(e, 0, k, k->def, &s->vals[i])) {
-            if (e->count == before)
-                err_add(e, 0, "schema: bad default for key '%s'", k->name);
+        /* "" is the natural C spelling of an empty default string. */
+        if (k->type == KVC_CFG_STRING && !*k->def) {
+            s->vals[i].u.s = strdup("");
+            if (!s->vals[i].u.s) {
+                section_free(s);
+                return NULL;
+            }
+            s->vals[i].present = true;
+            continue;
+        }
+        struct errs de = { .file = "schema default" };
+        if (parse_value_text(&de, 0, k, k->def, &s->vals[i])) {
+            if (de.len && de.buf[de.len - 1] == '\n')
+                de.buf[--de.len] = 0;
+            err_add(e, 0, "bad default in the program's schema, section [%s]: %s",
+                    d->name, de.buf ? de.buf : "out of memory");
+            free(de.buf);
             section_free(s);
             return NULL;
         }
+        free(de.buf);
         s->vals[i].set = false;
         s->vals[i].line = 0;
     }
