@@ -29,8 +29,10 @@ tests_unit_test_rpc_frame_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvc
 # lib/config: golden files (tests/unit/config/*.conf against *.ok) and the API.
 lib_libkvcutil_a_SOURCES += lib/configfile.c lib/configfile.h
 check_PROGRAMS += tests/unit/test_config tests/unit/test_config_api
-TESTS += tests/unit/test_config_golden.sh tests/unit/test_config_api
-EXTRA_DIST += tests/unit/test_config_golden.sh tests/unit/config
+TESTS += tests/unit/test_config_golden.sh tests/unit/test_config_api \
+	tests/unit/test_config_packaged.sh
+EXTRA_DIST += tests/unit/test_config_golden.sh tests/unit/config \
+	tests/unit/test_config_packaged.sh
 tests_unit_test_config_SOURCES = tests/unit/test_config.c
 tests_unit_test_config_LDADD = lib/libkvcutil.a
 tests_unit_test_config_api_SOURCES = tests/unit/test_config_api.c
