@@ -26,3 +26,14 @@ vmkernel_kvm_vswitch_kvc_vswitch_LDADD = $(VSWITCH_LIBS)
 
 TESTS += tests/integration/test_vswitch_vxlan.py
 EXTRA_DIST += tests/integration/test_vswitch_vxlan.py
+
+# Fuzz target: hostile ring peer and frames through the switch.  `make check`
+# replays its corpus and a fixed-seed stream through a plain main()
+# (tests/fuzz/fuzz_vswitch_replay.c); libFuzzer runs it in `make fuzz`.
+KVC_FUZZ_TARGETS += tests/fuzz/fuzz_vswitch_ring
+check_PROGRAMS += tests/fuzz/fuzz_vswitch_replay
+TESTS += tests/fuzz/fuzz_vswitch_replay
+tests_fuzz_fuzz_vswitch_replay_SOURCES = tests/fuzz/fuzz_vswitch_ring.c tests/fuzz/fuzz_vswitch_replay.c
+tests_fuzz_fuzz_vswitch_replay_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm/vswitch
+tests_fuzz_fuzz_vswitch_replay_LDADD = $(VSWITCH_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/vswitch
