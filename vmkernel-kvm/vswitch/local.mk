@@ -37,3 +37,11 @@ tests_fuzz_fuzz_vswitch_replay_SOURCES = tests/fuzz/fuzz_vswitch_ring.c tests/fu
 tests_fuzz_fuzz_vswitch_replay_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm/vswitch
 tests_fuzz_fuzz_vswitch_replay_LDADD = $(VSWITCH_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/vswitch
+
+# Benchmarks beside the Linux bridge (docs/benchmarks.md): built for `make bench`.
+EXTRA_PROGRAMS += tests/bench/bench_vswitch
+KVC_BENCH_BINS += tests/bench/bench_vswitch
+CLEANFILES += tests/bench/bench_vswitch
+tests_bench_bench_vswitch_SOURCES = tests/bench/bench_vswitch.c
+tests_bench_bench_vswitch_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm/vswitch
+tests_bench_bench_vswitch_LDADD = $(VSWITCH_LIBS)
