@@ -28,3 +28,7 @@ packaging/systemd/kvcenter-vmkd.service: packaging/systemd/kvcenter-vmkd.service
 
 install-data-local:
 	$(MKDIR_P) '$(DESTDIR)$(localstatedir)/lib/kvcenter'
+
+# kvcenter's MIB, where net-snmp looks for MIB files.
+mibdir = $(datadir)/snmp/mibs
+dist_mib_DATA = packaging/mib/KVCENTER-MIB.txt

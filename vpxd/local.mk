@@ -26,3 +26,4 @@ vpxd_libhostmgr_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) \
 	$(PROTOBUF_C_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
 VPXD_HOSTMGR_LIBS = vpxd/libhostmgr.a lib/libkvcrpc.a proto/libkvcproto.a \
 	$(KVC_RPC_LIBS)
+include $(srcdir)/vpxd/snmp/local.mk
