@@ -328,6 +328,82 @@ kvc_cmd_parse(const struct kvc_cmd_table *t, int nwords, char **words,
     return 1;
 }
 
+void
+kvc_cmd_complete(const struct kvc_cmd_table *t, int nwords, char **words,
+                 FILE *out)
+{
+    char path[512] = "";
+    size_t plen = 0;
+    const struct kvc_cmd *c = NULL;
+    int w = 0;
+
+    for (; w < nwords && words[w][0] != '-' && !c; w++) {
+        char next[512];
+        int n = snprintf(next, sizeof next, "%s%s%s", path, plen ? " " : "", words[w]);
+        if (n < 0 || (size_t)n >= sizeof next)
+            return;
+        for (const struct kvc_cmd *k = t->cmds; k->path; k++)
+            if (!strcmp(k->path, next))
+                c = k;
+        if (!c && !is_namespace(t, next))
+            return;
+        memcpy(path, next, (size_t)n + 1);
+        plen = (size_t)n;
+    }
+    if (!c) {
+        if (w < nwords)
+            return;
+        /* Children of PATH, each once. */
+        for (const struct kvc_cmd *k = t->cmds; k->path; k++) {
+            if (!path_has_prefix(k->path, path))
+                continue;
+            const char *rest = k->path + plen + (plen ? 1 : 0);
+            size_t wl = strcspn(rest, " ");
+            bool seen = false;
+            for (const struct kvc_cmd *p = t->cmds; p < k && !seen; p++) {
+                if (!path_has_prefix(p->path, path))
+                    continue;
+                const char *pr = p->path + plen + (plen ? 1 : 0);
+                seen = !strncmp(pr, rest, wl) && (pr[wl] == ' ' || !pr[wl]);
+            }
+            if (!seen)
+                fprintf(out, "%.*s\n", (int)wl, rest);
+        }
+        return;
+    }
+    /* A command: after an option that wants a value, its values. */
+    if (nwords > w) {
+        const char *last = words[nwords - 1];
+        int i = -1;
+        if (last[0] == '-' && last[1] == '-' && !strchr(last, '='))
+            i = find_opt(c, last + 2, strlen(last + 2), 0);
+        else if (last[0] == '-' && last[1] && last[1] != '-' && !last[2])
+            i = find_opt(c, NULL, 0, last[1]);
+        if (i >= 0) {
+            const struct kvc_opt *o = &c->opts[i];
+            if (o->type == KVC_OPT_ENUM)
+                for (int k = 0; o->values[k]; k++)
+                    fprintf(out, "%s\n", o->values[k]);
+            else if (o->type == KVC_OPT_BOOL)
+                fputs("true\nfalse\n", out);
+            return;
+        }
+    }
+    for (int i = 0; c->opts && c->opts[i].name; i++) {
+        bool given = false;
+        size_t nl = strlen(c->opts[i].name);
+        for (int k = w; k < nwords && !given; k++) {
+            const char *s = words[k];
+            given = (s[0] == '-' && s[1] == '-' && !strncmp(s + 2, c->opts[i].name, nl)
+                     && (s[2 + nl] == 0 || s[2 + nl] == '='))
+                    || (c->opts[i].short_name && s[0] == '-' && s[1] == c->opts[i].short_name);
+        }
+        if (!given)
+            fprintf(out, "--%s\n", c->opts[i].name);
+    }
+    fputs("--help\n", out);
+}
+
 static int
 arg_index(const struct kvc_args *a, const char *name)
 {

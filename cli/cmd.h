@@ -100,6 +100,12 @@ int kvc_cmd_main(const struct kvc_cmd_table *, struct kvc_ctx *,
                  int nwords, char **words, enum kvc_formatter fmt,
                  FILE *out, FILE *err);
 
+/* Shell completion: prints, one per line, the words that may follow WORDS
+ * (namespaces and commands, a command's options not given yet, or the
+ * values of an enum or bool option that WORDS ends with). */
+void kvc_cmd_complete(const struct kvc_cmd_table *, int nwords, char **words,
+                      FILE *out);
+
 /* Help texts (also used after errors). */
 void kvc_cmd_usage(const struct kvc_cmd_table *, const struct kvc_cmd *, FILE *);
 void kvc_ns_help(const struct kvc_cmd_table *, const char *ns_path, FILE *);

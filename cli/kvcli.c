@@ -170,6 +170,37 @@ opt_value(int argc, char **argv, int *i, const char *name)
     return NULL;
 }
 
+static const char *const global_opts[] = {
+    "--server", "--user", "--password", "--session-file", "--thumbprint",
+    "--formatter", NULL,
+};
+
+/* `kvcli --complete WORD...`: what may follow WORDS (bash completion). */
+static int
+complete(int n, char **words)
+{
+    int i = 0;
+    /* Skip the global options and their values. */
+    while (i < n && words[i][0] == '-') {
+        bool takes = false;
+        for (int k = 0; global_opts[k]; k++)
+            if (!strcmp(words[i], global_opts[k]))
+                takes = true;
+        if (takes && i + 1 == n) {
+            if (!strcmp(words[i], "--formatter"))
+                for (int k = 0; kvc_formatter_names[k]; k++)
+                    printf("%s\n", kvc_formatter_names[k]);
+            return 0;
+        }
+        i += takes ? 2 : 1;
+    }
+    if (i == n)
+        for (int k = 0; global_opts[k]; k++)
+            printf("%s\n", global_opts[k]);
+    kvc_cmd_complete(&kvcli_table, n - i, words + i, stdout);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -182,6 +213,8 @@ main(int argc, char **argv)
     k.opts.password = getenv("KVCLI_PASSWORD");
     k.opts.session_file = getenv("KVCLI_SESSION_FILE");
     k.opts.thumbprint = getenv("KVCLI_THUMBPRINT");
+    if (argc > 1 && !strcmp(argv[1], "--complete"))
+        return complete(argc - 2, argv + 2);
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

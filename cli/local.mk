@@ -25,3 +25,7 @@ cli_kvcli_LDADD = cli/libkvccli.a lib/libkvcutil.a $(CURL_LIBS) $(GNUTLS_LIBS) $
 
 TESTS += tests/integration/test_cli_rest.py
 EXTRA_DIST += tests/integration/test_cli_rest.py
+
+# bash completion, asking kvcli itself (kvcli --complete WORDS...).
+bashcompletiondir = $(datadir)/bash-completion/completions
+dist_bashcompletion_DATA = cli/bash-completion/kvcli

@@ -225,3 +225,22 @@ def test_argument_errors_need_no_server():
     r = kvcli("system", "--help")
     assert r.returncode == 0
     assert "Available Namespaces:\n  version" in r.stdout
+
+
+def test_bash_completion_uses_the_command_table():
+    script = os.path.join(os.environ.get("KVC_SRCDIR", "."), "cli", "bash-completion", "kvcli")
+    kvcli_dir = os.path.dirname(binpath("cli/kvcli"))
+
+    def complete(*words):
+        line = " ".join("'%s'" % w for w in words)
+        cmd = ('source "$1"; COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
+               '_kvcli; printf "%%s\\n" "${COMPREPLY[@]}"' % line)
+        r = subprocess.run(["bash", "-c", cmd, "bash", script], capture_output=True,
+                           text=True, timeout=30,
+                           env={"PATH": kvcli_dir + ":/usr/bin:/bin"})
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    assert complete("kvcli", "sys") == ["system"]
+    assert complete("kvcli", "system", "version", "") == ["get"]
+    assert complete("kvcli", "--formatter", "k") == ["keyvalue"]

@@ -253,6 +253,49 @@ test_parse_api(void **state)
     fclose(null);
 }
 
+static char *
+complete(int n, char **words)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    kvc_cmd_complete(&table, n, words, f);
+    fclose(f);
+    return buf;
+}
+
+static void
+test_completion(void **state)
+{
+    char *s = complete(0, NULL);
+    assert_string_equal(s, "network\nvm\nsystem\n");
+    free(s);
+    char *w1[] = { "network", "vswitch", "standard" };
+    s = complete(3, w1);
+    assert_string_equal(s, "portgroup\nlist\n");
+    free(s);
+    char *w2[] = { "vm", "process", "kill" };
+    s = complete(3, w2);
+    assert_string_equal(s, "--type\n--world-id\n--help\n");
+    free(s);
+    char *w3[] = { "vm", "process", "kill", "-w", "3", "--type" };
+    s = complete(6, w3);
+    assert_string_equal(s, "soft\nhard\nforce\n");
+    free(s);
+    char *w4[] = { "vm", "process", "kill", "-w", "3" };
+    s = complete(5, w4);
+    assert_string_equal(s, "--type\n--help\n");
+    free(s);
+    char *w5[] = { "system", "maintenanceMode", "set", "-e" };
+    s = complete(4, w5);
+    assert_string_equal(s, "true\nfalse\n");
+    free(s);
+    char *w6[] = { "nosuch" };
+    s = complete(1, w6);
+    assert_string_equal(s, "");
+    free(s);
+}
+
 int
 main(void)
 {
@@ -262,6 +305,7 @@ main(void)
         cmocka_unit_test(test_other_errors),
         cmocka_unit_test(test_help_at_every_level),
         cmocka_unit_test(test_parse_api),
+        cmocka_unit_test(test_completion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
