@@ -32,3 +32,15 @@ tests_integration_test_hostd_driver_LDADD = $(VPXD_HOSTMGR_LIBS) $(VPXD_CORE_LIB
 TESTS += tests/integration/test_hostd.py tests/integration/test_sim.py
 EXTRA_DIST += tests/integration/test_hostd.py tests/integration/test_sim.py \
 	tests/integration/hostd_util.py
+
+# kvcenter-up: a whole cluster on loopback (docs/hosts.md).  Built into the
+# build tree's top (build/normal/kvcenter-up), where it finds vpxd/vpxd and
+# hostd/hostd beside it; installed it finds them in sbindir.
+bin_SCRIPTS += kvcenter-up
+CLEANFILES += kvcenter-up
+EXTRA_DIST += hostd/kvcenter-up.py
+kvcenter-up: hostd/kvcenter-up.py Makefile
+	$(AM_V_GEN)$(SED) -e 's|@sbindir[@]|$(sbindir)|g' $(srcdir)/hostd/kvcenter-up.py > $@.tmp && \
+	chmod +x $@.tmp && mv $@.tmp $@
+TESTS += tests/integration/test_kvcenter_up.py
+EXTRA_DIST += tests/integration/test_kvcenter_up.py

@@ -837,7 +837,11 @@ on_vm_reply(int status, const char *error, const ProtobufCMessage *resp, void *a
     struct hostmgr_vm_info vi;
     int err;
 
-    if (status) {
+    if (!c->vm_cb) {
+        if (status || (r->status && r->status->error))
+            kvc_warn("call without a callback failed: %s",
+                     status ? error : r->status->message);
+    } else if (status) {
         c->vm_cb(c->arg, rpc_errno(status, error), error, NULL);
     } else {
         err = r->status ? -r->status->error : 0;
@@ -856,7 +860,10 @@ on_status_reply(int status, const char *error, const ProtobufCMessage *resp, voi
     struct call_ctx *c = arg;
     const Kvc__Host__Status *r = (const Kvc__Host__Status *)resp;
 
-    if (status)
+    if (!c->done_cb) {
+        if (status || r->error)
+            kvc_warn("call without a callback failed: %s", status ? error : r->message);
+    } else if (status)
         c->done_cb(c->arg, rpc_errno(status, error), error);
     else
         c->done_cb(c->arg, -r->error,
@@ -879,7 +886,8 @@ do_call(struct hm_host *h, uint32_t method, const ProtobufCMessage *req,
     c->done_cb = dcb;
     c->arg = arg;
     rc = kvc_rpc_client_call(h->cl, method, req, resp, h->hm->cfg.call_timeout_ms,
-                             vcb ? on_vm_reply : on_status_reply, c);
+                             resp == &kvc__host__vm_reply__descriptor ? on_vm_reply
+                                                                      : on_status_reply, c);
     if (rc)
         free(c);
     return rc;
@@ -911,7 +919,7 @@ hostmgr_vm_create(struct hostmgr *hm, const char *host_id,
     struct hm_host *h;
     int rc;
 
-    if (!cb || !spec || !spec->uuid || !spec->name || !spec->datastore)
+    if (!spec || !spec->uuid || !spec->name || !spec->datastore)
         return -EINVAL;
     if ((rc = ready_host(hm, host_id, &h)))
         return rc;
@@ -938,7 +946,7 @@ hostmgr_vm_reconfigure(struct hostmgr *hm, const char *host_id,
     struct hm_host *h;
     int rc;
 
-    if (!cb || !vm_uuid)
+    if (!vm_uuid)
         return -EINVAL;
     if ((rc = ready_host(hm, host_id, &h)))
         return rc;
@@ -957,7 +965,7 @@ hostmgr_vm_power(struct hostmgr *hm, const char *host_id, const char *vm_uuid,
     struct hm_host *h;
     int rc;
 
-    if (!cb || !vm_uuid || (unsigned)op > HOSTMGR_GUEST_REBOOT)
+    if (!vm_uuid || (unsigned)op > HOSTMGR_GUEST_REBOOT)
         return -EINVAL;
     if ((rc = ready_host(hm, host_id, &h)))
         return rc;
@@ -976,7 +984,7 @@ hostmgr_vm_delete(struct hostmgr *hm, const char *host_id, const char *vm_uuid,
     struct hm_host *h;
     int rc;
 
-    if (!cb || !vm_uuid)
+    if (!vm_uuid)
         return -EINVAL;
     if ((rc = ready_host(hm, host_id, &h)))
         return rc;

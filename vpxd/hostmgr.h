@@ -14,7 +14,9 @@
  * Errors: functions return 0 or -errno.  An asynchronous call that returns
  * non-zero never calls its callback; one that returns 0 calls it exactly
  * once, with 0 or -errno and, on error, a human-readable message (never NULL
- * on error; may be NULL on success).  Strings passed to callbacks are valid
+ * on error; may be NULL on success).  The VM and maintenance calls accept a
+ * NULL callback (fire and forget: a failure is only logged); probe and
+ * attach need one.  Strings passed to callbacks are valid
  * only during the callback: copy what you keep.
  *   -ENOENT        unknown host id or VM uuid
  *   -ENOTCONN      host not connected (state is not HOSTMGR_CONNECTED)

@@ -1,0 +1,364 @@
+#!/usr/bin/python3
+"""kvcenter-up: a whole kvcenter cluster on loopback, for demos, tests and
+scripts.
+
+    kvcenter-up --dir DIR --hosts N [--backend kvm|sim] [--vms M] [--port P]
+
+Starts vpxd and N hosts (each host in its own process group, led by its
+hostd), then through vpxd's REST API (as any script would) creates a
+datacenter and a cluster, adds the hosts with their thumbprints, and
+creates M running VMs on the shared datastore and the "VM Network" port
+group.  Prints, one per line:
+
+    URL https://127.0.0.1:P
+    USER administrator@vsphere.local
+    PASSWORD <password>
+    THUMBPRINT <SHA-256 of vpxd's certificate>
+    HOST <host-id> <pid> backend=... port=... uuid=... thumbprint=...
+    READY
+
+and stays in the foreground; SIGTERM or SIGINT stops everything it started
+(by process group, each led by a PID it started) and it exits 0.  Any
+failure during set-up stops what was started and exits 1 with the reason on
+stderr.
+"""
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid as uuidlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SBINDIR = "@sbindir@"
+ADMIN = "administrator@vsphere.local"
+
+
+class Fail(Exception):
+    pass
+
+
+def log(msg):
+    sys.stderr.write("kvcenter-up: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def find_prog(env, rel, name):
+    """A program next to us in the build tree, else the installed one."""
+    p = os.environ.get(env)
+    if p:
+        return p
+    for cand in (os.path.join(HERE, rel), os.path.join(SBINDIR, name)):
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    raise Fail("%s not found (looked for %s and %s; set %s)"
+               % (name, os.path.join(HERE, rel), os.path.join(SBINDIR, name), env))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def port_free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise Fail("timed out after %ds waiting for %s" % (timeout, what))
+        time.sleep(0.05)
+
+
+class Proc:
+    """A process we started, leading its own process group."""
+
+    def __init__(self, argv, logpath, what):
+        self.what = what
+        self.logpath = logpath
+        self._log = open(logpath, "ab")
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid = self.p.pid
+
+    def log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def check(self):
+        if self.p.poll() is not None:
+            raise Fail("%s exited (status %s); last lines of %s:\n%s"
+                       % (self.what, self.p.returncode, self.logpath,
+                          "\n".join(self.log().splitlines()[-15:])))
+
+    def wait_log(self, rx, timeout):
+        rx = re.compile(rx)
+
+        def got():
+            m = rx.search(self.log())
+            if not m:
+                self.check()
+            return m
+        return wait_for(got, timeout, "%s: %s" % (self.what, rx.pattern))
+
+    def signal_group(self, sig):
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout=10):
+        if self.p.poll() is None:
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left of the group (vmkd, vmx, strays) goes too.
+        self.signal_group(signal.SIGKILL)
+        if self.p.poll() is None:
+            self.p.wait(5)
+        self._log.close()
+
+
+class Api:
+    def __init__(self, base, user, password):
+        self.base = base
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE      # we pin by thumbprint instead
+        self.token = None
+        tok = self.call("POST", "/api/session", auth=(user, password))
+        self.token = tok
+
+    def call(self, method, path, body=None, auth=None, ok=(200, 201, 204)):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", "Basic " + base64.b64encode(
+                ("%s:%s" % auth).encode()).decode())
+        if self.token:
+            req.add_header("vmware-api-session-id", self.token)
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=60) as r:
+                raw = r.read()
+                status = r.status
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            status = e.code
+        if status not in ok:
+            hint = ""
+            if status == 404 and b"NOT_FOUND" not in raw:
+                hint = " (vpxd has no such route yet)"
+            raise Fail("%s %s -> %d%s: %s" % (method, path, status, hint,
+                                             raw.decode("utf-8", "replace")[:400]))
+        return json.loads(raw) if raw else None
+
+
+def cert_thumbprint(port):
+    pem = ssl.get_server_certificate(("127.0.0.1", port))
+    der = ssl.PEM_cert_to_DER_cert(pem)
+    h = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(h[i:i + 2] for i in range(0, 64, 2))
+
+
+def kvm_backend_works(hostd, tmp):
+    """/dev/kvm usable and this build's kvm backend able to start."""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+        os.close(fd)
+    except OSError as e:
+        return False, "/dev/kvm not usable: %s" % e.strerror
+    r = subprocess.run([hostd, "--backend", "kvm", "--state-dir", tmp, "--port", "0",
+                        "--check-start"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=60)
+    if r.returncode != 0:
+        last = [l for l in r.stdout.decode("utf-8", "replace").splitlines() if "ERR" in l]
+        return False, "the kvm backend cannot start here: %s" % (
+            last[0].split(": ", 2)[-1] if last else "exit %d" % r.returncode)
+    return True, ""
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="kvcenter-up", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dir", required=True, help="state directory for the whole cluster")
+    ap.add_argument("--hosts", type=int, required=True, help="number of hosts")
+    ap.add_argument("--backend", choices=["kvm", "sim"], help="default: kvm where it works")
+    ap.add_argument("--vms", type=int, default=0, help="running VMs to create")
+    ap.add_argument("--port", type=int, default=0, help="vpxd HTTPS port (default: 8443 "
+                    "if free, else any free port)")
+    ap.add_argument("--heartbeat", type=int, default=1000, help="host heartbeat period, ms")
+    a = ap.parse_args()
+    if a.hosts < 1 or a.hosts > 64:
+        ap.error("--hosts: 1..64")
+    if a.vms < 0 or a.vms > 1000:
+        ap.error("--vms: 0..1000")
+    if a.port < 0 or a.port > 65535:
+        ap.error("--port: 0..65535")
+
+    procs = []
+    stopping = []
+
+    def on_signal(sig, frame):
+        stopping.append(sig)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    rc = 0
+    try:
+        run(a, procs)
+        print("READY", flush=True)
+        while True:
+            for p in procs:
+                if p.p.poll() is not None:
+                    log("%s (pid %d) exited with status %s" % (p.what, p.pid, p.p.returncode))
+                    procs.remove(p)
+                    break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except Fail as e:
+        log(str(e))
+        rc = 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Hosts first (their VMs with them), then vpxd.
+        for p in reversed(procs):
+            p.stop()
+    return rc
+
+
+def run(a, procs):
+    d = os.path.abspath(a.dir)
+    os.makedirs(d, exist_ok=True)
+    vpxd = find_prog("KVC_VPXD", "vpxd/vpxd", "vpxd")
+    hostd = find_prog("KVC_HOSTD", "hostd/hostd", "hostd")
+    backend = a.backend
+    if backend is None:
+        ok, why = kvm_backend_works(hostd, os.path.join(d, "kvm-check"))
+        backend = "kvm" if ok else "sim"
+        if not ok:
+            log("using the sim backend: %s" % why)
+    elif backend == "kvm":
+        ok, why = kvm_backend_works(hostd, os.path.join(d, "kvm-check"))
+        if not ok:
+            raise Fail(why)
+    port = a.port or (8443 if port_free(8443) else free_port())
+    shared = os.path.join(d, "datastores", "shared")
+    os.makedirs(shared, exist_ok=True)
+
+    # vpxd, with a password we choose so we can print it.
+    password = secrets.token_urlsafe(12)
+    conf = os.path.join(d, "vpxd.conf")
+    with open(conf, "w") as f:
+        f.write('[server]\ndir = "%s"\nlisten = "127.0.0.1"\nport = %d\nlog = "%s"\n'
+                '[auth]\nadmin-user = "%s"\nadmin-password = "%s"\n'
+                '[hosts]\nheartbeat = %dms\nstats-interval = 20s\n'
+                % (os.path.join(d, "vpxd"), port, os.path.join(d, "vpxd.log"), ADMIN,
+                   password, a.heartbeat))
+    os.chmod(conf, 0o600)
+    vp = Proc([vpxd, "-f", conf], os.path.join(d, "vpxd.out"), "vpxd")
+    procs.append(vp)
+
+    def listening():
+        vp.check()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+    wait_for(listening, 30, "vpxd on port %d" % port)
+    url = "https://127.0.0.1:%d" % port
+    thumb = cert_thumbprint(port)
+
+    # Hosts: one hostd per host, each its own process group.
+    hosts = []
+    for i in range(a.hosts):
+        hd = os.path.join(d, "hosts", "esx-%d" % i)
+        os.makedirs(os.path.join(hd, "local"), exist_ok=True)
+        argv = [hostd, "--backend", backend, "--state-dir", os.path.join(hd, "state"),
+                "--port", "0", "--name", "esx-%d" % i, "--heartbeat", str(a.heartbeat),
+                "--datastore", "shared=%s:shared" % shared,
+                "--datastore", "local-esx-%d=%s" % (i, os.path.join(hd, "local")),
+                "--network", "VM Network@vSwitch0:0"]
+        p = Proc(argv, os.path.join(hd, "hostd.log"), "hostd esx-%d" % i)
+        procs.append(p)
+        hosts.append(p)
+    info = []
+    for p in hosts:
+        m = p.wait_log(r"host ready index=0 name=(\S+) uuid=(\S+) port=(\d+) thumbprint=(\S+)", 30)
+        info.append(dict(name=m.group(1), uuid=m.group(2), port=int(m.group(3)),
+                         thumbprint=m.group(4), proc=p))
+
+    api = Api(url, ADMIN, password)
+    dc = api.call("POST", "/api/vcenter/datacenter", {"name": "Datacenter"})
+    cl = api.call("POST", "/api/kvc/cluster", {"name": "Cluster", "folder": dc,
+                                              "ha_enabled": True, "drs_enabled": True})
+    for h in info:
+        h["id"] = api.call("POST", "/api/vcenter/host", {
+            "hostname": "127.0.0.1", "port": h["port"], "user_name": "root",
+            "password": "", "folder": cl, "thumbprint_verification": "THUMBPRINT",
+            "thumbprint": h["thumbprint"]})
+
+    def all_connected():
+        rows = api.call("GET", "/api/vcenter/host")
+        st = {r.get("host"): r.get("connection_state") for r in rows}
+        return all(st.get(h["id"]) == "CONNECTED" for h in info)
+    wait_for(all_connected, 30, "every host CONNECTED")
+
+    def shared_ds():
+        rows = api.call("GET", "/api/vcenter/datastore?names=shared")
+        return rows[0]["datastore"] if rows else None
+    ds = wait_for(shared_ds, 30, "the shared datastore")
+    for i in range(a.vms):
+        vm = api.call("POST", "/api/vcenter/vm", {
+            "name": "vm-%d" % i, "guest_OS": "OTHER_LINUX_64",
+            "placement": {"cluster": cl, "datastore": ds},
+            "cpu": {"count": 1}, "memory": {"size_MiB": 64}})
+        api.call("POST", "/api/vcenter/vm/%s/power?action=start" % vm)
+
+    print("URL %s" % url)
+    print("USER %s" % ADMIN)
+    print("PASSWORD %s" % password)
+    print("THUMBPRINT %s" % thumb)
+    for h in info:
+        print("HOST %s %d backend=%s port=%d uuid=%s thumbprint=%s"
+              % (h["id"], h["proc"].pid, backend, h["port"], h["uuid"], h["thumbprint"]))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Fail as e:
+        log(str(e))
+        sys.exit(1)
