@@ -71,3 +71,11 @@ TESTS += tests/unit/test_rpc_tls
 tests_unit_test_rpc_tls_SOURCES = tests/unit/test_rpc_tls.c tests/unit/rpc_test_util.h
 tests_unit_test_rpc_tls_CFLAGS = $(KVC_RPC_TEST_CFLAGS)
 tests_unit_test_rpc_tls_LDADD = $(KVC_RPC_TEST_LDADD)
+
+# make bench: rpc-roundtrip-unix (tests/bench/bench_rpc.c).
+KVC_BENCH_BINS += tests/bench/bench_rpc
+EXTRA_PROGRAMS += tests/bench/bench_rpc
+CLEANFILES += tests/bench/bench_rpc
+tests_bench_bench_rpc_SOURCES = tests/bench/bench_rpc.c
+tests_bench_bench_rpc_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_bench_bench_rpc_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a $(KVC_RPC_LIBS)
