@@ -301,7 +301,14 @@ client_submit(struct kvc_rpc_client *cl, struct kvc_rpc_out_call *oc)
     int r;
 
     if (cl->up && cl->conn) {
-        if ((r = kvc_rpc_conn_start_call(cl->conn, oc)) < 0) {
+        r = kvc_rpc_conn_start_call(cl->conn, oc);
+        if (r == -ENOTCONN) {
+            /* Closing (e.g. after a protocol error): wait for the next
+             * connection like any call made while down. */
+            queue_add(cl, oc);
+            return 0;
+        }
+        if (r < 0) {
             event_free(oc->timer);
             free(oc->payload);
             free(oc);
@@ -405,6 +412,14 @@ kvc_rpc_call_sync(struct kvc_rpc_client *cl, uint32_t method, const ProtobufCMes
     if (!cl || cl->ep.dead) {
         s.status = KVC_RPC_E_CANCELLED;
         s.error = strdup("client shut down");
+        goto out;
+    }
+    /* libevent refuses to run a loop inside itself; find out now rather
+     * than wait forever (this runs whatever is ready, as the wait would). */
+    if (event_base_loop(cl->ep.base, EVLOOP_NONBLOCK) < 0) {
+        kvc_err("kvc_rpc_call_sync called from inside the event loop");
+        s.status = KVC_RPC_E_INTERNAL;
+        s.error = strdup("synchronous call from inside the event loop");
         goto out;
     }
     oc = kvc_rpc_out_call_new(cl->ep.base, method, req, rtype, timeout_ms, sync_done, &s,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1129,6 +1130,17 @@ kvc_rpc_conn_new(struct kvc_rpc_ep *ep, int fd, bool dialing, struct kvc_rpc_tls
     c->dialing = dialing;
     c->tlsctx = tls;
     c->state = dialing ? CS_CONNECTING : tls ? CS_HANDSHAKE : CS_UP;
+    if (peer && (peer->sa_family == AF_INET || peer->sa_family == AF_INET6)) {
+        /* Small request/response frames must not wait for Nagle; a peer
+         * that vanishes without a FIN (host down, cable cut) is found by
+         * keepalive after about a minute even if no call is out. */
+        int one = 1, idle = 30, intvl = 10, cnt = 3;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    }
     if (!tls) {
         socklen_t len = sizeof c->cred;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) == 0 && c->cred.pid > 0)

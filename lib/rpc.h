@@ -294,7 +294,9 @@ uint16_t kvc_rpc_server_port(const struct kvc_rpc_server *);
 void kvc_rpc_server_free(struct kvc_rpc_server *);
 
 /* A dialing endpoint; starts connecting at once.  Calls made while it is
- * connecting wait (with their deadlines running) and go out once it is up. */
+ * connecting wait (with their deadlines running) and go out once it is up.
+ * HOST is resolved with getaddrinfo() at each attempt, which blocks the
+ * loop while a DNS server answers: daemons should pass addresses. */
 int kvc_rpc_client_new_tcp(struct event_base *, const char *host,
                            uint16_t port, const struct kvc_rpc_tls *tls,
                            const struct kvc_rpc_opts *opts,
@@ -320,7 +322,8 @@ const char *kvc_rpc_client_last_error(const struct kvc_rpc_client *);
 void kvc_rpc_client_free(struct kvc_rpc_client *);
 
 /* For tools and tests: runs the client's event_base until the reply or the
- * deadline (never call it from inside that loop).  Returns the status; on
+ * deadline.  From inside that loop (a handler or callback) it fails at once
+ * with KVC_RPC_E_INTERNAL: libevent loops do not nest.  Returns the status; on
  * KVC_RPC_OK *RESPONSE (if RESPONSE is not NULL) is the reply, to free with
  * protobuf_c_message_free_unpacked(*response, NULL); otherwise *ERROR (if
  * ERROR is not NULL) is a malloc'ed message to free(). */

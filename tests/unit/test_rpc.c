@@ -802,6 +802,38 @@ test_free_from_callback(void **state)
     kvc_rpc_client_free(cl);
 }
 
+struct nested {
+    struct kvc_rpc_client *cl;
+    int status;
+    bool done;
+};
+
+static void
+on_reply_nested(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct nested *n = arg;
+    char *err = NULL;
+    /* A synchronous call from inside the loop fails at once, no hang. */
+    n->status = kvc_rpc_call_sync(n->cl, M_ECHO, NULL, NULL, 1000, NULL, &err);
+    free(err);
+    n->done = true;
+}
+
+static void
+test_sync_call_inside_loop_fails_fast(void **state)
+{
+    struct fixture *f = *state;
+    struct nested n = { .cl = client(f, NULL) };
+    Kvc__Rpc__Ping p = KVC__RPC__PING__INIT;
+    struct reply r;
+
+    assert_int_equal(kvc_rpc_client_call(n.cl, M_ECHO, &p.base, NULL, 5000, on_reply_nested, &n), 0);
+    assert_true(run_until(f->base, &n.done, 10000));
+    assert_int_equal(n.status, KVC_RPC_E_INTERNAL);
+    assert_int_equal(echo(f->base, n.cl, 4, &r), KVC_RPC_OK);
+    kvc_rpc_client_free(n.cl);
+}
+
 static void
 test_bad_method_table(void **state)
 {
@@ -836,6 +868,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sync_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_with_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_call_inside_loop_fails_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_method_table, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
