@@ -575,6 +575,17 @@ int kvc_cg_vm_set_mem_limit(struct kvc_cg_vm *vm, int64_t bytes)
     return write_file(vm->root, vm->dir[H_MEM], "memory.limit_in_bytes", v);
 }
 
+int kvc_cg_vm_set_mem_reservation(struct kvc_cg_vm *vm, uint64_t bytes)
+{
+    char v[32];
+    snprintf(v, sizeof(v), "%" PRIu64 "\n", bytes);
+    if (vm->root->version == KVC_CG_V2)
+        return write_file(vm->root, vm->dir[H_CPU], "memory.min", v);
+    if (!vm->dir[H_MEM])
+        return -ENOTSUP;
+    return write_file(vm->root, vm->dir[H_MEM], "memory.soft_limit_in_bytes", v);
+}
+
 int kvc_cg_vm_usage(struct kvc_cg_vm *vm, struct kvc_cg_usage *u)
 {
     memset(u, 0, sizeof(*u));

@@ -71,6 +71,11 @@ int kvc_cg_vm_set_quota(struct kvc_cg_vm *, int64_t quota_us, uint64_t period_us
 /* Memory limit in bytes; < 0 means unlimited.  -ENOTSUP without a memory controller. */
 int kvc_cg_vm_set_mem_limit(struct kvc_cg_vm *, int64_t bytes);
 
+/* Memory reservation in bytes (0: none): v2 memory.min (protected from
+ * reclaim); v1 memory.soft_limit_in_bytes (under host memory pressure,
+ * memory above it is reclaimed first).  -ENOTSUP without a memory controller. */
+int kvc_cg_vm_set_mem_reservation(struct kvc_cg_vm *, uint64_t bytes);
+
 struct kvc_cg_usage {
     uint64_t cpu_ns;            /* total CPU time of the group */
     uint64_t mem_bytes;         /* current memory charge (0 without memory controller) */

@@ -93,6 +93,45 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(m->base);
 }
 
+/* Values the schema cannot check: returns 0 or -EINVAL (message on stderr). */
+static int check_values(const struct kvc_config *cfg, const char *conf, long *mode)
+{
+    const struct kvc_cfg_section *sv = kvc_config_section(cfg, "vmkd");
+    const char *mode_s = kvc_cfg_string(sv, "socket-mode");
+    char *end;
+    *mode = strtol(mode_s, &end, 8);
+    if (!*mode_s || *end || *mode < 0 || *mode > 0777) {
+        fprintf(stderr, "%s: [vmkd] socket-mode: '%s' is not an octal file mode\n", conf, mode_s);
+        return -EINVAL;
+    }
+    static const char *const abs_keys[] = { "state-dir", "socket", "vmx", "log-file" };
+    for (size_t i = 0; i < sizeof(abs_keys) / sizeof(abs_keys[0]); i++) {
+        const char *v = kvc_cfg_string(sv, abs_keys[i]);
+        if (v && *v && v[0] != '/') {
+            fprintf(stderr, "%s: [vmkd] %s: '%s' must be an absolute path\n", conf, abs_keys[i], v);
+            return -EINVAL;
+        }
+    }
+    /* Per-VM sockets (STATE-DIR/vms/ID/vmx.sock) are checked at power-on:
+     * a long state dir only shortens the VM ids it can take. */
+    const char *sock = kvc_cfg_string(sv, "socket");
+    const char *sd = kvc_cfg_string(sv, "state-dir");
+    size_t socklen = sock && *sock ? strlen(sock) : strlen(sd) + strlen("/vmkd.sock");
+    if (socklen >= 108) {
+        fprintf(stderr, "%s: [vmkd] %s is too long for unix socket paths (108 bytes)\n", conf,
+                sock && *sock ? "socket" : "state-dir");
+        return -EINVAL;
+    }
+    const struct kvc_cfg_section *sc = kvc_config_section(cfg, "cgroup");
+    const char *parent = kvc_cfg_string(sc, "parent");
+    if (!parent || !*parent || parent[0] == '/' || strstr(parent, "..")) {
+        fprintf(stderr, "%s: [cgroup] parent: '%s' must be a relative cgroup path\n", conf,
+                parent ? parent : "");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: vmkd [-f CONFIG] [-n] [-d]\n"
@@ -120,8 +159,19 @@ int main(int argc, char **argv)
         return 2;
     }
     kvc_log_init("vmkd");
-    if (check)
+    if (check) {
+        /* First what the schema cannot express, then the schema's own check
+         * (which prints the normal form and "configuration OK"). */
+        struct kvc_config *c = NULL;
+        long m;
+        if (kvc_config_load(&vmkd_schema, conf, &c, NULL) == 0) {
+            int bad = check_values(c, conf, &m) < 0;
+            kvc_config_free(c);
+            if (bad)
+                return 1;
+        }
         return kvc_config_check(&vmkd_schema, conf, stdout, stderr);
+    }
 
     struct kvc_config *cfg = NULL;
     char *errs = NULL;
@@ -153,13 +203,9 @@ int main(int argc, char **argv)
     char *sock = NULL;
     struct main_ctx m = { 0 };
 
-    const char *mode_s = kvc_cfg_string(sv, "socket-mode");
-    char *end;
-    long mode = strtol(mode_s, &end, 8);
-    if (*end || mode < 0 || mode > 0777) {
-        fprintf(stderr, "%s: [vmkd] socket-mode: '%s' is not an octal file mode\n", conf, mode_s);
+    long mode;
+    if (check_values(cfg, conf, &mode) < 0)
         goto out;
-    }
     struct vmkd_config vc = {
         .state_dir = (char *)kvc_cfg_string(sv, "state-dir"),
         .vmx_path = (char *)kvc_cfg_string(sv, "vmx"),
@@ -176,10 +222,6 @@ int main(int argc, char **argv)
         .cfs_period_us = (uint64_t)kvc_cfg_duration_ms(sc, "cfs-period") * 1000,
         .rmdir_cgroup_parent = kvc_cfg_bool(sc, "remove-parent-on-exit"),
     };
-    if (!vc.state_dir || vc.state_dir[0] != '/') {
-        fprintf(stderr, "%s: [vmkd] state-dir must be an absolute path\n", conf);
-        goto out;
-    }
     const char *s = kvc_cfg_string(sv, "socket");
     sock = s && *s ? strdup(s) : NULL;
     if (!sock && asprintf(&sock, "%s/vmkd.sock", vc.state_dir) < 0)

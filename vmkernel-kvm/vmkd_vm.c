@@ -193,11 +193,18 @@ static int apply_alloc(struct vmkd_vm *vm, char *why)
         return rc;
     }
     int64_t mem = vm->alloc.mem_limit_mb > 0 ? vm->alloc.mem_limit_mb << 20 : -1;
-    if (mem < 0 && !kvc_cg_root_has_memory(d->cg))
+    uint64_t res = vm->alloc.mem_reservation_mb << 20;
+    if (mem < 0 && res == 0 && !kvc_cg_root_has_memory(d->cg))
         return 0;
     rc = kvc_cg_vm_set_mem_limit(vm->cg, mem);
     if (rc < 0) {
         snprintf(why, VMKD_WHY_MAX, "cannot set the memory limit: %s%s", strerror(-rc),
+                 rc == -ENOTSUP ? " (no memory cgroup controller)" : "");
+        return rc;
+    }
+    rc = kvc_cg_vm_set_mem_reservation(vm->cg, res);
+    if (rc < 0) {
+        snprintf(why, VMKD_WHY_MAX, "cannot set the memory reservation: %s%s", strerror(-rc),
                  rc == -ENOTSUP ? " (no memory cgroup controller)" : "");
         return rc;
     }

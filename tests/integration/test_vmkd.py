@@ -129,6 +129,18 @@ def test_check_mode(tmp):
     assert p.returncode == 1
     assert "bad.conf:2: unknown key 'state-dri'" in p.stderr
     assert "bad.conf:4:" in p.stderr
+    # Values the schema cannot check are checked too.
+    for body, msg in (('socket-mode = "rw"', "socket-mode: 'rw' is not an octal file mode"),
+                      ('state-dir = "relative/dir"', "state-dir: 'relative/dir' must be an absolute path"),
+                      ('state-dir = "/%s"' % ("x" * 120), "too long for unix socket paths")):
+        with open(bad, "w") as f:
+            f.write("[vmkd]\n%s\n" % body)
+        p = subprocess.run([VMKD, "-n", "-f", bad], capture_output=True, text=True)
+        assert p.returncode == 1 and msg in p.stderr, p.stderr
+    with open(bad, "w") as f:
+        f.write('[cgroup]\nparent = "../escape"\n')
+    p = subprocess.run([VMKD, "-n", "-f", bad], capture_output=True, text=True)
+    assert p.returncode == 1 and "must be a relative cgroup path" in p.stderr
 
 
 def test_host_info(vmkd):

@@ -99,6 +99,9 @@ static void test_fake_v1(void **state)
     assert_int_equal(kvc_cg_vm_set_mem_limit(vm, 64 << 20), 0);
     snprintf(p, sizeof(p), "%s/memory/kvc-test/host1/vm-1/memory.limit_in_bytes", tmp);
     assert_string_equal(last_line(p), "67108864");
+    assert_int_equal(kvc_cg_vm_set_mem_reservation(vm, 32 << 20), 0);
+    snprintf(p, sizeof(p), "%s/memory/kvc-test/host1/vm-1/memory.soft_limit_in_bytes", tmp);
+    assert_string_equal(last_line(p), "33554432");
     assert_int_equal(kvc_cg_vm_attach(vm, 4242), 0);
     snprintf(p, sizeof(p), "%s/cpuacct/kvc-test/host1/vm-1/cgroup.procs", tmp);
     assert_string_equal(last_line(p), "4242");
@@ -163,6 +166,7 @@ static void test_fake_v1_shared_cpuacct(void **state)
     assert_int_equal(u.cpu_ns, 77);
     /* No memory controller: a memory limit cannot be honoured. */
     assert_int_equal(kvc_cg_vm_set_mem_limit(vm, 1 << 20), -ENOTSUP);
+    assert_int_equal(kvc_cg_vm_set_mem_reservation(vm, 1 << 20), -ENOTSUP);
     assert_int_equal(kvc_cg_vm_destroy(vm), 0);
     kvc_cg_root_close(r, true);
 }
@@ -201,6 +205,9 @@ static void test_fake_v2(void **state)
     assert_string_equal(last_line(p), "1073741824");
     assert_int_equal(kvc_cg_vm_set_mem_limit(vm, -1), 0);
     assert_string_equal(last_line(p), "max");
+    assert_int_equal(kvc_cg_vm_set_mem_reservation(vm, 1 << 20), 0);
+    snprintf(p, sizeof(p), "%s/kvcenter/h1/vm/memory.min", tmp);
+    assert_string_equal(last_line(p), "1048576");
     int fds[4];
     assert_int_equal(kvc_cg_vm_procs_fds(vm, fds, 4), 1);   /* one hierarchy */
     close(fds[0]);
@@ -311,8 +318,10 @@ static void test_real(void **state)
         assert_int_equal(read_long(dir, "cpu.weight"), 200);
         assert_int_equal(kvc_cg_vm_set_quota(vm, 20000, 50000), 0);
     }
-    if (kvc_cg_root_has_memory(r))
+    if (kvc_cg_root_has_memory(r)) {
         assert_int_equal(kvc_cg_vm_set_mem_limit(vm, 256 << 20), 0);
+        assert_int_equal(kvc_cg_vm_set_mem_reservation(vm, 64 << 20), 0);
+    }
     struct kvc_cg_usage u;
     assert_int_equal(kvc_cg_vm_usage(vm, &u), 0);
     /* Creating an existing VM cgroup reuses it (re-adoption after a restart). */

@@ -494,6 +494,17 @@ static void test_mem_limit(void **state)
     assert_int_equal(fscanf(f, "%llu", &v), 1);
     fclose(f);
     assert_int_equal(v, 64ull << 20);
+    /* The reservation is protected (v2 memory.min) or reclaimed last (v1 soft limit). */
+    snprintf(p, sizeof(p), "/sys/fs/cgroup/memory/%s/memory.soft_limit_in_bytes", rel);
+    f = fopen(p, "r");
+    if (!f) {
+        snprintf(p, sizeof(p), "%s/memory.min", cg);
+        f = fopen(p, "r");
+    }
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%llu", &v), 1);
+    fclose(f);
+    assert_int_equal(v, 32ull << 20);
     assert_int_equal(vmkd_admission(t->d)->used_mem_mb, 32);
     struct kvc_cg_usage u;
     assert_int_equal(vmkd_vm_usage(t->d, "memcap", &u), 0);
