@@ -27,16 +27,29 @@ vmkernel_kvm_vswitch_kvc_vswitch_LDADD = $(VSWITCH_LIBS)
 TESTS += tests/integration/test_vswitch_vxlan.py
 EXTRA_DIST += tests/integration/test_vswitch_vxlan.py
 
-# Fuzz target: hostile ring peer and frames through the switch.  `make check`
-# replays its corpus and a fixed-seed stream through a plain main()
-# (tests/fuzz/fuzz_vswitch_replay.c); libFuzzer runs it in `make fuzz`.
+# Fuzz target vswitch_ring (tests/fuzz/local.mk's convention): a hostile ring
+# peer and hostile frames through the switch.  `make check` replays its corpus
+# (replay_vswitch_ring) and a fixed-seed generated stream (test_vswitch_fuzzgen).
 KVC_FUZZ_TARGETS += tests/fuzz/fuzz_vswitch_ring
-check_PROGRAMS += tests/fuzz/fuzz_vswitch_replay
-TESTS += tests/fuzz/fuzz_vswitch_replay
-tests_fuzz_fuzz_vswitch_replay_SOURCES = tests/fuzz/fuzz_vswitch_ring.c tests/fuzz/fuzz_vswitch_replay.c
-tests_fuzz_fuzz_vswitch_replay_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm/vswitch
-tests_fuzz_fuzz_vswitch_replay_LDADD = $(VSWITCH_LIBS)
-EXTRA_DIST += tests/fuzz/corpus/vswitch
+KVC_FUZZ_VSWITCH_SRCS = vmkernel-kvm/vswitch/vswitch.c vmkernel-kvm/vswitch/port_dummy.c \
+	vmkernel-kvm/vswitch/port_ring.c vmkernel-kvm/vswitch/ring.c vmkernel-kvm/vswitch/vxlan.c \
+	lib/log.c
+tests/fuzz/fuzz_vswitch_ring: $(srcdir)/tests/fuzz/fuzz_vswitch_ring.c $(KVC_FUZZ_VSWITCH_SRCS)
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CCLD)srcs=; for f in $(KVC_FUZZ_VSWITCH_SRCS); do srcs="$$srcs $(srcdir)/$$f"; done; \
+	$(KVC_FUZZ_CC) -I$(srcdir)/vmkernel-kvm/vswitch -o $@ \
+	  $(srcdir)/tests/fuzz/fuzz_vswitch_ring.c $$srcs -lpthread
+check_PROGRAMS += tests/fuzz/replay_vswitch_ring tests/unit/test_vswitch_fuzzgen
+TESTS += tests/fuzz/replay_vswitch_ring tests/unit/test_vswitch_fuzzgen
+tests_fuzz_replay_vswitch_ring_SOURCES = tests/fuzz/fuzz_vswitch_ring.c tests/fuzz/replay-main.c
+tests_fuzz_replay_vswitch_ring_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm/vswitch \
+	-DKVC_FUZZ_NAME='"vswitch_ring"'
+tests_fuzz_replay_vswitch_ring_LDADD = $(VSWITCH_LIBS)
+tests_unit_test_vswitch_fuzzgen_SOURCES = tests/fuzz/fuzz_vswitch_ring.c tests/unit/test_vswitch_fuzzgen.c
+tests_unit_test_vswitch_fuzzgen_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm/vswitch
+tests_unit_test_vswitch_fuzzgen_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_vswitch_fuzzgen_LDADD = $(VSWITCH_LIBS) $(CMOCKA_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/vswitch_ring
 
 # Benchmarks beside the Linux bridge (docs/benchmarks.md): built for `make bench`.
 EXTRA_PROGRAMS += tests/bench/bench_vswitch
