@@ -7,6 +7,7 @@
  *                      [macchg=0|1] [forged=0|1] [avg=BPS peak=BPS burst=BYTES]
  *   pg remove NAME
  *   port add NAME PG [MAC]          (a dummy port)
+ *   port tap NAME PG IFNAME [MAC]   (a TAP port: kernel interface IFNAME)
  *   port remove NAME | port pg NAME PG | port mac NAME MAC | port link NAME 0|1
  *   vxlan NAME IP UDPPORT           (the uplink)
  *   vtep add|remove VNI IP UDPPORT
@@ -157,6 +158,10 @@ handle(char **tok, int n)
             rc = n == 5 ? vs_parse_mac(tok[4], mac) : 0;
             if (!rc)
                 rc = vs_port_add_dummy(sw, tok[2], tok[3], n == 5 ? mac : NULL, NULL);
+        } else if (!strcmp(sub, "tap") && (n == 5 || n == 6)) {
+            rc = n == 6 ? vs_parse_mac(tok[5], mac) : 0;
+            if (!rc)
+                rc = vs_port_add_tap(sw, tok[2], tok[3], tok[4], n == 6 ? mac : NULL, NULL);
         } else if (!strcmp(sub, "remove")) {
             rc = port(tok[2]) ? vs_port_remove(sw, port(tok[2])) : -ENOENT;
         } else if (!strcmp(sub, "pg") && n == 4) {

@@ -5,12 +5,17 @@ noinst_LIBRARIES += vmkernel-kvm/libkvcvswitch.a
 vmkernel_kvm_libkvcvswitch_a_SOURCES = \
 	vmkernel-kvm/vswitch/vswitch.c vmkernel-kvm/vswitch/vswitch.h \
 	vmkernel-kvm/vswitch/port.h vmkernel-kvm/vswitch/port_dummy.c \
-	vmkernel-kvm/vswitch/port_ring.c vmkernel-kvm/vswitch/ring.c \
-	vmkernel-kvm/vswitch/ring.h vmkernel-kvm/vswitch/vxlan.c
+	vmkernel-kvm/vswitch/port_ring.c vmkernel-kvm/vswitch/port_tap.c \
+	vmkernel-kvm/vswitch/ring.c vmkernel-kvm/vswitch/ring.h \
+	vmkernel-kvm/vswitch/vxlan.c
 VSWITCH_LIBS = vmkernel-kvm/libkvcvswitch.a lib/libkvcutil.a
 
-check_PROGRAMS += tests/unit/test_vswitch tests/unit/test_vswitch_ring
-TESTS += tests/unit/test_vswitch tests/unit/test_vswitch_ring
+check_PROGRAMS += tests/unit/test_vswitch tests/unit/test_vswitch_ring tests/unit/test_vswitch_tap
+TESTS += tests/unit/test_vswitch tests/unit/test_vswitch_ring tests/unit/test_vswitch_tap
+tests_unit_test_vswitch_tap_SOURCES = tests/unit/test_vswitch_tap.c
+tests_unit_test_vswitch_tap_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm/vswitch
+tests_unit_test_vswitch_tap_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_vswitch_tap_LDADD = $(VSWITCH_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_vswitch_SOURCES = tests/unit/test_vswitch.c
 tests_unit_test_vswitch_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm/vswitch
 tests_unit_test_vswitch_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
@@ -32,8 +37,8 @@ EXTRA_DIST += tests/integration/test_vswitch_vxlan.py
 # (replay_vswitch_ring) and a fixed-seed generated stream (test_vswitch_fuzzgen).
 KVC_FUZZ_TARGETS += tests/fuzz/fuzz_vswitch_ring
 KVC_FUZZ_VSWITCH_SRCS = vmkernel-kvm/vswitch/vswitch.c vmkernel-kvm/vswitch/port_dummy.c \
-	vmkernel-kvm/vswitch/port_ring.c vmkernel-kvm/vswitch/ring.c vmkernel-kvm/vswitch/vxlan.c \
-	lib/log.c
+	vmkernel-kvm/vswitch/port_ring.c vmkernel-kvm/vswitch/port_tap.c vmkernel-kvm/vswitch/ring.c \
+	vmkernel-kvm/vswitch/vxlan.c lib/log.c
 tests/fuzz/fuzz_vswitch_ring: $(srcdir)/tests/fuzz/fuzz_vswitch_ring.c $(KVC_FUZZ_VSWITCH_SRCS)
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CCLD)srcs=; for f in $(KVC_FUZZ_VSWITCH_SRCS); do srcs="$$srcs $(srcdir)/$$f"; done; \

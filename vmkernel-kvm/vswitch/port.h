@@ -115,6 +115,8 @@ int vs_dummy_create(struct vs_switch *, const char *name, const uint8_t *mac,
                     struct vs_port **);
 int vs_ring_port_create(struct vs_switch *, const char *name, const uint8_t *mac,
                         const struct vs_ring_opts *, unsigned mtu, struct vs_port **);
+int vs_tap_create(struct vs_switch *, const char *name, const char *ifname,
+                  const uint8_t *mac, struct vs_port **);
 int vs_vxlan_create(struct vs_switch *, const char *name, const char *ip,
                     uint16_t port, struct vs_port **);
 /* VXLAN parse/encap helpers, shared with the fuzz target. */

@@ -1234,6 +1234,20 @@ vs_port_add_ring(struct vs_switch *sw, const char *name, const char *pg,
 }
 
 int
+vs_port_add_tap(struct vs_switch *sw, const char *name, const char *pg,
+                const char *ifname, const uint8_t mac[6], struct vs_port **out)
+{
+    struct vs_port *p;
+    int rc = check_name(name);
+    if (rc || (rc = vs_tap_create(sw, name, ifname, mac, &p)))
+        return rc;
+    rc = vs_port_attach(sw, p, pg);
+    if (!rc && out)
+        *out = p;
+    return rc;
+}
+
+int
 vs_uplink_add_vxlan(struct vs_switch *sw, const char *name, const char *ip,
                     uint16_t udp_port, struct vs_port **out)
 {

@@ -142,6 +142,12 @@ int vs_port_add_ring(struct vs_switch *, const char *name, const char *pg,
                      const uint8_t mac[6], const struct vs_ring_opts *,
                      struct vs_port **out);
 
+/* TAP port: creates (or attaches to) kernel interface ifname and connects
+ * it to a port group, like an ESXi VMkernel adapter.  Needs CAP_NET_ADMIN;
+ * the interface is gone when the port is removed (unless persistent). */
+int vs_port_add_tap(struct vs_switch *, const char *name, const char *pg,
+                    const char *ifname, const uint8_t mac[6], struct vs_port **out);
+
 /* VXLAN uplink bound to local_ip:udp_port (udp_port 0: 4789).  One per
  * switch. */
 int vs_uplink_add_vxlan(struct vs_switch *, const char *name,
