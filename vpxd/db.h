@@ -174,6 +174,24 @@ int vdb_vm_set_hardware(struct vdb *, const char *id, int cpu_count,
 int vdb_vm_set_guest(struct vdb *, const char *id, const char *tools_run_state,
                      const char *guest_state, const char *host_name,
                      const char *ip);
+/* What a host reports about one of its VMs: update the VM with that
+ * instance UUID if vpxd has it on HOST (or nowhere: it is registered in the
+ * datacenter's VM folder and the host's root pool).  A VM vpxd has on
+ * another host is left alone (it was restarted there).  OUT_ID may be NULL. */
+struct vdb_vm_report {
+    const char *uuid, *name, *guest_os, *config_path, *datastore;
+    const char *power_state;    /* POWERED_ON/POWERED_OFF/SUSPENDED */
+    const char *tools_run_state;    /* RUNNING / NOT_RUNNING */
+    int cpu_count;
+    int64_t memory_mib;
+};
+int vdb_vm_report(struct vdb *, const char *host, const struct vdb_vm_report *,
+                  char *out_id);
+/* The VM with UUID left HOST: removed from the inventory if it was there. */
+int vdb_vm_report_gone(struct vdb *, const char *host, const char *uuid);
+/* Full inventory: VMs vpxd has on HOST whose UUID is not in UUIDS leave. */
+int vdb_host_reconcile(struct vdb *, const char *host, const char *const *uuids,
+                       size_t n);
 /* VM id by instance UUID, or -ENOENT. */
 int vdb_vm_by_uuid(struct vdb *, const char *instance_uuid,
                    char out_id[VDB_ID_MAX]);
@@ -206,6 +224,9 @@ int vdb_alarm_set(struct vdb *, const char *alarm, const char *object,
 int vdb_alarm_ack(struct vdb *, const char *alarm, const char *object);
 
 /* ---- access control ---- */
+/* First start: the root folder, user ADMIN with HASH, and the Admin role
+ * for it on the root folder, in one transaction. */
+int vdb_bootstrap_admin(struct vdb *, const char *admin, const char *hash);
 int vdb_user_create(struct vdb *, const char *name, const char *hash,
                     bool builtin);
 int vdb_user_set_hash(struct vdb *, const char *name, const char *hash);

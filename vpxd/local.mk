@@ -4,10 +4,26 @@
 noinst_LIBRARIES += vpxd/libvpxdcore.a
 vpxd_libvpxdcore_a_SOURCES = \
 	vpxd/db.c vpxd/db.h vpxd/db_internal.h vpxd/db_inventory.c \
-	vpxd/migrations.h
+	vpxd/migrations.h vpxd/auth.c vpxd/auth.h
 nodist_vpxd_libvpxdcore_a_SOURCES = vpxd/migrations.c
-vpxd_libvpxdcore_a_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
-VPXD_CORE_LIBS = vpxd/libvpxdcore.a lib/libkvcutil.a $(SQLITE_LIBS) $(JANSSON_LIBS)
+vpxd_libvpxdcore_a_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS) \
+	$(GNUTLS_CFLAGS) $(ARGON2_CFLAGS)
+VPXD_CORE_LIBS = vpxd/libvpxdcore.a lib/libkvcutil.a $(SQLITE_LIBS) $(JANSSON_LIBS) \
+	$(GNUTLS_LIBS) $(ARGON2_LIBS)
+
+# The daemon: HTTPS API (api/, one resource a file), host connections.
+sbin_PROGRAMS += vpxd/vpxd
+vpxd_vpxd_SOURCES = \
+	vpxd/vpxd.c vpxd/vpxd.h vpxd/cert.c vpxd/cert.h vpxd/hosts.c vpxd/hosts.h \
+	vpxd/api/api.h vpxd/api/internal.h vpxd/api/filters.h vpxd/api/http.c \
+	vpxd/api/routes.c vpxd/api/common.c vpxd/api/session.c vpxd/api/vm.c \
+	vpxd/api/host.c vpxd/api/datacenter.c vpxd/api/cluster.c vpxd/api/folder.c \
+	vpxd/api/datastore.c vpxd/api/resource_pool.c vpxd/api/tasks.c vpxd/api/kvc.c \
+	vpxd/api/openapi.c vpxd/api/metrics.c
+vpxd_vpxd_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS) \
+	$(LIBEVENT_CFLAGS) $(MHD_CFLAGS) $(ARGON2_CFLAGS) $(PROTOBUF_C_CFLAGS)
+vpxd_vpxd_LDADD = vpxd/libhostmgr.a lib/libkvcrpc.a proto/libkvcproto.a $(VPXD_CORE_LIBS) \
+	$(MHD_LIBS) $(LIBEVENT_LIBS) $(PROTOBUF_C_LIBS)
 
 # Unit tests (cmocka).
 check_PROGRAMS += tests/unit/test_vpxd_db
