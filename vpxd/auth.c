@@ -32,8 +32,8 @@ KVC_LOG_MODULE(auth);
 struct throttle {
     char user[128];
     int failures;
-    time_t until;
-    time_t last;
+    int64_t until_ms;           /* monotonic */
+    int64_t last_ms;
 };
 
 struct auth {
@@ -138,6 +138,14 @@ int auth_bootstrap(struct auth *a, const char *admin, const char *password,
     return 0;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static struct throttle *slot(struct auth *a, const char *user, bool create)
 {
     struct throttle *oldest = &a->slots[0];
@@ -145,7 +153,7 @@ static struct throttle *slot(struct auth *a, const char *user, bool create)
     for (int i = 0; i < THROTTLE_SLOTS; i++) {
         if (a->slots[i].user[0] && !strcmp(a->slots[i].user, user))
             return &a->slots[i];
-        if (a->slots[i].last < oldest->last)
+        if (a->slots[i].last_ms < oldest->last_ms)
             oldest = &a->slots[i];
     }
     if (!create)
@@ -160,14 +168,14 @@ int auth_login(struct auth *a, const char *user, const char *password,
 {
     char hash[256], th[AUTH_HASH_HEX];
     unsigned char raw[AUTH_TOKEN_LEN / 2];
-    time_t now = time(NULL);
+    int64_t now = now_ms();
     struct throttle *t = slot(a, user, false);
     bool ok;
     int rc;
 
     *retry_s = 0;
-    if (t && t->until > now) {
-        *retry_s = (int)(t->until - now);
+    if (t && t->until_ms > now) {
+        *retry_s = (int)((t->until_ms - now + 999) / 1000);
         return -EAGAIN;
     }
     ok = vdb_query_str(a->db, hash, sizeof(hash), "SELECT hash FROM users WHERE name = ?",
@@ -176,12 +184,12 @@ int auth_login(struct auth *a, const char *user, const char *password,
     if (!ok) {
         t = slot(a, user, true);
         t->failures++;
-        t->last = now;
+        t->last_ms = now;
         if (t->failures >= a->cfg.fail_limit) {
-            /* 1 s after the limit, doubling, at most 60 s. */
+            /* 2 s after the limit, doubling, at most 60 s. */
             int shift = (int)(t->failures - a->cfg.fail_limit);
-            int delay = shift > 6 ? 60 : 1 << shift;
-            t->until = now + (delay > 60 ? 60 : delay);
+            int64_t delay = shift > 5 ? 60000 : 2000 << shift;
+            t->until_ms = now + (delay > 60000 ? 60000 : delay);
         }
         return -EACCES;
     }
@@ -243,14 +251,19 @@ bool auth_check(struct auth *a, const char *user, const char *priv, const char *
                                                                      : VDB_ROOT_FOLDER;
     int rc = vdb_query_int(a->db, &n,
         "WITH RECURSIVE up(id, parent, depth) AS ("
-        "  SELECT id, parent, 0 FROM entity WHERE id = ?"
+        "  SELECT id, parent, 0 FROM entity WHERE id = ?1"
         "  UNION ALL SELECT e.id, e.parent, up.depth + 1 FROM entity e"
         "  JOIN up ON e.id = up.parent WHERE up.depth < 64)"
-        " SELECT count(*) FROM role_privilege WHERE role = ("
+        " , nearest(role) AS ("
         "  SELECT p.role FROM up JOIN permission p ON p.entity = up.id"
-        "  WHERE p.principal = ? AND (up.depth = 0 OR p.propagate)"
+        "  WHERE p.principal = ?2 AND (up.depth = 0 OR p.propagate)"
         "  ORDER BY up.depth LIMIT 1)"
-        " AND privilege IN (?, 'System.All')", "sss", e, user, priv);
+        /* Every role but NoAccess can see and read, as in vSphere. */
+        " SELECT (SELECT count(*) FROM role_privilege WHERE role = (SELECT role FROM nearest)"
+        "   AND privilege IN (?3, 'System.All'))"
+        " + (SELECT count(*) FROM nearest WHERE role != -5"
+        "   AND ?3 IN ('System.Anonymous', 'System.View', 'System.Read'))",
+        "sss", e, user, priv);
 
     return rc == 0 && n > 0;
 }

@@ -783,7 +783,11 @@ int vdb_role_delete(struct vdb *db, int64_t id)
 
     if ((rc = vdb_begin(db)) < 0)
         return rc;
-    rc = vdb_query_int(db, &n, "SELECT count(*) FROM permission WHERE role = ?", "I", id);
+    rc = vdb_query_int(db, &n, "SELECT count(*) FROM role WHERE id = ? AND builtin", "I", id);
+    if (rc >= 0 && n > 0)
+        rc = -EPERM;
+    if (rc >= 0)
+        rc = vdb_query_int(db, &n, "SELECT count(*) FROM permission WHERE role = ?", "I", id);
     if (rc >= 0 && n > 0)
         rc = -ENOTEMPTY;
     if (rc >= 0)

@@ -130,6 +130,11 @@ int vdb_datacenter_create(struct vdb *db, const char *name, const char *folder,
         rc = vdb_exec(db, "INSERT INTO datacenter (id, vm_folder, host_folder,"
                       " datastore_folder, network_folder) VALUES (?, ?, ?, ?, ?)",
                       "sssss", out_id, f[0], f[1], f[2], f[3]);
+    if (rc >= 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "Created datacenter %s", name);
+        rc = (int)vdb_event_add_locked(db, "DatacenterCreatedEvent", "info", out_id, NULL, msg);
+    }
     return vdb_finish(db, rc < 0 ? rc : 0);
 }
 

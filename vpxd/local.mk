@@ -31,6 +31,18 @@ TESTS += tests/unit/test_vpxd_db
 tests_unit_test_vpxd_db_SOURCES = tests/unit/test_vpxd_db.c
 tests_unit_test_vpxd_db_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
 tests_unit_test_vpxd_db_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS)
+check_PROGRAMS += tests/unit/test_vpxd_auth
+TESTS += tests/unit/test_vpxd_auth
+tests_unit_test_vpxd_auth_SOURCES = tests/unit/test_vpxd_auth.c
+tests_unit_test_vpxd_auth_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_vpxd_auth_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS)
+
+# Integration tests: a real vpxd on 127.0.0.1 (test_vpxd_util.py is their
+# helper module, not a test).
+TESTS += tests/integration/test_vpxd_api.py tests/integration/test_vpxd_rbac.py \
+	tests/integration/test_vpxd_restart.py
+EXTRA_DIST += tests/integration/test_vpxd_api.py tests/integration/test_vpxd_rbac.py \
+	tests/integration/test_vpxd_restart.py tests/integration/test_vpxd_util.py
 
 # vpxd's host manager (owned by the hosts area): a library vpxd links with
 # `$(VPXD_HOSTMGR_LIBS)` (before $(VPXD_CORE_LIBS)); hostmgr_db_ops records

@@ -989,6 +989,7 @@ int api_server_start(struct vpxd *vx, struct api_server **out)
     s->d = MHD_start_daemon(MHD_USE_TLS | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
                             | MHD_USE_ERROR_LOG,
                             0, NULL, NULL, on_request, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_HTTPS_MEM_KEY, vx->key_pem,
                             MHD_OPTION_HTTPS_MEM_CERT, vx->cert_pem,
@@ -996,7 +997,6 @@ int api_server_start(struct vpxd *vx, struct api_server **out)
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)vx->opt.max_connections,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_END);
     if (!s->d) {
         kvc_err("cannot start the HTTPS server on %s:%d", vx->opt.listen_addr, vx->opt.port);

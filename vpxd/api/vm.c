@@ -240,7 +240,7 @@ static int read_devices(struct api_req *r, struct create *c, int64_t *disk_bytes
     json_array_foreach(disks, i, d) {
         json_t *nv;
         int64_t cap = 0;
-        char key[16], label[32];
+        char key[24], label[40];
 
         if (!json_is_object(d)) {
             api_error(r, 400, "INVALID_ARGUMENT", "disks[%zu] must be an object", i);
@@ -264,7 +264,7 @@ static int read_devices(struct api_req *r, struct create *c, int64_t *disk_bytes
     json_array_foreach(nics, i, d) {
         json_t *bk;
         const char *net = NULL;
-        char key[16], label[32], netname[256] = "";
+        char key[24], label[48], netname[256] = "";
 
         if (!json_is_object(d)) {
             api_error(r, 400, "INVALID_ARGUMENT", "nics[%zu] must be an object", i);
@@ -369,11 +369,21 @@ void api_vm_create(struct api_req *r)
         || api_field_str(r, pl, "cluster", false, &cluster) < 0
         || api_field_str(r, pl, "datastore", false, &ds) < 0)
         return;
+    /* The caller's right to create in the folder is checked before anything
+     * about the placement is revealed. */
+    if (folder) {
+        if (!vdb_entity_exists(api_db(r), folder, "folder"))
+            return api_error(r, 404, "NOT_FOUND", "folder %s not found", folder);
+        if (api_require(r, "VirtualMachine.Inventory.Create", folder) < 0)
+            return;
+    }
     c = calloc(1, sizeof(*c));
     if (!c)
         return api_error(r, 500, "ERROR", "out of memory");
     c->r = r;
     c->vx = vx;
+    if (read_devices(r, c, &disk_bytes, netname, sizeof(netname)) < 0)
+        goto fail;
     /* Placement: host > resource pool > cluster. */
     if (host) {
         if (!vdb_entity_exists(api_db(r), host, "host")) {
@@ -470,8 +480,6 @@ void api_vm_create(struct api_req *r)
                        c->folder);
         goto fail;
     }
-    if (read_devices(r, c, &disk_bytes, netname, sizeof(netname)) < 0)
-        goto fail;
     if (api_need_host(r, c->host) < 0)
         goto fail;
     if (!*c->ds) {
