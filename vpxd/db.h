@@ -174,24 +174,10 @@ int vdb_vm_set_hardware(struct vdb *, const char *id, int cpu_count,
 int vdb_vm_set_guest(struct vdb *, const char *id, const char *tools_run_state,
                      const char *guest_state, const char *host_name,
                      const char *ip);
-/* What a host reports about one of its VMs: update the VM with that
- * instance UUID if vpxd has it on HOST (or nowhere: it is registered in the
- * datacenter's VM folder and the host's root pool).  A VM vpxd has on
- * another host is left alone (it was restarted there).  OUT_ID may be NULL. */
-struct vdb_vm_report {
-    const char *uuid, *name, *guest_os, *config_path, *datastore;
-    const char *power_state;    /* POWERED_ON/POWERED_OFF/SUSPENDED */
-    const char *tools_run_state;    /* RUNNING / NOT_RUNNING */
-    int cpu_count;
-    int64_t memory_mib;
-};
-int vdb_vm_report(struct vdb *, const char *host, const struct vdb_vm_report *,
-                  char *out_id);
-/* The VM with UUID left HOST: removed from the inventory if it was there. */
-int vdb_vm_report_gone(struct vdb *, const char *host, const char *uuid);
-/* Full inventory: VMs vpxd has on HOST whose UUID is not in UUIDS leave. */
-int vdb_host_reconcile(struct vdb *, const char *host, const char *const *uuids,
-                       size_t n);
+/* Moves VM ID to FOLDER and resource pool RP and sets what only vpxd
+ * knows of it (name, guest OS, hardware version, cores per socket,
+ * devices), e.g. when the host reported the VM before its create completed. */
+int vdb_vm_place(struct vdb *, const char *id, const struct vdb_vm_spec *);
 /* VM id by instance UUID, or -ENOENT. */
 int vdb_vm_by_uuid(struct vdb *, const char *instance_uuid,
                    char out_id[VDB_ID_MAX]);

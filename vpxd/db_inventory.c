@@ -826,105 +826,23 @@ int vdb_bootstrap_admin(struct vdb *db, const char *admin, const char *hash)
     return vdb_finish(db, rc < 0 ? rc : 0);
 }
 
-int vdb_vm_report(struct vdb *db, const char *host, const struct vdb_vm_report *v,
-                  char *out_id)
+int vdb_vm_place(struct vdb *db, const char *id, const struct vdb_vm_spec *s)
 {
-    char id[VDB_ID_MAX], on[VDB_ID_MAX] = "", folder[VDB_ID_MAX], rp[VDB_ID_MAX];
-    char ds[VDB_ID_MAX] = "";
-    int rc;
-
-    if (!v->uuid || !*v->uuid)
-        return -EINVAL;
-    if ((rc = vdb_begin(db)) < 0)
-        return rc;
-    if (v->datastore)
-        vdb_query_str(db, ds, sizeof(ds), "SELECT d.id FROM datastore d JOIN entity e ON"
-                      " e.id = d.id JOIN host h ON h.datacenter = d.datacenter"
-                      " WHERE h.id = ? AND e.name = ?", "ss", host, v->datastore);
-    rc = vdb_query_str(db, id, sizeof(id), "SELECT id FROM vm WHERE instance_uuid = ?",
-                       "s", v->uuid);
-    if (rc == 0) {
-        vdb_query_str(db, on, sizeof(on), "SELECT coalesce(host, '') FROM vm WHERE id = ?",
-                      "s", id);
-        if (*on && strcmp(on, host)) {
-            rc = 0;             /* vpxd has it elsewhere: leave it */
-            goto done;
-        }
-        if (!*on)
-            rc = vdb_vm_set_host(db, id, host);
-        if (rc >= 0)
-            rc = vdb_exec(db, "UPDATE vm SET cpu_count = ?, memory_mib = ?,"
-                          " config_path = coalesce(?, config_path),"
-                          " datastore = coalesce(?, datastore),"
-                          " tools_run_state = coalesce(?, tools_run_state) WHERE id = ?",
-                          "iIssss", v->cpu_count > 0 ? v->cpu_count : 1,
-                          v->memory_mib > 0 ? v->memory_mib : 1, v->config_path,
-                          *ds ? ds : NULL, v->tools_run_state, id);
-        if (rc >= 0 && v->power_state)
-            rc = vdb_vm_set_power(db, id, v->power_state, NULL);
-    } else if (rc == -ENOENT) {
-        struct vdb_vm_spec s = { .name = v->name, .guest_os = v->guest_os,
-                                 .host = host, .datastore = *ds ? ds : NULL,
-                                 .cpu_count = v->cpu_count > 0 ? v->cpu_count : 1,
-                                 .cores_per_socket = 1,
-                                 .memory_mib = v->memory_mib > 0 ? v->memory_mib : 1,
-                                 .power_state = v->power_state, .instance_uuid = v->uuid,
-                                 .config_path = v->config_path };
-        rc = vdb_query_str(db, folder, sizeof(folder), "SELECT d.vm_folder FROM datacenter d"
-                           " JOIN host h ON h.datacenter = d.id WHERE h.id = ?", "s", host);
-        if (rc >= 0)
-            rc = vdb_query_str(db, rp, sizeof(rp), "SELECT resource_pool FROM host"
-                               " WHERE id = ?", "s", host);
-        s.folder = folder;
-        s.resource_pool = rp;
-        if (rc >= 0) {
-            rc = vdb_vm_create(db, &s, id);
-            if (rc == -EEXIST) {
-                /* Name taken in the folder: keep both, as vCenter does. */
-                char name[300];
-                snprintf(name, sizeof(name), "%s (%.8s)", v->name ? v->name : "vm", v->uuid);
-                s.name = name;
-                rc = vdb_vm_create(db, &s, id);
-            }
-        }
-        if (rc >= 0 && v->tools_run_state)
-            rc = vdb_exec(db, "UPDATE vm SET tools_run_state = ? WHERE id = ?", "ss",
-                          v->tools_run_state, id);
-    }
-done:
-    if (rc >= 0 && out_id)
-        snprintf(out_id, VDB_ID_MAX, "%s", id);
-    return vdb_finish(db, rc < 0 ? rc : 0);
-}
-
-int vdb_vm_report_gone(struct vdb *db, const char *host, const char *uuid)
-{
-    char id[VDB_ID_MAX];
-
-    if (vdb_query_str(db, id, sizeof(id), "SELECT id FROM vm WHERE instance_uuid = ?"
-                      " AND host = ?", "ss", uuid, host) < 0)
-        return 0;
-    return vdb_vm_delete(db, id);
-}
-
-int vdb_host_reconcile(struct vdb *db, const char *host, const char *const *uuids, size_t n)
-{
-    json_t *rows = NULL;
-    size_t i;
-    json_t *r;
     int rc;
 
     if ((rc = vdb_begin(db)) < 0)
         return rc;
-    rc = vdb_query_json(db, &rows, "SELECT id, instance_uuid FROM vm WHERE host = ?", "s", host);
-    json_array_foreach(rows, i, r) {
-        const char *u = json_string_value(json_object_get(r, "instance_uuid"));
-        bool listed = false;
-        for (size_t k = 0; k < n && !listed; k++)
-            listed = !strcmp(uuids[k], u);
-        if (!listed && (rc = vdb_vm_delete(db, json_string_value(json_object_get(r, "id")))) < 0)
-            break;
-    }
-    json_decref(rows);
+    rc = vdb_exec(db, "UPDATE entity SET parent = coalesce(?, parent), name = coalesce(?, name)"
+                  " WHERE id = ? AND type = 'vm'", "sss", s->folder, s->name, id);
+    if (rc == 0)
+        rc = -ENOENT;
+    if (rc >= 0)
+        rc = vdb_exec(db, "UPDATE vm SET resource_pool = coalesce(?, resource_pool),"
+                      " guest_os = coalesce(?, guest_os), hw_version = coalesce(?, hw_version),"
+                      " cores_per_socket = ?, hardware = coalesce(?, hardware),"
+                      " datastore = coalesce(?, datastore) WHERE id = ?", "sssisss",
+                      s->resource_pool, s->guest_os, s->hw_version,
+                      s->cores_per_socket > 0 ? s->cores_per_socket : 1, s->hardware_json,
+                      s->datastore, id);
     return vdb_finish(db, rc < 0 ? rc : 0);
 }

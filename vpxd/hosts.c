@@ -9,6 +9,7 @@
 #include "lib/log.h"
 #include "vpxd/db.h"
 #include "vpxd/hostmgr.h"
+#include "vpxd/hostmgr_db.h"
 #include "vpxd/hosts.h"
 #include "vpxd/vpxd.h"
 
@@ -42,54 +43,22 @@ static bool is_pending(const char *uuid)
     return false;
 }
 
-static const char *power_name(enum hostmgr_power_state p)
-{
-    return p == HOSTMGR_POWERED_ON ? "POWERED_ON"
-         : p == HOSTMGR_SUSPENDED ? "SUSPENDED" : "POWERED_OFF";
-}
-
+/* What hosts report goes to the database through hostmgr_db_ops; vpxd
+ * only keeps a VM it is creating out of it until the create completes, so
+ * the completion records it in the folder and pool the caller chose. */
 static void on_host_state(void *arg, const char *host_id, enum hostmgr_conn_state st,
                           const char *reason)
 {
     struct vpxd *vx = arg;
-    const char *s = st == HOSTMGR_CONNECTED ? "CONNECTED"
-                  : st == HOSTMGR_NOT_RESPONDING ? "NOT_RESPONDING" : "DISCONNECTED";
 
-    if (st == HOSTMGR_CONNECTING)
-        return;
-    if (vdb_host_set_state(vx->db, host_id, s) > 0)
-        kvc_info("host %s is %s%s%s", host_id, s, reason ? ": " : "", reason ? reason : "");
+    hostmgr_db_ops.host_state(vx->db, host_id, st, reason);
 }
 
 static void on_host_info(void *arg, const char *host_id, const struct hostmgr_host_info *in)
 {
     struct vpxd *vx = arg;
-    struct vdb_host_hw hw = {
-        .cpu_count = (int)(in->cpu_cores ? in->cpu_cores : in->cpu_threads),
-        .cpu_mhz = (int)in->cpu_mhz,
-        .memory_bytes = (int64_t)in->memory_bytes,
-        .product_version = in->version,
-    };
 
-    vdb_host_set_hw(vx->db, host_id, &hw);
-}
-
-static void vm_report(struct vpxd *vx, const char *host_id, const struct hostmgr_vm_info *v)
-{
-    struct vdb_vm_report r = {
-        .uuid = v->uuid, .name = v->name, .guest_os = v->guest_os,
-        .config_path = v->config_path, .datastore = v->datastore,
-        .power_state = power_name(v->power),
-        .tools_run_state = v->tools == HOSTMGR_TOOLS_RUNNING ? "RUNNING" : "NOT_RUNNING",
-        .cpu_count = (int)v->cpu_count, .memory_mib = (int64_t)v->memory_mib,
-    };
-    int rc;
-
-    if (is_pending(v->uuid))
-        return;
-    rc = vdb_vm_report(vx->db, host_id, &r, NULL);
-    if (rc < 0)
-        kvc_warn("host %s: cannot record VM %s: %s", host_id, v->uuid, strerror(-rc));
+    hostmgr_db_ops.host_info(vx->db, host_id, in);
 }
 
 static void on_inventory(void *arg, const char *host_id, uint64_t generation,
@@ -98,48 +67,40 @@ static void on_inventory(void *arg, const char *host_id, uint64_t generation,
                          const struct hostmgr_vm_info *vms, size_t n_vms)
 {
     struct vpxd *vx = arg;
-    char id[VDB_ID_MAX];
-    const char **uuids = calloc(n_vms + MAX_PENDING + 1, sizeof(*uuids));
+    struct hostmgr_vm_info *keep = calloc(n_vms + 1, sizeof(*keep));
+    size_t n = 0;
 
-    for (size_t i = 0; i < n_ds; i++) {
-        struct vdb_datastore_info d = {
-            .name = ds[i].name, .url = ds[i].url,
-            .type = ds[i].type && !strcmp(ds[i].type, "NFS") ? "NFS" : "VMFS",
-            .capacity = (int64_t)ds[i].capacity_bytes,
-            .free_space = (int64_t)ds[i].free_bytes, .accessible = true,
-        };
-        vdb_datastore_report(vx->db, host_id, &d, id);
-    }
-    for (size_t i = 0; i < n_nets; i++)
-        vdb_network_report(vx->db, host_id, nets[i].name, "STANDARD_PORTGROUP",
-                           (int)nets[i].vlan, id);
-    for (size_t i = 0; i < n_vms; i++) {
-        vm_report(vx, host_id, &vms[i]);
-        if (uuids)
-            uuids[i] = vms[i].uuid;
-    }
-    if (uuids) {
-        /* VMs being created are not listed yet, but must not leave. */
-        size_t n = n_vms;
-        for (int i = 0; i < MAX_PENDING; i++)
-            if (pending[i][0])
-                uuids[n++] = pending[i];
-        vdb_host_reconcile(vx->db, host_id, uuids, n);
-    }
-    free(uuids);
-    (void)generation;
+    if (!keep)
+        return;
+    for (size_t i = 0; i < n_vms; i++)
+        if (!is_pending(vms[i].uuid))
+            keep[n++] = vms[i];
+    hostmgr_db_ops.inventory(vx->db, host_id, generation, ds, n_ds, nets, n_nets, keep, n);
+    free(keep);
 }
 
 static void on_vm_changed(void *arg, const char *host_id, const struct hostmgr_vm_info *vm)
 {
-    vm_report(arg, host_id, vm);
+    struct vpxd *vx = arg;
+
+    if (!is_pending(vm->uuid))
+        hostmgr_db_ops.vm_changed(vx->db, host_id, vm);
 }
 
 static void on_vm_removed(void *arg, const char *host_id, const char *uuid)
 {
     struct vpxd *vx = arg;
 
-    vdb_vm_report_gone(vx->db, host_id, uuid);
+    hostmgr_db_ops.vm_removed(vx->db, host_id, uuid);
+}
+
+static void on_stats(void *arg, const char *host_id, const struct hostmgr_stats_sample *s,
+                     size_t n)
+{
+    struct vpxd *vx = arg;
+
+    if (hostmgr_db_ops.stats)
+        hostmgr_db_ops.stats(vx->db, host_id, s, n);
 }
 
 static const struct hostmgr_ops ops = {
@@ -148,6 +109,7 @@ static const struct hostmgr_ops ops = {
     .inventory = on_inventory,
     .vm_changed = on_vm_changed,
     .vm_removed = on_vm_removed,
+    .stats = on_stats,
 };
 
 static void on_reattach(void *arg, int err, const char *msg)

@@ -22,8 +22,8 @@ vpxd_vpxd_SOURCES = \
 	vpxd/api/openapi.c vpxd/api/metrics.c
 vpxd_vpxd_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS) \
 	$(LIBEVENT_CFLAGS) $(MHD_CFLAGS) $(ARGON2_CFLAGS) $(PROTOBUF_C_CFLAGS)
-vpxd_vpxd_LDADD = vpxd/libhostmgr.a lib/libkvcrpc.a proto/libkvcproto.a $(VPXD_CORE_LIBS) \
-	$(MHD_LIBS) $(LIBEVENT_LIBS) $(PROTOBUF_C_LIBS)
+vpxd_vpxd_LDADD = $(VPXD_HOSTMGR_LIBS) $(VPXD_CORE_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) \
+	$(PROTOBUF_C_LIBS)
 
 # Unit tests (cmocka).
 check_PROGRAMS += tests/unit/test_vpxd_db

@@ -160,7 +160,11 @@ static void on_vm_created(void *arg, int err, const char *msg, const struct host
         return create_free(c);
     }
     c->s.config_path = vm ? vm->config_path : NULL;
+    if (vm)
+        c->s.power_state = hostmgr_power_state_name(vm->power);
     rc = vdb_vm_create(c->vx->db, &c->s, id);
+    if (rc == -EEXIST && vdb_vm_by_uuid(c->vx->db, c->uuid, id) == 0)
+        rc = vdb_vm_place(c->vx->db, id, &c->s);     /* the host's report came first */
     if (rc < 0) {
         /* The host made it but the inventory could not take it: undo on the
          * host, so nothing is left that vpxd does not know of. */
