@@ -9,6 +9,7 @@
 KVC_PROTO_FILES = proto/rpc.proto
 KVC_PROTO_FILES += proto/vmkd.proto
 KVC_PROTO_FILES += proto/host.proto
+KVC_PROTO_FILES += proto/vmx.proto
 
 KVC_PROTO_C = $(KVC_PROTO_FILES:.proto=.pb-c.c)
 KVC_PROTO_H = $(KVC_PROTO_FILES:.proto=.pb-c.h)

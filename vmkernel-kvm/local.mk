@@ -52,3 +52,53 @@ EXTRA_DIST += tests/integration/test_vmkd.py
 # BENCH vms-per-host: idle VMs at once through vmkd, QEMU beside it.
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmkd_vms.py
 EXTRA_DIST += tests/bench/bench_vmkd_vms.py
+
+# ---- vmx: the per-VM process, its devices and the test guest (docs/vmx.md) ----
+noinst_LIBRARIES += vmkernel-kvm/libvmx.a
+vmkernel_kvm_libvmx_a_SOURCES = \
+	vmkernel-kvm/vmx.h vmkernel-kvm/vmx_state.h vmkernel-kvm/vmx_state.c \
+	vmkernel-kvm/memory.h vmkernel-kvm/memory.c \
+	vmkernel-kvm/boot.h vmkernel-kvm/boot.c \
+	vmkernel-kvm/kvm.c vmkernel-kvm/vmx_vm.c vmkernel-kvm/vmx_config.c \
+	vmkernel-kvm/snapshot.c vmkernel-kvm/vmx_seccomp.c \
+	vmkernel-kvm/vmx_ctl.h vmkernel-kvm/vmx_ctl.c vmkernel-kvm/vmx_ctl_server.c \
+	vmkernel-kvm/devices/device.h vmkernel-kvm/devices/bus.c \
+	vmkernel-kvm/devices/serial.h vmkernel-kvm/devices/serial.c \
+	vmkernel-kvm/devices/virtq.h vmkernel-kvm/devices/virtq.c \
+	vmkernel-kvm/devices/virtio_mmio.h vmkernel-kvm/devices/virtio_mmio.c \
+	vmkernel-kvm/devices/tools.h vmkernel-kvm/devices/tools.c \
+	vmkernel-kvm/devices/balloon.h vmkernel-kvm/devices/balloon.c \
+	vmkernel-kvm/guest/kvc_guest_abi.h
+vmkernel_kvm_libvmx_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SECCOMP_CFLAGS)
+VMX_LIBS = vmkernel-kvm/libvmx.a proto/libkvcproto.a lib/libkvcrpc.a lib/libkvcutil.a \
+	$(LIBEVENT_LIBS) $(PROTOBUF_C_LIBS) $(SECCOMP_LIBS)
+
+vmxlibexecdir = $(libexecdir)/kvcenter
+vmxlibexec_PROGRAMS = vmkernel-kvm/vmx vmkernel-kvm/vmxctl
+vmkernel_kvm_vmx_SOURCES = vmkernel-kvm/vmx_main.c
+vmkernel_kvm_vmx_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS)
+vmkernel_kvm_vmx_LDADD = $(VMX_LIBS)
+vmkernel_kvm_vmxctl_SOURCES = vmkernel-kvm/vmxctl.c
+vmkernel_kvm_vmxctl_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+vmkernel_kvm_vmxctl_LDADD = $(VMX_LIBS)
+
+# The test guest: freestanding, built with the system gcc and its own flags
+# (never the sanitizers), so the same image boots in vmx and in QEMU (PVH).
+VMX_GUEST_CC = gcc
+VMX_GUEST_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-builtin \
+	-nostdlib -mgeneral-regs-only -march=x86-64 -mtune=generic -mno-red-zone \
+	-fno-pic -fno-pie -no-pie -fno-stack-protector -fno-asynchronous-unwind-tables \
+	-fcf-protection=none -mcmodel=small -static -Wl,--build-id=none \
+	-Wl,-z,noexecstack -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
+VMX_GUEST_SRC = vmkernel-kvm/guest/start.S vmkernel-kvm/guest/kernel.c \
+	vmkernel-kvm/guest/lib.c vmkernel-kvm/guest/user.c
+VMX_GUEST_DEPS = $(VMX_GUEST_SRC) vmkernel-kvm/guest/guest.ld vmkernel-kvm/guest/guest.h \
+	vmkernel-kvm/guest/kvc_guest_abi.h
+vmxguestdir = $(pkgdatadir)/guest
+vmxguest_DATA = vmkernel-kvm/guest/kvc-guest.elf
+CLEANFILES += vmkernel-kvm/guest/kvc-guest.elf
+EXTRA_DIST += $(VMX_GUEST_DEPS)
+vmkernel-kvm/guest/kvc-guest.elf: $(VMX_GUEST_DEPS:%=$(srcdir)/%)
+	@$(MKDIR_P) vmkernel-kvm/guest
+	$(AM_V_GEN)$(VMX_GUEST_CC) $(VMX_GUEST_CFLAGS) -I$(srcdir) \
+	  -T $(srcdir)/vmkernel-kvm/guest/guest.ld -o $@ $(VMX_GUEST_SRC:%=$(srcdir)/%)

@@ -1,0 +1,163 @@
+/* vmx: one process per running VM (see docs/vmx.md).
+ *
+ * Threads: the main thread runs the libevent loop (control socket, timers,
+ * signals); each vCPU has a thread that loops in KVM_RUN and handles port
+ * I/O and MMIO exits by calling the devices with dev_lock held.  The main
+ * thread takes dev_lock too whenever it touches device state.
+ *
+ * Errors: functions return 0 or -errno unless said otherwise. */
+#ifndef KVC_VMX_H
+#define KVC_VMX_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#include "vmkernel-kvm/devices/balloon.h"
+#include "vmkernel-kvm/devices/device.h"
+#include "vmkernel-kvm/devices/serial.h"
+#include "vmkernel-kvm/devices/tools.h"
+#include "vmkernel-kvm/guest/kvc_guest_abi.h"
+#include "vmkernel-kvm/memory.h"
+
+#define VMX_MAX_VCPUS 8
+#define VMX_EXIT_REASONS 64     /* KVM_EXIT_* counted by index, rest in the last */
+
+/* ---- configuration (vmx_config.c) ---- */
+struct vmx_config {
+    char path[PATH_MAX];
+    char dir[PATH_MAX];         /* folder of the config file */
+    char name[128];
+    char uuid[64];
+    uint64_t memory_mb;
+    unsigned vcpus;
+    char image[PATH_MAX];       /* guest.image: test guest ELF */
+    char kernel[PATH_MAX];      /* guest.kernel: Linux bzImage (instead of image) */
+    char initrd[PATH_MAX];
+    char cmdline[1024];
+    enum kvc_workload workload;
+    unsigned duty_percent;
+    unsigned dirty_mb_per_s;
+    unsigned working_set_mb;
+    char serial_log[PATH_MAX];
+    unsigned heartbeat_timeout_ms;
+    bool balloon;
+};
+
+/* Parse PATH.  On -EINVAL, ERR holds "file:line: message". */
+int vmx_config_load(const char *path, struct vmx_config *, char *err, size_t errlen);
+/* Same for text in memory (NAME is used in messages and to resolve paths). */
+int vmx_config_parse(const char *name, const char *text, struct vmx_config *,
+                     char *err, size_t errlen);
+const char *vmx_workload_name(enum kvc_workload);
+struct kvc_cfg_schema;
+extern const struct kvc_cfg_schema vmx_config_schema;
+
+/* ---- the VM ---- */
+enum vmx_run_state {
+    VMX_RUNNING = 0,
+    VMX_PAUSED,
+    VMX_POWERED_OFF,
+    VMX_CRASHED,
+};
+
+enum vmx_stop_reason {
+    VMX_STOP_NONE = 0,
+    VMX_STOP_POWEROFF,          /* end the VM: powered off */
+    VMX_STOP_RESET,             /* restart the VM in place */
+    VMX_STOP_CRASH,             /* end the VM: crashed */
+};
+
+struct vcpu {
+    struct vmx *vm;
+    unsigned index;
+    int fd;
+    struct kvm_run *run;
+    size_t run_size;
+    pthread_t thread;
+    bool thread_started;
+    bool paused;                /* parked (dev_lock's cond) */
+    uint64_t exits[VMX_EXIT_REASONS];
+    uint64_t kvm_runs;
+};
+
+struct vmx {
+    struct vmx_config cfg;
+    int kvm_fd, vm_fd;
+    struct guest_mem mem;
+    unsigned nvcpus;
+    struct vcpu vcpus[VMX_MAX_VCPUS];
+
+    pthread_mutex_t dev_lock;
+    pthread_cond_t cond;        /* state changes: pause, park, stop */
+    struct bus pio, mmio;
+    struct serial serial;
+    struct tools tools;
+    struct balloon balloon;
+    bool balloon_on;
+
+    /* Requests to the vCPU threads, under dev_lock. */
+    bool pause_req;
+    unsigned parked;            /* vCPUs parked for pause_req */
+    enum vmx_stop_reason stop;
+    char stop_detail[512];
+    int notify_fd;              /* eventfd: main loop wakes on stop */
+
+    enum vmx_run_state state;
+    uint64_t start_ns;          /* CLOCK_MONOTONIC when the VM was built */
+    bool hb_lost_logged;
+    unsigned resets;
+    bool restored;              /* started from a snapshot */
+};
+
+/* kvm.c: build and run the VM. */
+int vmx_kvm_open(struct vmx *);
+/* Create the VM (irqchip, memory slot, vCPUs).  Devices are attached by
+ * vmx_devices_init before the vCPUs start. */
+int vmx_vm_create(struct vmx *);
+void vmx_vm_destroy(struct vmx *);
+int vmx_vcpus_start(struct vmx *);
+/* Ask all vCPU threads to leave KVM_RUN and wait for them (under no lock). */
+void vmx_vcpus_join(struct vmx *);
+/* Pause/resume all vCPUs; pause returns when every vCPU is parked. */
+void vmx_pause(struct vmx *);
+void vmx_resume(struct vmx *);
+/* Ask the VM to stop for REASON (the first reason wins); kicks vCPUs. */
+void vmx_request_stop(struct vmx *, enum vmx_stop_reason, const char *detail);
+void vmx_kick_vcpus(struct vmx *);
+/* Same, with dev_lock already held (device callbacks). */
+void vmx_request_stop_locked(struct vmx *, enum vmx_stop_reason, const char *detail);
+/* irq_line callback: OPAQUE is the struct vmx. */
+void vmx_irq_set(void *opaque, unsigned gsi, int level);
+/* Thread CPU time of vCPU I in ns. */
+uint64_t vmx_vcpu_runtime_ns(struct vmx *, unsigned i);
+const char *vmx_exit_reason_name(unsigned reason);
+
+/* vmx_devices.c */
+int vmx_devices_init(struct vmx *);
+void vmx_devices_destroy(struct vmx *);
+
+/* boot.c: load the guest and set the boot vCPU state (see boot.h). */
+int vmx_boot(struct vmx *);
+
+/* snapshot.c: the VM must be paused (save) or built but not started
+ * (restore).  Save writes PATH atomically (PATH.tmp, then rename). */
+struct vmx_snapshot_info {
+    uint64_t bytes, memory_pages, duration_us;
+};
+int vmx_snapshot_save(struct vmx *, const char *path, struct vmx_snapshot_info *);
+int vmx_snapshot_restore(struct vmx *, const char *path, char *err, size_t errlen);
+/* The same state as sections in an sbuf (everything but memory), for live
+ * migration: vCPUs, irqchip, clock, devices. */
+struct sbuf;
+struct sreader;
+int vmx_state_save_devices(struct vmx *, struct sbuf *);
+int vmx_state_load_section(struct vmx *, uint32_t type, uint32_t instance,
+                           const uint8_t *data, uint64_t len, char *err, size_t errlen);
+
+uint64_t vmx_now_ns(void);
+
+#endif

@@ -1,0 +1,170 @@
+/* The VM's config file, in the project's config format (lib/configfile.h).
+ * Relative paths are taken from the config file's folder.  Cross-key rules
+ * (one guest kind, the working set fitting in RAM) are checked here. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/configfile.h"
+#include "vmkernel-kvm/vmx.h"
+
+static const char *const workload_names[KVC_WL_COUNT_] = {
+    "idle", "cpu", "dirty", "counter", "hang", "crash",
+};
+
+const char *vmx_workload_name(enum kvc_workload w)
+{
+    return (unsigned)w < KVC_WL_COUNT_ ? workload_names[w] : "unknown";
+}
+
+static const struct kvc_cfg_key vm_keys[] = {
+    { .name = "name", .type = KVC_CFG_STRING, .required = true, .help = "display name" },
+    KVC_CFG_KEY_STRING("uuid", "", "VM uuid"),
+    KVC_CFG_KEY_INT("memory_mb", "64", 2, 3072, "guest RAM in MiB (even)"),
+    KVC_CFG_KEY_INT("vcpus", "1", 1, VMX_MAX_VCPUS, "virtual CPUs"),
+    KVC_CFG_KEY_STRING("guest.image", NULL, "test guest ELF (vmkernel-kvm/guest)"),
+    KVC_CFG_KEY_STRING("guest.kernel", NULL, "Linux bzImage, instead of guest.image"),
+    KVC_CFG_KEY_STRING("guest.initrd", NULL, "initrd for guest.kernel"),
+    KVC_CFG_KEY_STRING("guest.cmdline", "", "kernel command line for guest.kernel"),
+    KVC_CFG_KEY_ENUM("guest.workload", "idle", "test guest workload",
+                     "idle", "cpu", "dirty", "counter", "hang", "crash"),
+    KVC_CFG_KEY_INT("guest.duty_percent", "50", 0, 100, "cpu workload: busy percent"),
+    KVC_CFG_KEY_INT("guest.dirty_mb_per_s", "16", 0, 100000, "dirty workload: MiB/s dirtied"),
+    KVC_CFG_KEY_INT("guest.working_set_mb", "16", 0, 3000, "dirty workload: working set"),
+    KVC_CFG_KEY_STRING("serial.log", NULL, "serial console log file"),
+    KVC_CFG_KEY_INT("tools.heartbeat_timeout_ms", "3000", 100, 3600000,
+                    "heartbeat age after which the guest counts as hung"),
+    KVC_CFG_KEY_BOOL("balloon.enabled", "true", "virtio-balloon device"),
+    KVC_CFG_KEY_END,
+};
+
+static const struct kvc_cfg_section_def vm_sections[] = {
+    { .name = "", .keys = vm_keys },
+    { NULL },
+};
+
+const struct kvc_cfg_schema vmx_config_schema = { .name = "vm", .sections = vm_sections };
+
+static int copy_str(char *dst, size_t cap, const char *v, const char *key, char *err, size_t errlen,
+                    const char *file)
+{
+    if (!v)
+        v = "";
+    if (strlen(v) >= cap) {
+        snprintf(err, errlen, "%s: key '%s': value too long (max %zu)", file, key, cap - 1);
+        return -EINVAL;
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+static int copy_path(const struct vmx_config *c, char *dst, size_t cap, const char *v,
+                     const char *key, char *err, size_t errlen)
+{
+    char buf[PATH_MAX * 2];
+    if (!v || !*v) {
+        dst[0] = 0;
+        return 0;
+    }
+    if (v[0] != '/') {
+        snprintf(buf, sizeof(buf), "%s/%s", c->dir, v);
+        v = buf;
+    }
+    return copy_str(dst, cap, v, key, err, errlen, c->path);
+}
+
+static int from_config(struct vmx_config *c, const struct kvc_config *kc, char *err, size_t errlen)
+{
+    const struct kvc_cfg_section *s = kvc_config_section(kc, "");
+    int rc = 0;
+    rc |= copy_str(c->name, sizeof(c->name), kvc_cfg_string(s, "name"), "name", err, errlen, c->path);
+    rc |= copy_str(c->uuid, sizeof(c->uuid), kvc_cfg_string(s, "uuid"), "uuid", err, errlen, c->path);
+    c->memory_mb = (uint64_t)kvc_cfg_int(s, "memory_mb");
+    c->vcpus = (unsigned)kvc_cfg_int(s, "vcpus");
+    rc |= copy_path(c, c->image, sizeof(c->image), kvc_cfg_string(s, "guest.image"), "guest.image", err, errlen);
+    rc |= copy_path(c, c->kernel, sizeof(c->kernel), kvc_cfg_string(s, "guest.kernel"), "guest.kernel", err, errlen);
+    rc |= copy_path(c, c->initrd, sizeof(c->initrd), kvc_cfg_string(s, "guest.initrd"), "guest.initrd", err, errlen);
+    rc |= copy_str(c->cmdline, sizeof(c->cmdline), kvc_cfg_string(s, "guest.cmdline"), "guest.cmdline",
+                   err, errlen, c->path);
+    c->workload = (enum kvc_workload)kvc_cfg_enum_index(s, "guest.workload");
+    c->duty_percent = (unsigned)kvc_cfg_int(s, "guest.duty_percent");
+    c->dirty_mb_per_s = (unsigned)kvc_cfg_int(s, "guest.dirty_mb_per_s");
+    c->working_set_mb = (unsigned)kvc_cfg_int(s, "guest.working_set_mb");
+    rc |= copy_path(c, c->serial_log, sizeof(c->serial_log), kvc_cfg_string(s, "serial.log"), "serial.log", err, errlen);
+    c->heartbeat_timeout_ms = (unsigned)kvc_cfg_int(s, "tools.heartbeat_timeout_ms");
+    c->balloon = kvc_cfg_bool(s, "balloon.enabled");
+    if (rc)
+        return -EINVAL;
+
+    const char *msg = NULL;
+    char buf[256];
+    if (!c->image[0] && !c->kernel[0])
+        msg = "one of 'guest.image' or 'guest.kernel' is required";
+    else if (c->image[0] && c->kernel[0])
+        msg = "'guest.image' and 'guest.kernel' exclude each other";
+    else if (c->memory_mb % 2)
+        msg = "key 'memory_mb': must be even (guest RAM is mapped in 2 MiB pages)";
+    else if (c->workload == KVC_WL_DIRTY
+             && (uint64_t)c->working_set_mb + KVC_GPA_WORKSET / (1u << 20) > c->memory_mb) {
+        snprintf(buf, sizeof(buf), "key 'guest.working_set_mb': %u MiB does not fit in %llu MiB "
+                 "of RAM (the working set starts at 16 MiB)", c->working_set_mb,
+                 (unsigned long long)c->memory_mb);
+        msg = buf;
+    }
+    if (msg) {
+        snprintf(err, errlen, "%s: %s", c->path, msg);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void set_paths(struct vmx_config *c, const char *name)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->path, sizeof(c->path), "%s", name);
+    snprintf(c->dir, sizeof(c->dir), "%s", name);
+    char *slash = strrchr(c->dir, '/');
+    if (slash == c->dir)
+        c->dir[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(c->dir, sizeof(c->dir), ".");
+}
+
+static int finish(struct vmx_config *c, int rc, struct kvc_config *kc, char *errs,
+                  char *err, size_t errlen)
+{
+    if (rc == 0)
+        rc = from_config(c, kc, err, errlen);
+    else if (err)
+        snprintf(err, errlen, "%s", errs ? errs : strerror(-rc));
+    if (err) {
+        size_t n = strlen(err);
+        while (n && err[n - 1] == '\n')
+            err[--n] = 0;
+    }
+    free(errs);
+    kvc_config_free(kc);
+    return rc;
+}
+
+int vmx_config_parse(const char *name, const char *text, struct vmx_config *c,
+                     char *err, size_t errlen)
+{
+    struct kvc_config *kc = NULL;
+    char *errs = NULL;
+    set_paths(c, name);
+    int rc = kvc_config_parse(&vmx_config_schema, name, text, strlen(text), &kc, &errs);
+    return finish(c, rc, kc, errs, err, errlen);
+}
+
+int vmx_config_load(const char *path, struct vmx_config *c, char *err, size_t errlen)
+{
+    struct kvc_config *kc = NULL;
+    char *errs = NULL;
+    set_paths(c, path);
+    int rc = kvc_config_load(&vmx_config_schema, path, &kc, &errs);
+    return finish(c, rc, kc, errs, err, errlen);
+}

@@ -1,0 +1,300 @@
+/* vmx: one process per running VM.
+ *
+ *   vmx -c CONFIG -s CONTROL_SOCKET [-l LOGFILE] [-n] [--restore FILE]
+ *
+ * Prints "VMX-READY pid=N" on stdout (and in the log) once the control socket
+ * listens and the vCPUs run.  Exit status: 0 powered off (also after a
+ * suspend), 1 could not start (bad config, no /dev/kvm, bad snapshot),
+ * 2 crashed.  See docs/vmx.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "lib/log.h"
+#include "vmkernel-kvm/vmx.h"
+#include "vmkernel-kvm/vmx_ctl.h"
+
+KVC_LOG_MODULE(vmx);
+
+#define EXIT_POWERED_OFF 0
+#define EXIT_START_FAILED 1
+#define EXIT_CRASHED 2
+
+struct vmx_seccomp;
+int vmx_seccomp_install(char *why, size_t len);
+
+static struct vmx g_vm;
+static struct event_base *g_base;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vmx -c CONFIG -s CONTROL_SOCKET [-l LOGFILE] [-n] [--restore FILE]\n"
+               "  -c CONFIG        the VM's config file (in its folder)\n"
+               "  -s SOCKET        control socket to listen on (proto/vmx.proto)\n"
+               "  -l LOGFILE       log here instead of stderr\n"
+               "  -n               check the config and exit\n"
+               "  --restore FILE   start from a snapshot instead of booting\n"
+               "  --no-seccomp     do not install the seccomp filter (debugging)\n");
+}
+
+static int build_vm(struct vmx *vm)
+{
+    int rc;
+    if ((rc = vmx_vm_create(vm)) < 0)
+        return rc;
+    return 0;
+}
+
+static int reset_vm(struct vmx *vm)
+{
+    kvc_info("resetting the VM");
+    vmx_vm_destroy(vm);
+    guest_mem_clear(&vm->mem, true);
+    pthread_mutex_lock(&vm->dev_lock);
+    vm->stop = VMX_STOP_NONE;
+    vm->stop_detail[0] = 0;
+    vm->pause_req = false;
+    vm->parked = 0;
+    /* Devices go back to their power-on state; the console ring and the log
+     * keep their history. */
+    uint8_t zero[4] = { 0 };
+    virtio_mmio_write(&vm->tools.dev, 0x70, zero, 4);
+    vm->tools.last_heartbeat_ns = 0;
+    vm->hb_lost_logged = false;
+    if (vm->balloon_on)
+        virtio_mmio_write(&vm->balloon.dev, 0x70, zero, 4);
+    vm->serial.ier = 0;
+    vm->serial.mcr = 0;
+    vm->serial.rx_len = 0;
+    pthread_mutex_unlock(&vm->dev_lock);
+    int rc = build_vm(vm);
+    if (!rc)
+        rc = vmx_boot(vm);
+    if (!rc)
+        rc = vmx_vcpus_start(vm);
+    if (!rc) {
+        vm->resets++;
+        vm->state = VMX_RUNNING;
+        kvc_info("VMX-RESET count=%u", vm->resets);
+    }
+    return rc;
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct vmx *vm = arg;
+    uint64_t v;
+    (void)what;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        kvc_warn("notify read: %s", strerror(errno));
+    pthread_mutex_lock(&vm->dev_lock);
+    enum vmx_stop_reason r = vm->stop;
+    pthread_mutex_unlock(&vm->dev_lock);
+    if (r == VMX_STOP_NONE)
+        return;
+    vmx_vcpus_join(vm);
+    switch (r) {
+    case VMX_STOP_RESET:
+        if (reset_vm(vm) == 0)
+            return;
+        vm->state = VMX_CRASHED;
+        snprintf(vm->stop_detail, sizeof(vm->stop_detail), "reset failed");
+        break;
+    case VMX_STOP_POWEROFF:
+        vm->state = VMX_POWERED_OFF;
+        break;
+    default:
+        vm->state = VMX_CRASHED;
+        break;
+    }
+    event_base_loopexit(g_base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    kvc_info("signal %d: powering off", (int)sig);
+    vmx_request_stop(arg, VMX_STOP_POWEROFF, "powered off by signal");
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    struct vmx *vm = arg;
+    (void)fd; (void)what;
+    if (vm->state != VMX_RUNNING)
+        return;
+    pthread_mutex_lock(&vm->dev_lock);
+    int64_t age = tools_heartbeat_age_ms(&vm->tools, vmx_now_ns());
+    if (age > (int64_t)vm->cfg.heartbeat_timeout_ms && !vm->hb_lost_logged) {
+        vm->hb_lost_logged = true;
+        kvc_warn("VMX-EVENT heartbeat-lost age_ms=%lld", (long long)age);
+    } else if (age >= 0 && age <= (int64_t)vm->cfg.heartbeat_timeout_ms && vm->hb_lost_logged) {
+        vm->hb_lost_logged = false;
+        kvc_info("VMX-EVENT heartbeat-restored");
+    }
+    pthread_mutex_unlock(&vm->dev_lock);
+}
+
+int main(int argc, char **argv)
+{
+    const char *cfg_path = NULL, *sock = NULL, *logfile = NULL, *restore = NULL;
+    bool check = false, no_seccomp = false;
+    static const struct option opts[] = {
+        { "restore", required_argument, NULL, 'r' },
+        { "no-seccomp", no_argument, NULL, 'S' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "c:s:l:nh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': cfg_path = optarg; break;
+        case 's': sock = optarg; break;
+        case 'l': logfile = optarg; break;
+        case 'n': check = true; break;
+        case 'r': restore = optarg; break;
+        case 'S': no_seccomp = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EXIT_START_FAILED;
+        }
+    }
+    if (!cfg_path || optind != argc || (!check && !sock)) {
+        usage(stderr);
+        return EXIT_START_FAILED;
+    }
+    kvc_log_init("vmx");
+    if (logfile && kvc_log_open(logfile) < 0) {
+        fprintf(stderr, "vmx: cannot open log %s: %s\n", logfile, strerror(errno));
+        return EXIT_START_FAILED;
+    }
+
+    struct vmx *vm = &g_vm;
+    char err[1024];
+    memset(vm, 0, sizeof(*vm));
+    vm->kvm_fd = vm->vm_fd = vm->notify_fd = -1;
+    for (unsigned i = 0; i < VMX_MAX_VCPUS; i++)
+        vm->vcpus[i].fd = -1;
+    if (vmx_config_load(cfg_path, &vm->cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        if (logfile)
+            kvc_err("%s", err);
+        return EXIT_START_FAILED;
+    }
+    if (check) {
+        const char *img = vm->cfg.image[0] ? vm->cfg.image : vm->cfg.kernel;
+        if (access(img, R_OK) < 0) {
+            fprintf(stderr, "%s: guest %s: %s\n", cfg_path, img, strerror(errno));
+            return EXIT_START_FAILED;
+        }
+        printf("configuration OK: %s, %llu MiB, %u vCPU(s), %s\n", vm->cfg.name,
+               (unsigned long long)vm->cfg.memory_mb, vm->cfg.vcpus,
+               vm->cfg.kernel[0] ? "linux" : vmx_workload_name(vm->cfg.workload));
+        return 0;
+    }
+
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    pthread_mutex_init(&vm->dev_lock, NULL);
+    pthread_cond_init(&vm->cond, NULL);
+    vm->nvcpus = vm->cfg.vcpus;
+    vm->start_ns = vmx_now_ns();
+    int rc, status = EXIT_START_FAILED;
+    struct vmx_ctl *ctl = NULL;
+    struct event *ev_notify = NULL, *ev_term = NULL, *ev_int = NULL, *ev_wd = NULL;
+
+    signal(SIGPIPE, SIG_IGN);
+    g_base = event_base_new();
+    if (!g_base)
+        goto out;
+    vm->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->notify_fd < 0)
+        goto out;
+    if ((rc = vmx_kvm_open(vm)) < 0)
+        goto out;
+    if ((rc = guest_mem_init(&vm->mem, vm->cfg.memory_mb << 20, true)) < 0) {
+        kvc_err("guest RAM (%llu MiB): %s", (unsigned long long)vm->cfg.memory_mb, strerror(-rc));
+        goto out;
+    }
+    if ((rc = build_vm(vm)) < 0 || (rc = vmx_devices_init(vm)) < 0)
+        goto out;
+    if (restore) {
+        if ((rc = vmx_snapshot_restore(vm, restore, err, sizeof(err))) < 0) {
+            kvc_err("restore %s: %s", restore, err);
+            fprintf(stderr, "vmx: restore %s: %s\n", restore, err);
+            goto out;
+        }
+        vm->restored = true;
+        kvc_info("restored from %s", restore);
+    } else if ((rc = vmx_boot(vm)) < 0) {
+        goto out;
+    }
+    if ((rc = vmx_ctl_listen(g_base, sock, vmx_ctl_methods, vmx_ctl_n_methods, vm, &ctl)) < 0) {
+        kvc_err("control socket %s: %s", sock, strerror(-rc));
+        goto out;
+    }
+    ev_notify = event_new(g_base, vm->notify_fd, EV_READ | EV_PERSIST, on_notify, vm);
+    ev_term = evsignal_new(g_base, SIGTERM, on_signal, vm);
+    ev_int = evsignal_new(g_base, SIGINT, on_signal, vm);
+    ev_wd = event_new(g_base, -1, EV_PERSIST, on_watchdog, vm);
+    struct timeval wd = { 0, 250000 };
+    if (!ev_notify || !ev_term || !ev_int || !ev_wd || event_add(ev_notify, NULL)
+        || event_add(ev_term, NULL) || event_add(ev_int, NULL) || event_add(ev_wd, &wd))
+        goto out;
+
+    if (no_seccomp) {
+        kvc_warn("seccomp filter not installed (--no-seccomp)");
+    } else {
+        char why[256] = "";
+        if ((rc = vmx_seccomp_install(why, sizeof(why))) < 0) {
+            kvc_err("seccomp: %s", why);
+            goto out;
+        }
+        if (why[0])
+            kvc_warn("seccomp: %s", why);
+    }
+    if ((rc = vmx_vcpus_start(vm)) < 0)
+        goto out;
+    vm->state = VMX_RUNNING;
+    kvc_info("VMX-READY pid=%d name=%s", (int)getpid(), vm->cfg.name);
+    printf("VMX-READY pid=%d\n", (int)getpid());
+    fflush(stdout);
+
+    event_base_dispatch(g_base);
+
+    vmx_ctl_flush(ctl);
+    if (vm->state == VMX_CRASHED) {
+        status = EXIT_CRASHED;
+        kvc_err("VMX-EXIT state=crashed detail=%s", vm->stop_detail);
+    } else {
+        status = EXIT_POWERED_OFF;
+        kvc_info("VMX-EXIT state=poweredOff detail=%s", vm->stop_detail);
+    }
+out:
+    if (status == EXIT_START_FAILED)
+        kvc_err("VMX-EXIT state=failed: the VM could not start");
+    if (vm->stop == VMX_STOP_NONE && vm->vm_fd >= 0)
+        vmx_request_stop(vm, VMX_STOP_POWEROFF, "shutting down");
+    vmx_vcpus_join(vm);
+    vmx_ctl_free(ctl);
+    if (ev_notify) event_free(ev_notify);
+    if (ev_term) event_free(ev_term);
+    if (ev_int) event_free(ev_int);
+    if (ev_wd) event_free(ev_wd);
+    vmx_devices_destroy(vm);
+    vmx_vm_destroy(vm);
+    guest_mem_destroy(&vm->mem);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+    if (vm->notify_fd >= 0)
+        close(vm->notify_fd);
+    if (g_base)
+        event_base_free(g_base);
+    return status;
+}
