@@ -20,13 +20,13 @@ const char *vmx_workload_name(enum kvc_workload w)
 
 static const struct kvc_cfg_key vm_keys[] = {
     { .name = "name", .type = KVC_CFG_STRING, .required = true, .help = "display name" },
-    KVC_CFG_KEY_STRING("uuid", "", "VM uuid"),
+    KVC_CFG_KEY_STRING("uuid", NULL, "VM uuid"),
     KVC_CFG_KEY_INT("memory_mb", "64", 2, 3072, "guest RAM in MiB (even)"),
     KVC_CFG_KEY_INT("vcpus", "1", 1, VMX_MAX_VCPUS, "virtual CPUs"),
     KVC_CFG_KEY_STRING("guest.image", NULL, "test guest ELF (vmkernel-kvm/guest)"),
     KVC_CFG_KEY_STRING("guest.kernel", NULL, "Linux bzImage, instead of guest.image"),
     KVC_CFG_KEY_STRING("guest.initrd", NULL, "initrd for guest.kernel"),
-    KVC_CFG_KEY_STRING("guest.cmdline", "", "kernel command line for guest.kernel"),
+    KVC_CFG_KEY_STRING("guest.cmdline", NULL, "kernel command line for guest.kernel"),
     KVC_CFG_KEY_ENUM("guest.workload", "idle", "test guest workload",
                      "idle", "cpu", "dirty", "counter", "hang", "crash"),
     KVC_CFG_KEY_INT("guest.duty_percent", "50", 0, 100, "cpu workload: busy percent"),

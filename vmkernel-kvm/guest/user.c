@@ -171,7 +171,8 @@ void user_main(uint64_t cpu)
     case KVC_WL_CRASH:
         uprint("KVC-GUEST: crashing\n");
         syscall2(SYS_CRASH, 0, 0);
-        break;
+        for (;;)
+            __asm__ volatile("int3");
     default:
         break;
     }

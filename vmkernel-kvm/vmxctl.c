@@ -1,0 +1,231 @@
+/* vmxctl: talk to one vmx's control socket (operators and tests).
+ *
+ *   vmxctl -s SOCKET COMMAND [ARG]
+ *
+ * Commands: info, stats, poweroff, reset, pause, resume, shutdown, reboot,
+ * console-read [OFFSET], console-write TEXT, snapshot PATH, suspend PATH,
+ * balloon MB, ping.  Prints the reply as `key=value` lines; exits 0 on
+ * success, 1 with the error on stderr otherwise. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/rpc.h"
+#include "rpc.pb-c.h"
+#include "vmx.pb-c.h"
+
+static int timeout_ms = 30000;
+
+static int xfer(int fd, void *buf, size_t n, bool out)
+{
+    uint8_t *p = buf;
+    while (n) {
+        struct pollfd pfd = { .fd = fd, .events = out ? POLLOUT : POLLIN };
+        if (poll(&pfd, 1, timeout_ms) <= 0)
+            return -ETIMEDOUT;
+        ssize_t r = out ? write(fd, p, n) : read(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -ECONNRESET;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static ProtobufCMessage *call(const char *sock, uint32_t method, const ProtobufCMessage *req,
+                              const ProtobufCMessageDescriptor *resp_type)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        fprintf(stderr, "vmxctl: connect %s: %s\n", sock, strerror(errno));
+        exit(1);
+    }
+    size_t len = req ? protobuf_c_message_get_packed_size(req) : 0;
+    uint8_t *buf = malloc(KVC_RPC_HEADER_SIZE + len + 1);
+    struct kvc_rpc_header h = { .flags = 0, .method = method, .request_id = 1, .length = (uint32_t)len };
+    kvc_rpc_header_encode(&h, buf);
+    if (req)
+        protobuf_c_message_pack(req, buf + KVC_RPC_HEADER_SIZE);
+    int rc = xfer(fd, buf, KVC_RPC_HEADER_SIZE + len, true);
+    free(buf);
+    uint8_t hdr[KVC_RPC_HEADER_SIZE];
+    if (!rc)
+        rc = xfer(fd, hdr, sizeof(hdr), false);
+    if (!rc)
+        rc = kvc_rpc_header_decode(hdr, sizeof(hdr), 64u << 20, &h);
+    if (rc) {
+        fprintf(stderr, "vmxctl: %s\n", strerror(-rc));
+        exit(1);
+    }
+    uint8_t *payload = malloc(h.length + 1);
+    if (!payload || xfer(fd, payload, h.length, false)) {
+        fprintf(stderr, "vmxctl: short reply\n");
+        exit(1);
+    }
+    close(fd);
+    if (h.flags & KVC_RPC_FLAG_ERROR) {
+        Kvc__Rpc__Error *e = kvc__rpc__error__unpack(NULL, h.length, payload);
+        fprintf(stderr, "vmxctl: error %u (%s): %s\n", e ? e->code : 0,
+                e ? kvc_rpc_status_name((int)e->code) : "?", e ? e->message : "undecodable");
+        exit(1);
+    }
+    ProtobufCMessage *m = protobuf_c_message_unpack(resp_type, NULL, h.length, payload);
+    free(payload);
+    if (!m) {
+        fprintf(stderr, "vmxctl: undecodable reply\n");
+        exit(1);
+    }
+    return m;
+}
+
+static const char *state_name(Kvc__Vmx__RunState s)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&kvc__vmx__run_state__descriptor, s);
+    return v ? v->name : "?";
+}
+
+static void print_escaped(const char *key, const uint8_t *d, size_t n)
+{
+    printf("%s=", key);
+    for (size_t i = 0; i < n; i++) {
+        if (d[i] == '\n')
+            printf("\\n");
+        else if (d[i] == '\\')
+            printf("\\\\");
+        else if (d[i] >= 0x20 && d[i] < 0x7f)
+            putchar(d[i]);
+        else
+            printf("\\x%02x", d[i]);
+    }
+    putchar('\n');
+}
+
+int main(int argc, char **argv)
+{
+    const char *sock = NULL;
+    int o;
+    while ((o = getopt(argc, argv, "s:t:")) != -1) {
+        if (o == 's')
+            sock = optarg;
+        else if (o == 't')
+            timeout_ms = atoi(optarg);
+        else
+            goto usage;
+    }
+    if (!sock || optind >= argc)
+        goto usage;
+    const char *cmd = argv[optind];
+    const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+    Kvc__Vmx__PowerRequest pr = KVC__VMX__POWER_REQUEST__INIT;
+    static const struct { const char *name; uint32_t id; } power[] = {
+        { "poweroff", KVC__VMX__METHOD__VMX_POWER_OFF }, { "reset", KVC__VMX__METHOD__VMX_RESET },
+        { "pause", KVC__VMX__METHOD__VMX_PAUSE }, { "resume", KVC__VMX__METHOD__VMX_RESUME },
+        { "shutdown", KVC__VMX__METHOD__VMX_GUEST_SHUTDOWN },
+        { "reboot", KVC__VMX__METHOD__VMX_GUEST_REBOOT },
+    };
+    for (size_t i = 0; i < sizeof(power) / sizeof(power[0]); i++) {
+        if (strcmp(cmd, power[i].name))
+            continue;
+        Kvc__Vmx__StateReply *r = (void *)call(sock, power[i].id, &pr.base,
+                                               &kvc__vmx__state_reply__descriptor);
+        printf("state=%s\ndetail=%s\n", state_name(r->state), r->detail);
+        return 0;
+    }
+    if (!strcmp(cmd, "ping")) {
+        Kvc__Rpc__Ping p = KVC__RPC__PING__INIT;
+        p.seq = 7;
+        Kvc__Rpc__Ping *r = (void *)call(sock, KVC_RPC_METHOD_PING, &p.base, &kvc__rpc__ping__descriptor);
+        printf("seq=%llu\n", (unsigned long long)r->seq);
+        return 0;
+    }
+    if (!strcmp(cmd, "info")) {
+        Kvc__Vmx__InfoRequest q = KVC__VMX__INFO_REQUEST__INIT;
+        Kvc__Vmx__Info *r = (void *)call(sock, KVC__VMX__METHOD__VMX_INFO, &q.base, &kvc__vmx__info__descriptor);
+        printf("name=%s\nuuid=%s\npid=%d\nstate=%s\nmemory_bytes=%llu\nvcpus=%u\nworkload=%s\n"
+               "config_path=%s\nrestored=%d\nresets=%u\n", r->name, r->uuid, r->pid,
+               state_name(r->state), (unsigned long long)r->memory_bytes, r->vcpus, r->workload,
+               r->config_path, r->restored, r->resets);
+        return 0;
+    }
+    if (!strcmp(cmd, "stats")) {
+        Kvc__Vmx__StatsRequest q = KVC__VMX__STATS_REQUEST__INIT;
+        Kvc__Vmx__Stats *r = (void *)call(sock, KVC__VMX__METHOD__VMX_STATS, &q.base, &kvc__vmx__stats__descriptor);
+        printf("state=%s\nuptime_ms=%llu\nmemory_bytes=%llu\nmemory_resident_bytes=%llu\nconsole_bytes=%llu\n"
+               "balloon_target_pages=%u\nballoon_actual_pages=%u\n", state_name(r->state),
+               (unsigned long long)r->uptime_ms, (unsigned long long)r->memory_bytes,
+               (unsigned long long)r->memory_resident_bytes, (unsigned long long)r->console_bytes,
+               r->balloon_target_pages, r->balloon_actual_pages);
+        for (size_t i = 0; i < r->n_vcpus; i++) {
+            Kvc__Vmx__VcpuStats *v = r->vcpus[i];
+            printf("vcpu%u.run_time_ns=%llu\nvcpu%u.kvm_runs=%llu\n", v->index,
+                   (unsigned long long)v->run_time_ns, v->index, (unsigned long long)v->kvm_runs);
+            for (size_t k = 0; k < v->n_exits; k++)
+                printf("vcpu%u.exits.%s=%llu\n", v->index, v->exits[k]->reason,
+                       (unsigned long long)v->exits[k]->count);
+        }
+        if (r->tools) {
+            Kvc__Vmx__ToolsState *t = r->tools;
+            printf("tools.heartbeats=%llu\ntools.heartbeat_age_ms=%lld\ntools.heartbeat_lost=%d\n"
+                   "tools.os_name=%s\ntools.ip=%s\ntools.workload=%s\ntools.counter=%llu\n"
+                   "tools.checksum=%llu\ntools.state_updates=%llu\n",
+                   (unsigned long long)t->heartbeats, (long long)t->heartbeat_age_ms,
+                   t->heartbeat_lost, t->os_name, t->ip, t->workload,
+                   (unsigned long long)t->counter, (unsigned long long)t->checksum,
+                   (unsigned long long)t->state_updates);
+        }
+        return 0;
+    }
+    if (!strcmp(cmd, "console-read")) {
+        Kvc__Vmx__ConsoleReadRequest q = KVC__VMX__CONSOLE_READ_REQUEST__INIT;
+        q.offset = arg ? strtoull(arg, NULL, 10) : 0;
+        Kvc__Vmx__ConsoleData *r = (void *)call(sock, KVC__VMX__METHOD__VMX_CONSOLE_READ, &q.base,
+                                                &kvc__vmx__console_data__descriptor);
+        printf("next_offset=%llu\ntotal=%llu\n", (unsigned long long)r->next_offset,
+               (unsigned long long)r->total);
+        print_escaped("data", r->data.data, r->data.len);
+        return 0;
+    }
+    if (!strcmp(cmd, "console-write") && arg) {
+        Kvc__Vmx__ConsoleWriteRequest q = KVC__VMX__CONSOLE_WRITE_REQUEST__INIT;
+        q.data.data = (uint8_t *)arg;
+        q.data.len = strlen(arg);
+        Kvc__Vmx__ConsoleWriteReply *r = (void *)call(sock, KVC__VMX__METHOD__VMX_CONSOLE_WRITE, &q.base,
+                                                      &kvc__vmx__console_write_reply__descriptor);
+        printf("accepted=%u\n", r->accepted);
+        return 0;
+    }
+    if ((!strcmp(cmd, "snapshot") || !strcmp(cmd, "suspend")) && arg) {
+        Kvc__Vmx__SnapshotRequest q = KVC__VMX__SNAPSHOT_REQUEST__INIT;
+        q.path = (char *)arg;
+        q.power_off = !strcmp(cmd, "suspend");
+        Kvc__Vmx__SnapshotReply *r = (void *)call(sock, KVC__VMX__METHOD__VMX_SNAPSHOT, &q.base,
+                                                  &kvc__vmx__snapshot_reply__descriptor);
+        printf("path=%s\nbytes=%llu\nmemory_pages=%llu\nduration_us=%llu\nstate=%s\n", r->path,
+               (unsigned long long)r->bytes, (unsigned long long)r->memory_pages,
+               (unsigned long long)r->duration_us, state_name(r->state));
+        return 0;
+    }
+    if (!strcmp(cmd, "balloon") && arg) {
+        Kvc__Vmx__BalloonRequest q = KVC__VMX__BALLOON_REQUEST__INIT;
+        q.target_mb = strtoull(arg, NULL, 10);
+        Kvc__Vmx__StateReply *r = (void *)call(sock, KVC__VMX__METHOD__VMX_BALLOON, &q.base,
+                                               &kvc__vmx__state_reply__descriptor);
+        printf("state=%s\ndetail=%s\n", state_name(r->state), r->detail);
+        return 0;
+    }
+usage:
+    fprintf(stderr, "usage: vmxctl -s SOCKET [-t TIMEOUT_MS] info|stats|poweroff|reset|pause|resume|"
+                    "shutdown|reboot|console-read [OFFSET]|console-write TEXT|snapshot PATH|"
+                    "suspend PATH|balloon MB|ping\n");
+    return 1;
+}
