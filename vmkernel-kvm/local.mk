@@ -102,3 +102,27 @@ vmkernel-kvm/guest/kvc-guest.elf: $(VMX_GUEST_DEPS:%=$(srcdir)/%)
 	@$(MKDIR_P) vmkernel-kvm/guest
 	$(AM_V_GEN)$(VMX_GUEST_CC) $(VMX_GUEST_CFLAGS) -I$(srcdir) \
 	  -T $(srcdir)/vmkernel-kvm/guest/guest.ld -o $@ $(VMX_GUEST_SRC:%=$(srcdir)/%)
+
+# vmx unit tests: devices and virtqueues on a fake guest RAM; boot structures
+# and the config file.
+check_PROGRAMS += tests/unit/test_vmx_virtq tests/unit/test_vmx_boot
+TESTS += tests/unit/test_vmx_virtq tests/unit/test_vmx_boot
+tests_unit_test_vmx_virtq_SOURCES = tests/unit/test_vmx_virtq.c
+tests_unit_test_vmx_virtq_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_vmx_virtq_LDADD = $(VMX_LIBS) $(CMOCKA_LIBS)
+tests_unit_test_vmx_boot_SOURCES = tests/unit/test_vmx_boot.c
+tests_unit_test_vmx_boot_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_vmx_boot_LDADD = $(VMX_LIBS) $(CMOCKA_LIBS)
+
+# vmx integration: the real test guest under /dev/kvm (skips without it).
+TESTS += tests/integration/test_vmx.py
+EXTRA_DIST += tests/integration/test_vmx.py
+
+# The virtqueue fuzz target; its corpus runs in `make check` through a plain
+# main() (tests/fuzz/fuzz_virtq_corpus.c), libFuzzer runs it in `make fuzz`.
+KVC_FUZZ_TARGETS += tests/fuzz/fuzz_virtq
+check_PROGRAMS += tests/fuzz/fuzz_virtq_corpus
+TESTS += tests/fuzz/fuzz_virtq_corpus
+tests_fuzz_fuzz_virtq_corpus_SOURCES = tests/fuzz/fuzz_virtq.c tests/fuzz/fuzz_virtq_corpus.c
+tests_fuzz_fuzz_virtq_corpus_LDADD = $(VMX_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/virtq
