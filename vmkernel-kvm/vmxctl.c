@@ -21,6 +21,14 @@
 #include "vmx.pb-c.h"
 
 static int timeout_ms = 30000;
+static ProtobufCMessage *g_reply;
+
+static void free_reply(void)
+{
+    if (g_reply)
+        protobuf_c_message_free_unpacked(g_reply, NULL);
+    g_reply = NULL;
+}
 
 static int xfer(int fd, void *buf, size_t n, bool out)
 {
@@ -77,6 +85,9 @@ static ProtobufCMessage *call(const char *sock, uint32_t method, const ProtobufC
         Kvc__Rpc__Error *e = kvc__rpc__error__unpack(NULL, h.length, payload);
         fprintf(stderr, "vmxctl: error %u (%s): %s\n", e ? e->code : 0,
                 e ? kvc_rpc_status_name((int)e->code) : "?", e ? e->message : "undecodable");
+        if (e)
+            kvc__rpc__error__free_unpacked(e, NULL);
+        free(payload);
         exit(1);
     }
     ProtobufCMessage *m = protobuf_c_message_unpack(resp_type, NULL, h.length, payload);
@@ -85,6 +96,8 @@ static ProtobufCMessage *call(const char *sock, uint32_t method, const ProtobufC
         fprintf(stderr, "vmxctl: undecodable reply\n");
         exit(1);
     }
+    free_reply();
+    g_reply = m;
     return m;
 }
 
@@ -124,6 +137,7 @@ int main(int argc, char **argv)
     }
     if (!sock || optind >= argc)
         goto usage;
+    atexit(free_reply);
     const char *cmd = argv[optind];
     const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
     Kvc__Vmx__PowerRequest pr = KVC__VMX__POWER_REQUEST__INIT;
