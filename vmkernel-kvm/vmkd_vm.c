@@ -725,6 +725,10 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         }
         dup2(outfd, 1);
         dup2(outfd, 2);
+        /* vmx gets stdin/out/err only: no control connection, no fd vmkd
+         * inherited from whoever started it (a pipe held by a long-lived vmx
+         * would keep its reader waiting for EOF forever). */
+        close_range(3, ~0u, 0);
         execv(argv[0], (char *const *)argv);
         dprintf(2, "vmkd: exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);

@@ -232,6 +232,38 @@ def test_admission_refused(vmkd, tmp):
     vmkd.ctl("power-off", "b")
 
 
+def test_bad_requests_change_nothing(vmkd, tmp):
+    conf = vm_config(tmp, "ok")
+    cases = [
+        (("power-on", "../escape", conf), "INVALID_ARGUMENT"),
+        (("power-on", "x" * 65, conf), "INVALID_ARGUMENT"),
+        (("power-on", "a b", conf), "INVALID_ARGUMENT"),
+        (("power-on", "rel", "relative.vmx"), "INVALID_ARGUMENT"),
+        (("power-on", "missing", "/nonexistent/x.vmx"), "NOT_FOUND"),
+        (("power-on", "big", conf, "--vcpus", 100000), "INVALID_ARGUMENT"),
+        (("power-on", "lim", conf, "--limit-mhz", 100, "--reserve-mhz", 200), "exceeds the limit"),
+        (("power-on", "mem", conf, "--mem-limit-mb", 64, "--reserve-mem-mb", 128), "exceeds the limit"),
+        (("power-on", "log", conf, "--log", "relative.log"), "INVALID_ARGUMENT"),
+        (("power-on", "shares", conf, "--shares", 5000000), "out of range"),
+        (("reconfigure", "nosuch", "--shares", 10), "NOT_FOUND"),
+        (("usage", "nosuch"), "NOT_FOUND"),
+    ]
+    for args, want in cases:
+        p = vmkd.ctl(*args, check=False)
+        assert p.returncode == 1 and want in p.stderr, (args, p.stderr)
+    assert vmkd.ctl("list").stdout == ""
+    h = kv(vmkd.ctl("host-info").stdout)
+    assert h["reserved_cpu_mhz"] == "0" and h["reserved_mem_mb"] == "0"
+    # Still serving, and a good request works.
+    vmkd.ctl("power-on", "ok", conf)
+    p = vmkd.ctl("power-on", "ok", conf, check=False)
+    assert "CONFLICT" in p.stderr and "already powered on" in p.stderr
+    p = vmkd.ctl("reconfigure", "ok", "--limit-mhz", 100, "--reserve-mhz", 200, check=False)
+    assert "INVALID_ARGUMENT" in p.stderr
+    assert kv(vmkd.ctl("list").stdout)["reserve_mhz"] == "0"
+    vmkd.ctl("power-off", "ok")
+
+
 def test_vms_survive_vmkd_restart(tmp):
     v = Vmkd(tmp, stop_vms=False).start()
     pid = None

@@ -224,6 +224,16 @@ static void test_start_stop(void **state)
     char cgpath[512];
     snprintf(cgpath, sizeof(cgpath), "%s", t->started.cgroup_path);
     assert_threads_in(pid, cgpath);                 /* main thread + 3 "vCPUs" */
+    /* vmx inherited nothing but stdin/stdout/stderr (this test holds other fds). */
+    char outp[512], obuf[4096];
+    snprintf(outp, sizeof(outp), "%s/state/vms/vm-a/vmx.out", tmpdir);
+    int ofd = open(outp, O_RDONLY);
+    assert_true(ofd >= 0);
+    ssize_t on = read(ofd, obuf, sizeof(obuf) - 1);
+    close(ofd);
+    assert_true(on > 0);
+    obuf[on] = '\0';
+    assert_non_null(strstr(obuf, "fake-vmx inherited fds: 0 1 2\n"));
     assert_int_equal(vmkd_vm_count(t->d), 1);
     struct vmkd_vm_info info;
     assert_int_equal(vmkd_vm_get(t->d, "vm-a", &info), 0);
