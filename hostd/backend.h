@@ -19,6 +19,9 @@ struct hostd_vm_stats {
     uint64_t net_rx_bytes, net_tx_bytes, disk_read_bytes, disk_write_bytes;
 };
 
+typedef void (*hostd_be_done_fn)(struct hostd_host *, struct hostd_vm *, int err,
+                                 const char *msg, void *ctx);
+
 struct hostd_backend_ops {
     const char *name;
     /* Called once per host after its registry is loaded: adopt VMs that are
@@ -37,6 +40,13 @@ struct hostd_backend_ops {
     int (*resume)(struct hostd_host *, struct hostd_vm *);
     int (*guest_shutdown)(struct hostd_host *, struct hostd_vm *);
     int (*guest_reboot)(struct hostd_host *, struct hostd_vm *);
+    /* Backends whose VMs take time to start or stop (kvm) implement this
+     * instead of the synchronous power ops: run the (already checked) OP and
+     * call DONE exactly once, now or later, after setting vm->power and
+     * vm->tools_running.  hostd refuses other operations on the VM until
+     * then. */
+    void (*power_async)(struct hostd_host *, struct hostd_vm *,
+                        Kvc__Host__PowerOp op, hostd_be_done_fn done, void *ctx);
     int (*vm_stats)(struct hostd_host *, struct hostd_vm *,
                     struct hostd_vm_stats *);
     /* Host crash (failure injection): every VM stops at once. */

@@ -410,7 +410,7 @@ on_vm_reconfigure(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *
         reply_vm(call, h, ENOENT, "no such VM on this host", NULL);
         return;
     }
-    if (vm->power != VM_OFF) {
+    if (vm->power != VM_OFF || vm->busy) {
         reply_vm(call, h, EBUSY, "CPU and memory change only while powered off", vm);
         return;
     }
@@ -437,15 +437,16 @@ fits(struct hostd_host *h, struct hostd_vm *want)
     return used + (want->memory_mib << 20) <= h->hw.memory_bytes;
 }
 
+/* Whether OP may run on VM now: 0, or -errno with *WHY. */
 static int
-do_power(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op,
-         const char **why)
+power_check(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op,
+            const char **why)
 {
-    enum vm_power before = vm->power;
-    bool tools_before = vm->tools_running;
-    int rc;
-
     *why = NULL;
+    if (vm->busy) {
+        *why = "another operation on this VM is in progress";
+        return -EBUSY;
+    }
     switch (op) {
     case KVC__HOST__POWER_OP__POWER_ON:
         if (vm->power == VM_ON)
@@ -454,28 +455,19 @@ do_power(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op,
             *why = "host is in maintenance mode";
             return -EBUSY;
         }
-        if (vm->power == VM_SUSPENDED) {
-            rc = h->be->resume(h, vm);
-            break;
-        }
-        if (!fits(h, vm)) {
+        if (vm->power == VM_OFF && !fits(h, vm)) {
             *why = "not enough memory on the host";
             return -ENOSPC;
         }
-        rc = h->be->power_on(h, vm);
-        break;
+        return 0;
     case KVC__HOST__POWER_OP__POWER_OFF:
-        if (vm->power == VM_OFF)
-            return -EALREADY;
-        rc = h->be->power_off(h, vm);
-        break;
+        return vm->power == VM_OFF ? -EALREADY : 0;
     case KVC__HOST__POWER_OP__POWER_RESET:
         if (vm->power != VM_ON) {
             *why = "reset needs a powered-on VM";
             return -EBUSY;
         }
-        rc = h->be->reset(h, vm);
-        break;
+        return 0;
     case KVC__HOST__POWER_OP__POWER_SUSPEND:
         if (vm->power == VM_SUSPENDED)
             return -EALREADY;
@@ -483,8 +475,7 @@ do_power(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op,
             *why = "suspend needs a powered-on VM";
             return -EBUSY;
         }
-        rc = h->be->suspend(h, vm);
-        break;
+        return 0;
     case KVC__HOST__POWER_OP__POWER_RESUME:
         if (vm->power == VM_ON)
             return -EALREADY;
@@ -496,8 +487,7 @@ do_power(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op,
             *why = "host is in maintenance mode";
             return -EBUSY;
         }
-        rc = h->be->resume(h, vm);
-        break;
+        return 0;
     case KVC__HOST__POWER_OP__GUEST_SHUTDOWN:
     case KVC__HOST__POWER_OP__GUEST_REBOOT:
         if (vm->power != VM_ON) {
@@ -508,18 +498,64 @@ do_power(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op,
             *why = "VMware Tools are not running in the guest";
             return -EBUSY;
         }
-        rc = op == KVC__HOST__POWER_OP__GUEST_SHUTDOWN
-           ? h->be->guest_shutdown(h, vm) : h->be->guest_reboot(h, vm);
-        break;
+        return 0;
     default:
         *why = "unknown power operation";
         return -EINVAL;
     }
-    if (!rc && (vm->power != before || vm->tools_running != tools_before ||
-                op == KVC__HOST__POWER_OP__POWER_RESET ||
-                op == KVC__HOST__POWER_OP__GUEST_REBOOT))
+}
+
+/* Runs a checked OP on a backend with synchronous ops. */
+static int
+power_sync(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op)
+{
+    const struct hostd_backend_ops *be = h->be;
+
+    switch (op) {
+    case KVC__HOST__POWER_OP__POWER_ON:
+        return vm->power == VM_SUSPENDED ? be->resume(h, vm) : be->power_on(h, vm);
+    case KVC__HOST__POWER_OP__POWER_OFF: return be->power_off(h, vm);
+    case KVC__HOST__POWER_OP__POWER_RESET: return be->reset(h, vm);
+    case KVC__HOST__POWER_OP__POWER_SUSPEND: return be->suspend(h, vm);
+    case KVC__HOST__POWER_OP__POWER_RESUME: return be->resume(h, vm);
+    case KVC__HOST__POWER_OP__GUEST_SHUTDOWN: return be->guest_shutdown(h, vm);
+    case KVC__HOST__POWER_OP__GUEST_REBOOT: return be->guest_reboot(h, vm);
+    default: return -EINVAL;
+    }
+}
+
+struct power_ctx {
+    struct kvc_rpc_call *call;
+    Kvc__Host__PowerOp op;
+    enum vm_power before;
+    bool tools_before;
+};
+
+/* Announce what an operation changed (a reset changes nothing visible but
+ * is still news: the guest restarted). */
+static void
+power_finish(struct hostd_host *h, struct hostd_vm *vm, struct power_ctx *c,
+             int rc, const char *why)
+{
+    if (!rc && (vm->power != c->before || vm->tools_running != c->tools_before ||
+                c->op == KVC__HOST__POWER_OP__POWER_RESET ||
+                c->op == KVC__HOST__POWER_OP__GUEST_REBOOT))
         hostd_vm_changed(h, vm, false);
-    return rc;
+    if (rc && !why)
+        why = strerror(-rc);
+    if (c->call)
+        reply_vm(c->call, h, rc, why, vm);
+}
+
+static void
+power_async_done(struct hostd_host *h, struct hostd_vm *vm, int rc,
+                 const char *why, void *arg)
+{
+    struct power_ctx *c = arg;
+
+    vm->busy = false;
+    power_finish(h, vm, c, rc, why);
+    free(c);
 }
 
 static void
@@ -527,6 +563,7 @@ on_vm_power(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
 {
     struct hostd_host *h = arg;
     const Kvc__Host__VmPower *m = (const Kvc__Host__VmPower *)req;
+    struct power_ctx c0 = { .call = call, .op = m->op }, *c;
     struct hostd_vm *vm;
     const char *why;
     int rc;
@@ -539,12 +576,25 @@ on_vm_power(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
         reply_vm(call, h, ENOENT, "no such VM on this host", NULL);
         return;
     }
-    rc = do_power(h, vm, m->op, &why);
-    if (rc == -EALREADY && !why)
-        why = "the VM is already in that state";
-    if (rc && !why)
-        why = strerror(-rc);
-    reply_vm(call, h, rc, why, vm);
+    if ((rc = power_check(h, vm, m->op, &why))) {
+        reply_vm(call, h, rc, why ? why : rc == -EALREADY
+                 ? "the VM is already in that state" : NULL, vm);
+        return;
+    }
+    c0.before = vm->power;
+    c0.tools_before = vm->tools_running;
+    if (!h->be->power_async) {
+        power_finish(h, vm, &c0, power_sync(h, vm, m->op), NULL);
+        return;
+    }
+    /* The backend answers later (a vmx takes time to start or stop). */
+    if (!(c = malloc(sizeof *c))) {
+        reply_vm(call, h, ENOMEM, NULL, vm);
+        return;
+    }
+    *c = c0;
+    vm->busy = true;
+    h->be->power_async(h, vm, m->op, power_async_done, c);
 }
 
 static void
@@ -564,7 +614,7 @@ on_vm_delete(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
         reply_status(call, ENOENT, "no such VM on this host");
         return;
     }
-    if (vm->power != VM_OFF) {
+    if (vm->power != VM_OFF || vm->busy) {
         reply_status(call, EBUSY, "power the VM off before deleting it");
         return;
     }

@@ -34,6 +34,8 @@ static const struct kvc_cfg_key hostd_keys[] = {
     KVC_CFG_KEY_STRING("admin_user", "root", "user vpxd presents on first contact"),
     KVC_CFG_KEY_STRING("admin_password", NULL, "its password (unset: trust the first vpxd)"),
     KVC_CFG_KEY_STRING("vmkd_socket", "/run/kvcenter/vmkd.sock", "vmkd control socket (kvm)"),
+    KVC_CFG_KEY_STRING("guest_image", KVC_PKGDATADIR "/guest/kvc-guest.elf",
+                       "test guest the kvm backend's VMs boot"),
     KVC_CFG_KEY_STRING("log_file", NULL, "log here instead of stderr"),
     KVC_CFG_KEY_END,
 };
@@ -71,6 +73,7 @@ usage(FILE *f)
 "             [--state-dir DIR] [--listen ADDR] [--port P] [--name NAME]\n"
 "             [--heartbeat MS] [--datastore NAME=/PATH[:shared]]...\n"
 "             [--network NAME[@VSWITCH][:VLAN]]... [--admin-password PW]\n"
+"             [--vmkd-socket PATH] [--guest-image FILE]\n"
 "             [--log FILE] [--debug] [--check-start]\n"
 "  -n             check the config file (-c) and print it normalised\n"
 "  --check-start  start every host, then exit (0 if they all came up)\n");
@@ -111,6 +114,7 @@ apply_config(struct hostd *d, const struct kvc_config *c, char **strs, size_t *n
     o->admin_user = kvc_cfg_string(s, "admin_user");
     o->admin_password = kvc_cfg_string(s, "admin_password");
     o->vmkd_socket = kvc_cfg_string(s, "vmkd_socket");
+    o->guest_image = kvc_cfg_string(s, "guest_image");
     sim = kvc_config_section(c, "sim");
     o->sim_hosts = (unsigned)kvc_cfg_int(sim, "hosts");
     o->sim_cores = (unsigned)kvc_cfg_int(sim, "cores");
@@ -137,7 +141,7 @@ int
 main(int argc, char **argv)
 {
     enum { O_BACKEND = 256, O_SIM_HOSTS, O_STATE, O_LISTEN, O_PORT, O_NAME,
-           O_HB, O_DS, O_NET, O_PW, O_LOG, O_DEBUG, O_CHECK_START };
+           O_HB, O_DS, O_NET, O_PW, O_LOG, O_DEBUG, O_CHECK_START, O_VMKD, O_GUEST };
     static const struct option longopts[] = {
         { "config", required_argument, NULL, 'c' },
         { "check", no_argument, NULL, 'n' },
@@ -154,6 +158,8 @@ main(int argc, char **argv)
         { "log", required_argument, NULL, O_LOG },
         { "debug", no_argument, NULL, O_DEBUG },
         { "check-start", no_argument, NULL, O_CHECK_START },
+        { "vmkd-socket", required_argument, NULL, O_VMKD },
+        { "guest-image", required_argument, NULL, O_GUEST },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -220,6 +226,8 @@ main(int argc, char **argv)
         case O_LOG: log_path = optarg; break;
         case O_DEBUG: debug = true; break;
         case O_CHECK_START: check_start = true; break;
+        case O_VMKD: cli.vmkd_socket = optarg; break;
+        case O_GUEST: cli.guest_image = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -260,7 +268,7 @@ main(int argc, char **argv)
     /* The command line wins over the file. */
 #define OVR(F) do { if (cli.F) d.opt.F = cli.F; } while (0)
     OVR(backend); OVR(sim_hosts); OVR(state_dir); OVR(listen); OVR(name);
-    OVR(heartbeat_ms); OVR(admin_password);
+    OVR(heartbeat_ms); OVR(admin_password); OVR(vmkd_socket); OVR(guest_image);
 #undef OVR
     if (cli.port >= 0)
         d.opt.port = cli.port;

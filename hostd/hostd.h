@@ -35,6 +35,7 @@ struct hostd_vm {
     enum vm_power power;
     bool tools_running;
     uint64_t generation;
+    bool busy;                  /* an asynchronous backend operation is out */
     char dir[PATH_MAX];         /* <datastore path>/<name> */
     char config[PATH_MAX];      /* dir/<name>.vmx */
     void *be;                   /* backend's runtime state */
@@ -106,6 +107,7 @@ struct hostd_options {
     unsigned heartbeat_ms;              /* default until vpxd says */
     const char *admin_user, *admin_password;
     const char *vmkd_socket;
+    const char *guest_image;            /* kvm: the test guest vmx boots */
     /* Datastores and networks given on the command line (name=path[:shared]). */
     char **ds_specs;
     size_t n_ds_specs;

@@ -44,3 +44,5 @@ kvcenter-up: hostd/kvcenter-up.py Makefile
 	chmod +x $@.tmp && mv $@.tmp $@
 TESTS += tests/integration/test_kvcenter_up.py
 EXTRA_DIST += tests/integration/test_kvcenter_up.py
+TESTS += tests/integration/test_hostd_kvm.py
+EXTRA_DIST += tests/integration/test_hostd_kvm.py

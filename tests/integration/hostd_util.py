@@ -46,12 +46,13 @@ def rpc_missing_reason():
 class Hostd:
     """One hostd process (sim backend) with N hosts."""
 
-    def __init__(self, tmp, hosts=1, datastores=None, extra=(), name="esx", state=None):
+    def __init__(self, tmp, hosts=1, datastores=None, extra=(), name="esx", state=None,
+                 backend="sim"):
         self.state = state or os.path.join(tmp, "hostd-%s" % name)
         self.tmp = tmp
         self.hosts_n = hosts
         ds = datastores if datastores is not None else ["shared=%s:shared" % os.path.join(tmp, "shared")]
-        argv = [binpath("hostd/hostd"), "--backend", "sim", "--sim-hosts", str(hosts),
+        argv = [binpath("hostd/hostd"), "--backend", backend, "--sim-hosts", str(hosts),
                 "--state-dir", self.state, "--port", "0", "--name", name,
                 "--heartbeat", str(HB_MS)]
         for d in ds:
