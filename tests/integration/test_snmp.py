@@ -5,6 +5,7 @@ Everything runs on 127.0.0.1 with free ports, its own config files and its
 own AgentX socket in a temporary directory.  No MIB file of the system is
 needed: OIDs are numeric, or come from packaging/mib/KVCENTER-MIB.txt.
 """
+import atexit
 import json
 import os
 import re
@@ -32,8 +33,14 @@ NICTAB = ROOT + ".2.4.1"
 HOSTTAB = ROOT + ".3.1.1"
 CLTAB = ROOT + ".4.1.1"
 MIBDIR = os.path.join(SRCDIR, "packaging", "mib")
-# No system MIBs: quiet tools, numeric output.
-ENV = dict(os.environ, MIBS="", MIBDIRS=MIBDIR)
+# No system MIBs: quiet tools, numeric output. The client tools get their own
+# persistent directory, made in advance: on a machine where no net-snmp tool
+# ever ran, they would otherwise print "Created directory: .../cert_indexes"
+# on stderr the first time.
+_CLIENT_PERSIST = tempfile.mkdtemp(prefix="kvc-snmp-client-")
+os.makedirs(os.path.join(_CLIENT_PERSIST, "cert_indexes"), exist_ok=True)
+atexit.register(shutil.rmtree, _CLIENT_PERSIST, True)
+ENV = dict(os.environ, MIBS="", MIBDIRS=MIBDIR, SNMP_PERSISTENT_DIR=_CLIENT_PERSIST)
 
 
 def free_udp_port():
