@@ -49,6 +49,19 @@ struct hostd_backend_ops {
                         Kvc__Host__PowerOp op, hostd_be_done_fn done, void *ctx);
     int (*vm_stats)(struct hostd_host *, struct hostd_vm *,
                     struct hostd_vm_stats *);
+    /* Live migration (NULL: not supported; hostd answers ENOTSUP for a
+     * powered-on VM).  migrate_estimate: total and stop-and-copy time of
+     * sending the running VM at BW bytes/s (-EAGAIN: cannot converge).
+     * migrate_in: the VM now runs here (switch-over), it takes the lease.
+     * migrate_out: the VM now runs elsewhere: drop its runtime state and
+     * leave the lease alone.  migrate_abort: the VM keeps running here:
+     * take the lease back. */
+    int (*migrate_estimate)(struct hostd_host *, struct hostd_vm *, double bw,
+                            int64_t downtime_target_ms, int64_t *total_ms,
+                            int64_t *downtime_ms);
+    int (*migrate_in)(struct hostd_host *, struct hostd_vm *);
+    void (*migrate_out)(struct hostd_host *, struct hostd_vm *);
+    void (*migrate_abort)(struct hostd_host *, struct hostd_vm *);
     /* Host crash (failure injection): every VM stops at once. */
     void (*crash)(struct hostd_host *);
     /* Control commands the backend understands ("vm UUID hang", ...);

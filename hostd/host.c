@@ -684,6 +684,17 @@ static const struct kvc_rpc_method host_methods[] = {
     { KVC__HOST__METHOD__MAINTENANCE, "Maintenance", &kvc__host__maintenance__descriptor,
       &kvc__host__status__descriptor, on_maintenance },
     { KVC__HOST__METHOD__FORGET, "Forget", NULL, &kvc__host__status__descriptor, on_forget },
+    { KVC__HOST__METHOD__MIGRATE_PREPARE, "MigratePrepare",
+      &kvc__host__migrate_prepare__descriptor, &kvc__host__status__descriptor,
+      hostd_migrate_prepare },
+    { KVC__HOST__METHOD__MIGRATE_SEND, "MigrateSend", &kvc__host__migrate_send__descriptor,
+      &kvc__host__status__descriptor, hostd_migrate_send },
+    { KVC__HOST__METHOD__MIGRATE_STATUS, "MigrateStatus", &kvc__host__migrate_ref__descriptor,
+      &kvc__host__migrate_status__descriptor, hostd_migrate_status },
+    { KVC__HOST__METHOD__MIGRATE_ABORT, "MigrateAbort", &kvc__host__migrate_ref__descriptor,
+      &kvc__host__status__descriptor, hostd_migrate_abort },
+    { KVC__HOST__METHOD__MIGRATE_FINISH, "MigrateFinish", &kvc__host__migrate_ref__descriptor,
+      &kvc__host__vm_reply__descriptor, hostd_migrate_finish },
 };
 
 static bool
@@ -1000,6 +1011,7 @@ hostd_host_crash(struct hostd_host *h)
     session_stop_timers(h);
     kvc_rpc_server_free(h->srv);
     h->srv = NULL;
+    hostd_migrate_drop_all(h);
     if (h->be->crash)
         h->be->crash(h);
 }
@@ -1020,6 +1032,9 @@ hostd_host_free(struct hostd_host *h)
     if (!h)
         return;
     kvc_rpc_server_free(h->srv);
+    hostd_migrate_drop_all(h);
+    if (h->mig_ev)
+        event_free(h->mig_ev);
     if (h->be && h->be_priv)
         h->be->fini(h, h->be_priv);
     if (h->hb_ev)

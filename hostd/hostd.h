@@ -86,6 +86,8 @@ struct hostd_host {
     struct hostd_network *nets;
     size_t n_nets;
     struct hostd_vm *vms;
+    struct hostd_migration *migs;       /* live migrations in and out (migrate.c) */
+    struct event *mig_ev;
 
     const struct hostd_backend_ops *be;
     void *be_priv;
@@ -156,6 +158,21 @@ int vmstore_write_ds_heartbeat(struct hostd_host *, int64_t now_ms);
 /* Persisted per-host counters. */
 int hostd_state_write(const char *dir, const char *file, const char *value);
 int hostd_state_read(const char *dir, const char *file, char *buf, size_t len);
+
+/* Loads one VM from its config file PATH (on one of the host's datastores)
+ * without registering it: live migration brings a VM in this way. */
+int vmstore_load_vm(struct hostd_host *, const char *path, struct hostd_vm **out);
+
+/* migrate.c: live migration, both ends (the RPC methods MIGRATE_*). */
+struct hostd_migration;
+struct kvc_rpc_call;
+void hostd_migrate_prepare(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+void hostd_migrate_send(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+void hostd_migrate_status(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+void hostd_migrate_abort(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+void hostd_migrate_finish(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+/* Drops every migration (host crash, shutdown); outgoing VMs stay here. */
+void hostd_migrate_drop_all(struct hostd_host *);
 
 /* hwinfo.c */
 int hwinfo_read(struct hostd_hw *);

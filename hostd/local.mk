@@ -4,7 +4,7 @@ include $(srcdir)/hostd/cim/local.mk
 
 sbin_PROGRAMS += hostd/hostd
 hostd_hostd_SOURCES = \
-	hostd/hostd.c hostd/hostd.h hostd/host.c hostd/vmstore.c \
+	hostd/hostd.c hostd/hostd.h hostd/host.c hostd/migrate.c hostd/vmstore.c \
 	hostd/hwinfo.c hostd/util.c hostd/control.c hostd/backend.h \
 	hostd/backends/sim.c hostd/backends/sim.h hostd/backends/kvm.c
 hostd_hostd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)

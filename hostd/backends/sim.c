@@ -411,6 +411,55 @@ sim_vm_stats(struct hostd_host *h, struct hostd_vm *vm, struct hostd_vm_stats *o
     return 0;
 }
 
+/* ---- live migration ------------------------------------------------------
+ * The memory moves in pre-copy rounds at the link's bandwidth while the
+ * guest dirties pages (sim_migration_ms); the VM's files stay on the shared
+ * datastore and the .sim record is the lease: whoever wrote it last runs
+ * the VM. */
+
+static int
+sim_migrate_estimate(struct hostd_host *h, struct hostd_vm *vm, double bw,
+                     int64_t downtime_target_ms, int64_t *total_ms, int64_t *downtime_ms)
+{
+    struct sim_vm *s = vm->be;
+    uint64_t mem = vm->memory_mib << 20;
+    int64_t t = sim_migration_ms(mem, sim_dirty_rate(&s->wl, mem), bw, downtime_target_ms,
+                                 downtime_ms);
+
+    if (t < 0)
+        return -EAGAIN;
+    *total_ms = t > 0 ? t : 1;
+    return 0;
+}
+
+static int
+sim_migrate_in(struct hostd_host *h, struct hostd_vm *vm)
+{
+    struct sim_vm *s = vm->be;
+
+    /* The guest arrives already booted: no new boot, tools keep running. */
+    vm->power = VM_ON;
+    s->boot_start = hostd_now_ms() - SIM_BOOT_MS;
+    s->shutdown_at = 0;
+    s->crash_pending = false;
+    vm->tools_running = s->wl.kind != SIM_HANG && s->wl.kind != SIM_CRASH;
+    runfile_write(h, vm);
+    return 0;
+}
+
+static void
+sim_migrate_out(struct hostd_host *h, struct hostd_vm *vm)
+{
+    free(vm->be);               /* the .sim record now belongs to the destination */
+    vm->be = NULL;
+}
+
+static void
+sim_migrate_abort(struct hostd_host *h, struct hostd_vm *vm)
+{
+    runfile_write(h, vm);       /* take the lease back, whoever wrote it */
+}
+
 static void
 sim_crash(struct hostd_host *h)
 {
@@ -430,8 +479,8 @@ sim_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
     struct hostd_vm *vm;
     struct sim_vm *s;
 
-    /* vm UUID|NAME hang|unhang|crash */
-    if (argc != 3 || strcmp(argv[0], "vm"))
+    /* vm UUID|NAME hang|unhang|crash, vm UUID|NAME workload W */
+    if ((argc != 3 && argc != 4) || strcmp(argv[0], "vm"))
         return -ENOENT;
     vm = hostd_vm_find(h, argv[1]);
     for (struct hostd_vm *v = h->vms; !vm && v; v = v->next)
@@ -442,6 +491,21 @@ sim_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
         return -EINVAL;
     }
     s = vm->be;
+    if (argc == 4) {
+        struct sim_workload wl;
+        char *w;
+        if (strcmp(argv[2], "workload") || sim_workload_parse(argv[3], &wl) ||
+            !(w = strdup(argv[3]))) {
+            snprintf(out, len, "ERR vm NAME workload idle|cpu:N|mem:R|sine:P|hang|crash");
+            return -EINVAL;
+        }
+        free(vm->workload);
+        vm->workload = w;
+        s->wl = wl;
+        hostd_vm_changed(h, vm, false);
+        snprintf(out, len, "OK");
+        return 0;
+    }
     if (!strcmp(argv[2], "hang")) {
         s->hung = true;
     } else if (!strcmp(argv[2], "unhang")) {
@@ -474,6 +538,10 @@ const struct hostd_backend_ops hostd_backend_sim = {
     .guest_shutdown = sim_guest_shutdown,
     .guest_reboot = sim_guest_reboot,
     .vm_stats = sim_vm_stats,
+    .migrate_estimate = sim_migrate_estimate,
+    .migrate_in = sim_migrate_in,
+    .migrate_out = sim_migrate_out,
+    .migrate_abort = sim_migrate_abort,
     .crash = sim_crash,
     .control = sim_control,
 };

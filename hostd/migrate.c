@@ -1,0 +1,561 @@
+/* Live migration on the host: both ends of the MIGRATE_* calls
+ * (proto/host.proto).  vpxd orchestrates: PREPARE on the destination, SEND
+ * on the source, STATUS on the source until SWITCHOVER, FINISH on the
+ * destination (the VM is registered here from the shared datastore and
+ * runs here, owning its lease), then FINISH on the source (the VM leaves
+ * its registry).  Until the destination's FINISH the source runs the VM;
+ * any ABORT leaves it there.
+ *
+ * The time the memory takes to move comes from the backend
+ * (migrate_estimate: the sim backend's pre-copy model in sim.h); a backend
+ * without the migration ops answers ENOTSUP for powered-on VMs.  A
+ * powered-off VM moves "cold": only its registration changes hands.
+ *
+ * Safety nets: a source whose migration is not polled for STALE_MS aborts
+ * it (the vpxd that ran it is gone; the VM stays), and a destination drops
+ * an incoming migration not finished within INCOMING_MS. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "rpc.h"
+#include "hostd/backend.h"
+#include "hostd/hostd.h"
+
+KVC_LOG_MODULE(migrate);
+
+#define STALE_MS 30000
+#define INCOMING_MS 600000
+#define DONE_KEEP_MS 60000
+#define DEFAULT_BW 125000000.0          /* 1 GbE */
+#define DEFAULT_DOWNTIME_MS 500
+
+enum mig_state { M_PRECOPY = 1, M_SWITCHOVER, M_DONE };
+
+struct hostd_migration {
+    struct hostd_migration *next;
+    char id[64];
+    char uuid[HOSTD_UUID_LEN];
+    bool incoming;
+    enum mig_state state;
+    int64_t start_ms, last_ms;
+    /* outgoing */
+    int64_t total_ms, downtime_ms;
+    uint64_t bytes_total;
+    double bw;
+    /* incoming */
+    char path[PATH_MAX];
+    uint64_t memory_mib;
+    bool powered_on;
+};
+
+static bool
+session_ok(struct hostd_host *h, struct kvc_rpc_call *call)
+{
+    if (h->vpxd && kvc_rpc_call_conn(call) == h->vpxd)
+        return true;
+    kvc_rpc_reply_error(call, KVC_RPC_E_PERMISSION, "say hello first");
+    return false;
+}
+
+static void
+reply_status(struct kvc_rpc_call *call, int err, const char *msg)
+{
+    Kvc__Host__Status st = KVC__HOST__STATUS__INIT;
+
+    st.error = err < 0 ? -err : err;
+    st.message = (char *)(msg ? msg : "");
+    kvc_rpc_reply(call, &st.base);
+}
+
+static void
+reply_vm(struct kvc_rpc_call *call, struct hostd_host *h, int err, const char *msg,
+         struct hostd_vm *vm)
+{
+    Kvc__Host__VmReply r = KVC__HOST__VM_REPLY__INIT;
+    Kvc__Host__Status st = KVC__HOST__STATUS__INIT;
+    Kvc__Host__VmInfo info;
+
+    st.error = err < 0 ? -err : err;
+    st.message = (char *)(msg ? msg : "");
+    r.status = &st;
+    if (vm) {
+        hostd_vm_to_info(h, vm, &info);
+        r.vm = &info;
+    }
+    kvc_rpc_reply(call, &r.base);
+    if (vm && info.config_path != protobuf_c_empty_string)
+        free(info.config_path);
+}
+
+static struct hostd_migration *
+mig_find(struct hostd_host *h, const char *id)
+{
+    for (struct hostd_migration *m = h->migs; m; m = m->next)
+        if (!strcmp(m->id, id))
+            return m;
+    return NULL;
+}
+
+static struct hostd_migration *
+mig_find_vm(struct hostd_host *h, const char *uuid)
+{
+    for (struct hostd_migration *m = h->migs; m; m = m->next)
+        if (!strcasecmp(m->uuid, uuid) && m->state != M_DONE)
+            return m;
+    return NULL;
+}
+
+static void
+mig_unlink_free(struct hostd_host *h, struct hostd_migration *m)
+{
+    struct hostd_migration **pp;
+
+    for (pp = &h->migs; *pp && *pp != m; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = m->next;
+    free(m);
+}
+
+/* The source gives up: the VM keeps running here and takes its lease back. */
+static void
+out_abort(struct hostd_host *h, struct hostd_migration *m, const char *why)
+{
+    struct hostd_vm *vm = hostd_vm_find(h, m->uuid);
+
+    if (vm) {
+        vm->busy = false;
+        if (vm->power == VM_ON && h->be->migrate_abort)
+            h->be->migrate_abort(h, vm);
+    }
+    kvc_info("%s: migration %s of %s aborted (%s): the VM stays here", h->name, m->id,
+             vm ? vm->name : m->uuid, why);
+    mig_unlink_free(h, m);
+}
+
+static void
+vm_unregister(struct hostd_host *h, struct hostd_vm *vm)
+{
+    struct hostd_vm **pp;
+
+    if (vm->power == VM_ON && h->be->migrate_out)
+        h->be->migrate_out(h, vm);
+    else {
+        /* Off: nothing runs; the runtime state only needs freeing. */
+        free(vm->be);
+        vm->be = NULL;
+    }
+    for (pp = &h->vms; *pp && *pp != vm; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = vm->next;
+    vmstore_save_registry(h);
+    hostd_vm_changed(h, vm, true);
+    vmstore_vm_free(vm);
+}
+
+static void
+mig_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct hostd_host *h = arg;
+    int64_t now = hostd_now_ms();
+    struct hostd_migration *m = h->migs, *next;
+
+    for (; m; m = next) {
+        next = m->next;
+        if (m->state == M_DONE) {
+            if (now - m->last_ms > DONE_KEEP_MS)
+                mig_unlink_free(h, m);
+        } else if (!m->incoming && now - m->last_ms > STALE_MS) {
+            out_abort(h, m, "nobody asked for its progress for 30 s");
+        } else if (m->incoming && now - m->start_ms > INCOMING_MS) {
+            kvc_warn("%s: incoming migration %s never finished: dropped", h->name, m->id);
+            mig_unlink_free(h, m);
+        }
+    }
+    if (!h->migs && h->mig_ev)
+        event_del(h->mig_ev);
+}
+
+static int
+mig_add(struct hostd_host *h, struct hostd_migration *m)
+{
+    struct timeval tv = { 1, 0 };
+
+    if (!h->mig_ev && !(h->mig_ev = event_new(h->d->base, -1, EV_PERSIST, mig_tick, h)))
+        return -ENOMEM;
+    m->next = h->migs;
+    h->migs = m;
+    if (!event_pending(h->mig_ev, EV_TIMEOUT, NULL))
+        event_add(h->mig_ev, &tv);
+    return 0;
+}
+
+void
+hostd_migrate_drop_all(struct hostd_host *h)
+{
+    while (h->migs) {
+        struct hostd_migration *m = h->migs;
+        struct hostd_vm *vm = m->incoming ? NULL : hostd_vm_find(h, m->uuid);
+        if (vm && m->state != M_DONE)
+            vm->busy = false;
+        h->migs = m->next;
+        free(m);
+    }
+    if (h->mig_ev)
+        event_del(h->mig_ev);
+}
+
+static uint64_t
+memory_in_use(struct hostd_host *h)
+{
+    uint64_t used = 0;
+
+    for (struct hostd_vm *vm = h->vms; vm; vm = vm->next)
+        if (vm->power != VM_OFF)
+            used += vm->memory_mib << 20;
+    for (struct hostd_migration *m = h->migs; m; m = m->next)
+        if (m->incoming && m->state != M_DONE && m->powered_on)
+            used += m->memory_mib << 20;
+    return used;
+}
+
+/* ---- destination -------------------------------------------------------- */
+
+void
+hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+    struct hostd_host *h = arg;
+    const Kvc__Host__MigratePrepare *p = (const Kvc__Host__MigratePrepare *)req;
+    const Kvc__Host__VmInfo *vi = p->vm;
+    struct hostd_datastore *ds;
+    struct hostd_migration *m;
+    char msg[512];
+    bool on;
+
+    if (!session_ok(h, call))
+        return;
+    if (!p->id[0] || strlen(p->id) >= sizeof m->id || !vi || !hostd_uuid_valid(vi->uuid) ||
+        !vi->name[0] || strchr(vi->name, '/') || vi->name[0] == '.' || !vi->datastore[0]) {
+        reply_status(call, EINVAL, "migration id, VM uuid, name and datastore are required");
+        return;
+    }
+    if (mig_find(h, p->id)) {
+        reply_status(call, EEXIST, "a migration with this id is already here");
+        return;
+    }
+    if (hostd_vm_find(h, vi->uuid) || mig_find_vm(h, vi->uuid)) {
+        reply_status(call, EEXIST, "the VM is already registered on this host");
+        return;
+    }
+    if (h->maintenance) {
+        reply_status(call, EBUSY, "host is in maintenance mode");
+        return;
+    }
+    on = vi->power == KVC__HOST__POWER_STATE__POWERED_ON;
+    if (vi->power == KVC__HOST__POWER_STATE__SUSPENDED) {
+        reply_status(call, EBUSY, "a suspended VM cannot be migrated");
+        return;
+    }
+    if (on && !h->be->migrate_in) {
+        snprintf(msg, sizeof msg, "live migration is not available on the %s backend yet",
+                 h->be->name);
+        reply_status(call, ENOTSUP, msg);
+        return;
+    }
+    if (!(ds = vmstore_datastore(h, vi->datastore))) {
+        snprintf(msg, sizeof msg, "datastore %s is not mounted on this host", vi->datastore);
+        reply_status(call, ENOENT, msg);
+        return;
+    }
+    if (!(m = calloc(1, sizeof *m))) {
+        reply_status(call, ENOMEM, NULL);
+        return;
+    }
+    if (snprintf(m->path, sizeof m->path, "%s/%s/%s.vmx", ds->path, vi->name, vi->name) >=
+        (int)sizeof m->path || access(m->path, R_OK) < 0) {
+        snprintf(msg, sizeof msg, "the VM's files are not visible from this host (%s on"
+                 " datastore %s)", vi->name, vi->datastore);
+        free(m);
+        reply_status(call, ENOENT, msg);
+        return;
+    }
+    if (vi->network[0]) {
+        bool found = false;
+        for (size_t i = 0; i < h->n_nets; i++)
+            found |= !strcmp(h->nets[i].name, vi->network);
+        if (!found) {
+            snprintf(msg, sizeof msg, "no port group %s on this host", vi->network);
+            free(m);
+            reply_status(call, ENOENT, msg);
+            return;
+        }
+    }
+    if (on && (memory_in_use(h) + (vi->memory_mib << 20) > h->hw.memory_bytes ||
+               (h->hw.threads && vi->cpu_count > h->hw.threads))) {
+        free(m);
+        reply_status(call, ENOSPC, "not enough memory or CPUs on this host for the VM");
+        return;
+    }
+    snprintf(m->id, sizeof m->id, "%s", p->id);
+    snprintf(m->uuid, sizeof m->uuid, "%s", vi->uuid);
+    m->incoming = true;
+    m->state = M_PRECOPY;
+    m->start_ms = m->last_ms = hostd_now_ms();
+    m->memory_mib = vi->memory_mib;
+    m->powered_on = on;
+    if (mig_add(h, m)) {
+        free(m);
+        reply_status(call, ENOMEM, NULL);
+        return;
+    }
+    kvc_info("%s: migration %s: ready to receive %s (%s) from %s", h->name, m->id, vi->name,
+             vi->uuid, p->source_uuid);
+    reply_status(call, 0, NULL);
+}
+
+static void
+in_finish(struct kvc_rpc_call *call, struct hostd_host *h, struct hostd_migration *m)
+{
+    struct hostd_vm *vm = NULL, **tail;
+    char msg[300];
+    int rc;
+
+    if (m->state == M_DONE) {
+        reply_vm(call, h, 0, NULL, hostd_vm_find(h, m->uuid));
+        return;
+    }
+    if ((rc = vmstore_load_vm(h, m->path, &vm)) || strcasecmp(vm->uuid, m->uuid)) {
+        snprintf(msg, sizeof msg, "cannot register %.200s: %s", m->path,
+                 rc ? strerror(-rc) : "it holds another VM");
+        vmstore_vm_free(vm);
+        mig_unlink_free(h, m);
+        reply_vm(call, h, rc ? rc : EINVAL, msg, NULL);
+        return;
+    }
+    if ((rc = h->be->vm_attach(h, vm)) ||
+        (m->powered_on && (rc = h->be->migrate_in(h, vm)))) {
+        if (vm->be)
+            h->be->vm_detach(h, vm);
+        vmstore_vm_free(vm);
+        mig_unlink_free(h, m);
+        reply_vm(call, h, rc, "the backend refused the VM", NULL);
+        return;
+    }
+    for (tail = &h->vms; *tail; tail = &(*tail)->next)
+        ;
+    *tail = vm;
+    vmstore_save_registry(h);
+    hostd_vm_changed(h, vm, false);
+    m->state = M_DONE;
+    m->last_ms = hostd_now_ms();
+    kvc_info("%s: migration %s: %s now runs here", h->name, m->id, vm->name);
+    reply_vm(call, h, 0, NULL, vm);
+}
+
+/* ---- source ------------------------------------------------------------- */
+
+void
+hostd_migrate_send(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+    struct hostd_host *h = arg;
+    const Kvc__Host__MigrateSend *s = (const Kvc__Host__MigrateSend *)req;
+    struct hostd_migration *m;
+    struct hostd_vm *vm;
+    int64_t total = 0, down = 0;
+    char msg[300];
+    int rc;
+
+    if (!session_ok(h, call))
+        return;
+    if (!s->id[0] || strlen(s->id) >= sizeof m->id) {
+        reply_status(call, EINVAL, "a migration id is required");
+        return;
+    }
+    if (mig_find(h, s->id)) {
+        reply_status(call, EEXIST, "a migration with this id is already here");
+        return;
+    }
+    if (!(vm = hostd_vm_find(h, s->uuid))) {
+        reply_status(call, ENOENT, "no such VM on this host");
+        return;
+    }
+    if (vm->busy) {
+        reply_status(call, EBUSY, "another operation on this VM is in progress");
+        return;
+    }
+    if (vm->power == VM_SUSPENDED) {
+        reply_status(call, EBUSY, "a suspended VM cannot be migrated");
+        return;
+    }
+    if (!(m = calloc(1, sizeof *m))) {
+        reply_status(call, ENOMEM, NULL);
+        return;
+    }
+    m->bw = s->bandwidth_bps ? (double)s->bandwidth_bps : DEFAULT_BW;
+    m->bytes_total = vm->memory_mib << 20;
+    if (vm->power == VM_ON) {
+        if (!h->be->migrate_estimate) {
+            snprintf(msg, sizeof msg, "live migration is not available on the %s backend yet",
+                     h->be->name);
+            free(m);
+            reply_status(call, ENOTSUP, msg);
+            return;
+        }
+        rc = h->be->migrate_estimate(h, vm, m->bw, s->downtime_ms ? s->downtime_ms
+                                                                  : DEFAULT_DOWNTIME_MS,
+                                     &total, &down);
+        if (rc) {
+            free(m);
+            reply_status(call, rc, rc == -EAGAIN ? "pre-copy cannot converge: the guest"
+                         " dirties memory faster than the link sends it" : NULL);
+            return;
+        }
+    }
+    snprintf(m->id, sizeof m->id, "%s", s->id);
+    snprintf(m->uuid, sizeof m->uuid, "%s", vm->uuid);
+    m->state = total ? M_PRECOPY : M_SWITCHOVER;
+    m->start_ms = m->last_ms = hostd_now_ms();
+    m->total_ms = total;
+    m->downtime_ms = down;
+    if (mig_add(h, m)) {
+        free(m);
+        reply_status(call, ENOMEM, NULL);
+        return;
+    }
+    vm->busy = true;
+    kvc_info("%s: migration %s: sending %s to %s (%llu MiB, estimated %lld ms, downtime %lld ms)",
+             h->name, m->id, vm->name, s->dest_uuid, (unsigned long long)vm->memory_mib,
+             (long long)total, (long long)down);
+    reply_status(call, 0, NULL);
+}
+
+static void
+out_update(struct hostd_migration *m, int64_t now)
+{
+    if (m->state == M_PRECOPY && now - m->start_ms >= m->total_ms - m->downtime_ms)
+        m->state = M_SWITCHOVER;
+}
+
+void
+hostd_migrate_status(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+    struct hostd_host *h = arg;
+    const Kvc__Host__MigrateRef *r = (const Kvc__Host__MigrateRef *)req;
+    Kvc__Host__MigrateStatus st = KVC__HOST__MIGRATE_STATUS__INIT;
+    Kvc__Host__Status s = KVC__HOST__STATUS__INIT;
+    struct hostd_migration *m;
+    int64_t now = hostd_now_ms(), el;
+
+    if (!session_ok(h, call))
+        return;
+    st.status = &s;
+    if (!(m = mig_find(h, r->id))) {
+        s.error = ENOENT;
+        s.message = "no such migration on this host";
+        st.state = KVC__HOST__MIGRATE_STATE__MIGRATE_NONE;
+        kvc_rpc_reply(call, &st.base);
+        return;
+    }
+    m->last_ms = now;
+    if (!m->incoming)
+        out_update(m, now);
+    el = now - m->start_ms;
+    st.state = m->state == M_PRECOPY ? KVC__HOST__MIGRATE_STATE__MIGRATE_PRECOPY
+             : m->state == M_SWITCHOVER ? KVC__HOST__MIGRATE_STATE__MIGRATE_SWITCHOVER
+             : KVC__HOST__MIGRATE_STATE__MIGRATE_DONE;
+    st.bytes_total = m->bytes_total;
+    st.estimated_ms = m->total_ms;
+    st.downtime_ms = m->downtime_ms;
+    if (m->state == M_PRECOPY && m->total_ms > 0) {
+        st.progress = (uint32_t)(el * 100 / m->total_ms);
+        if (st.progress > 99)
+            st.progress = 99;
+        double sent = m->bw * (double)el / 1000.0;
+        st.bytes_sent = sent > (double)m->bytes_total ? m->bytes_total : (uint64_t)sent;
+        st.round = m->bytes_total ? (uint32_t)(sent / (double)m->bytes_total) + 1 : 1;
+    } else {
+        st.progress = 100;
+        st.bytes_sent = m->bytes_total;
+    }
+    kvc_rpc_reply(call, &st.base);
+}
+
+void
+hostd_migrate_abort(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+    struct hostd_host *h = arg;
+    const Kvc__Host__MigrateRef *r = (const Kvc__Host__MigrateRef *)req;
+    struct hostd_migration *m;
+    struct hostd_vm *vm;
+
+    if (!session_ok(h, call))
+        return;
+    if (!(m = mig_find(h, r->id))) {
+        reply_status(call, ENOENT, "no such migration on this host");
+        return;
+    }
+    if (!m->incoming) {
+        if (m->state == M_DONE) {
+            reply_status(call, EALREADY, "the VM already left this host");
+            return;
+        }
+        out_abort(h, m, "asked by vpxd");
+        reply_status(call, 0, NULL);
+        return;
+    }
+    /* Destination: an abort after the switch-over (vpxd never heard the
+     * FINISH reply) unregisters the VM again, so it runs on one host. */
+    if (m->state == M_DONE && (vm = hostd_vm_find(h, m->uuid))) {
+        kvc_warn("%s: migration %s aborted after switch-over: %s goes back", h->name, m->id,
+                 vm->name);
+        vm_unregister(h, vm);
+    } else {
+        kvc_info("%s: incoming migration %s aborted", h->name, m->id);
+    }
+    mig_unlink_free(h, m);
+    reply_status(call, 0, NULL);
+}
+
+void
+hostd_migrate_finish(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+    struct hostd_host *h = arg;
+    const Kvc__Host__MigrateRef *r = (const Kvc__Host__MigrateRef *)req;
+    struct hostd_migration *m;
+    struct hostd_vm *vm;
+
+    if (!session_ok(h, call))
+        return;
+    if (!(m = mig_find(h, r->id))) {
+        reply_vm(call, h, ENOENT, "no such migration on this host", NULL);
+        return;
+    }
+    if (m->incoming) {
+        in_finish(call, h, m);
+        return;
+    }
+    out_update(m, hostd_now_ms());
+    if (m->state == M_DONE) {
+        reply_vm(call, h, 0, NULL, NULL);
+        return;
+    }
+    if (m->state != M_SWITCHOVER) {
+        reply_vm(call, h, EBUSY, "pre-copy has not converged yet", NULL);
+        return;
+    }
+    if ((vm = hostd_vm_find(h, m->uuid))) {
+        kvc_info("%s: migration %s: %s left for its destination", h->name, m->id, vm->name);
+        vm->busy = false;
+        vm_unregister(h, vm);
+    }
+    m->state = M_DONE;
+    m->last_ms = hostd_now_ms();
+    reply_vm(call, h, 0, NULL, NULL);
+}
