@@ -91,6 +91,8 @@ run(struct control *c, struct bufferevent *bev, char *line)
             h->fail_ds_hb = stop;
         kvc_warn("%s: %s heartbeats %s by control", h->name,
                  argv[2][0] == 'h' ? "network" : "datastore", stop ? "stopped" : "restarted");
+    } else if (hostd_ha_control(h, argc - 2, argv + 2, out, sizeof out) != -ENOENT) {
+        ;                               /* HA failure injection: "net cut|restore" */
     } else if (h->be->control) {
         int rc = h->be->control(h, argc - 2, argv + 2, out, sizeof out);
         if (rc == -ENOENT)

@@ -192,6 +192,7 @@ hostd_vm_changed(struct hostd_host *h, struct hostd_vm *vm, bool removed)
              vm->power == VM_ON ? "on" : vm->power == VM_SUSPENDED ? "suspended" : "off",
              vm->tools_running ? "running" : "not-running",
              (unsigned long long)h->generation);
+    hostd_ha_poweron_write(h);
     if (!h->vpxd)
         return;
     hostd_vm_to_info(h, vm, &info);
@@ -242,6 +243,10 @@ on_hello(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
     host_info_fill(h, &hi);
     r.status = &st;
     r.host = &hi;
+    if (h->fail_net) {
+        kvc_rpc_reply_error(call, KVC_RPC_E_UNAVAILABLE, "management network cut (failure injection)");
+        return;
+    }
     if (!conn || !peer) {
         kvc_rpc_reply_error(call, KVC_RPC_E_PERMISSION, "hello needs a TLS peer");
         return;
@@ -684,6 +689,12 @@ static const struct kvc_rpc_method host_methods[] = {
     { KVC__HOST__METHOD__MAINTENANCE, "Maintenance", &kvc__host__maintenance__descriptor,
       &kvc__host__status__descriptor, on_maintenance },
     { KVC__HOST__METHOD__FORGET, "Forget", NULL, &kvc__host__status__descriptor, on_forget },
+    { KVC__HOST__METHOD__VM_REGISTER, "VmRegister", &kvc__host__vm_register__descriptor,
+      &kvc__host__vm_reply__descriptor, hostd_ha_on_register },
+    { KVC__HOST__METHOD__VM_UNREGISTER, "VmUnregister", &kvc__host__vm_ref__descriptor,
+      &kvc__host__status__descriptor, hostd_ha_on_unregister },
+    { KVC__HOST__METHOD__HA_CONFIG, "HaConfig", &kvc__host__ha_config__descriptor,
+      &kvc__host__status__descriptor, hostd_ha_on_config },
     { KVC__HOST__METHOD__MIGRATE_PREPARE, "MigratePrepare",
       &kvc__host__migrate_prepare__descriptor, &kvc__host__status__descriptor,
       hostd_migrate_prepare },
@@ -740,6 +751,7 @@ host_tick(evutil_socket_t fd, short what, void *arg)
     h->hb_seq++;
     if (!h->fail_ds_hb && (rc = vmstore_write_ds_heartbeat(h, now)))
         kvc_warn_rl(&rl, "%s: datastore heartbeat: %s", h->name, strerror(-rc));
+    hostd_ha_tick(h, now);
     if (!h->vpxd || h->fail_net_hb)
         return;
     hb.seq = h->hb_seq;
@@ -930,6 +942,8 @@ hostd_host_new(struct hostd *d, unsigned index, struct hostd_host **out)
         kvc_warn("could not read hardware info");
     if ((rc = vmstore_load(h)))
         goto fail;
+    if ((rc = hostd_ha_new(h)))
+        goto fail;
     if (!(h->hb_ev = event_new(d->base, -1, EV_PERSIST, host_tick, h)) ||
         !(h->stats_ev = event_new(d->base, -1, 0, host_stats_tick, h))) {
         rc = -ENOMEM;
@@ -1032,6 +1046,7 @@ hostd_host_free(struct hostd_host *h)
     if (!h)
         return;
     kvc_rpc_server_free(h->srv);
+    hostd_ha_free(h);
     hostd_migrate_drop_all(h);
     if (h->mig_ev)
         event_free(h->mig_ev);

@@ -96,6 +96,9 @@ struct hostd_host {
     bool fail_net_hb;                   /* stop sending network heartbeats */
     bool fail_ds_hb;                    /* stop writing datastore heartbeats */
     bool crashed;                       /* the whole host is "down" */
+    bool fail_net;                      /* management network cut (HA tests) */
+
+    struct hostd_ha *ha;                /* HA agent (ha.c) */
 };
 
 struct hostd_options {
@@ -173,6 +176,29 @@ void hostd_migrate_abort(struct kvc_rpc_call *, const ProtobufCMessage *, void *
 void hostd_migrate_finish(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
 /* Drops every migration (host crash, shutdown); outgoing VMs stay here. */
 void hostd_migrate_drop_all(struct hostd_host *);
+
+/* ha.c: the host's HA agent (docs/ha.md): VM register/unregister for
+ * restarts, the HA settings vpxd pushes (kept in STATE_DIR/ha.conf, since
+ * they matter most while vpxd is away), the power-on file beside the
+ * datastore heartbeat, and isolation detection and response. */
+struct hostd_ha;
+int hostd_ha_new(struct hostd_host *);
+void hostd_ha_free(struct hostd_host *);
+/* Every heartbeat period, crashed or not connected too. */
+void hostd_ha_tick(struct hostd_host *, int64_t now_ms);
+/* A VM's power changed: rewrite the power-on files now. */
+void hostd_ha_poweron_write(struct hostd_host *);
+/* Whether host UUID still writes its heartbeat on datastore DS_PATH (its
+ * heartbeat is younger than the detection time). */
+bool hostd_ha_host_alive(struct hostd_host *, const char *ds_path, const char *uuid);
+/* "net cut|restore" (failure injection); -ENOENT: not an HA command. */
+int hostd_ha_control(struct hostd_host *, int argc, char **argv, char *out, size_t len);
+struct kvc_rpc_call;
+void hostd_ha_on_register(struct kvc_rpc_call *, const ProtobufCMessage *, void *);
+void hostd_ha_on_unregister(struct kvc_rpc_call *, const ProtobufCMessage *, void *);
+void hostd_ha_on_config(struct kvc_rpc_call *, const ProtobufCMessage *, void *);
+/* vmstore.c: read one VM config (the VM is not registered). */
+int vmstore_load_config(struct hostd_host *, const char *path, struct hostd_vm **out);
 
 /* hwinfo.c */
 int hwinfo_read(struct hostd_hw *);

@@ -4,7 +4,7 @@ include $(srcdir)/hostd/cim/local.mk
 
 sbin_PROGRAMS += hostd/hostd
 hostd_hostd_SOURCES = \
-	hostd/hostd.c hostd/hostd.h hostd/host.c hostd/migrate.c hostd/vmstore.c \
+	hostd/hostd.c hostd/hostd.h hostd/host.c hostd/migrate.c hostd/vmstore.c hostd/ha.c \
 	hostd/hwinfo.c hostd/util.c hostd/control.c hostd/backend.h \
 	hostd/backends/sim.c hostd/backends/sim.h hostd/backends/kvm.c
 hostd_hostd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
@@ -40,7 +40,7 @@ bin_SCRIPTS += kvcenter-up
 CLEANFILES += kvcenter-up
 EXTRA_DIST += hostd/kvcenter-up.py
 kvcenter-up: hostd/kvcenter-up.py Makefile
-	$(AM_V_GEN)$(SED) -e 's|@sbindir[@]|$(sbindir)|g' $(srcdir)/hostd/kvcenter-up.py > $@.tmp && \
+	$(AM_V_GEN)$(SED) -e 's|@sbindir[@]|$(sbindir)|g' -e 's|@libexecdir[@]|$(libexecdir)|g' -e 's|@pkgdatadir[@]|$(pkgdatadir)|g' $(srcdir)/hostd/kvcenter-up.py > $@.tmp && \
 	chmod +x $@.tmp && mv $@.tmp $@
 TESTS += tests/integration/test_kvcenter_up.py
 EXTRA_DIST += tests/integration/test_kvcenter_up.py

@@ -259,6 +259,12 @@ vmstore_load_vm(struct hostd_host *h, const char *path, struct hostd_vm **out)
 }
 
 int
+vmstore_load_config(struct hostd_host *h, const char *path, struct hostd_vm **out)
+{
+    return load_config(h, path, out);
+}
+
+int
 vmstore_load(struct hostd_host *h)
 {
     char path[PATH_MAX + 8], line[PATH_MAX + 2];

@@ -269,10 +269,20 @@ sim_vm_attach(struct hostd_host *h, struct hostd_vm *vm)
 static void
 sim_vm_detach(struct hostd_host *h, struct hostd_vm *vm)
 {
-    char path[PATH_MAX + 16];
+    char path[PATH_MAX + 16], line[256] = "", host[64] = "";
+    FILE *f;
 
     runfile_path(vm, path, sizeof path);
-    unlink(path);
+    /* Only this host's run record: after an HA restart another host runs
+     * the VM from the same folder, and unregistering the stale copy here
+     * must not touch it. */
+    if ((f = fopen(path, "r"))) {
+        if (fgets(line, sizeof line, f))
+            sscanf(line, "power=%*31s host=%63s", host);
+        fclose(f);
+    }
+    if (!host[0] || !strcmp(host, h->uuid))
+        unlink(path);
     free(vm->be);
     vm->be = NULL;
 }
