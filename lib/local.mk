@@ -79,3 +79,11 @@ CLEANFILES += tests/bench/bench_rpc
 tests_bench_bench_rpc_SOURCES = tests/bench/bench_rpc.c
 tests_bench_bench_rpc_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_bench_bench_rpc_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a $(KVC_RPC_LIBS)
+
+# lib/lease: VM lease files on datastores (vmx, hostd, vpxd HA).
+lib_libkvcutil_a_SOURCES += lib/lease.c lib/lease.h
+check_PROGRAMS += tests/unit/test_lease
+TESTS += tests/unit/test_lease
+tests_unit_test_lease_SOURCES = tests/unit/test_lease.c
+tests_unit_test_lease_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_lease_LDADD = lib/libkvcutil.a $(CMOCKA_LIBS)
