@@ -18,7 +18,8 @@
 #define KVC_MMIO_SLOT_SIZE  0x1000u
 #define KVC_MMIO_SLOTS      16u
 #define KVC_MMIO_IRQ_BASE   5u          /* GSI of slot 0; slot i uses base+i */
-/* Slots taken: 0 tools, 1 balloon (vmx_vm.c); 3 virtio-net. */
+/* Slots taken: 0 tools, 1 balloon (vmx_vm.c); 2 virtio-blk; 3 virtio-net. */
+#define KVC_MMIO_SLOT_BLK   2u
 #define KVC_MMIO_SLOT_NET   3u
 #define KVC_GPA_IOAPIC      0xfec00000u
 #define KVC_GPA_LAPIC       0xfee00000u
