@@ -48,3 +48,30 @@ kvc_run_system_version_get(struct kvc_ctx *ctx, const struct kvc_args *a,
     *res = out;
     return 0;
 }
+
+static const struct kvc_field hostname_fields[] = {
+    { "Host Name", KVC_F_STRING },
+    { NULL },
+};
+const struct kvc_shape kvc_shape_hostname_get = { "HostnameGet", hostname_fields };
+
+/* GET /api/appliance/networking/dns/hostname: the name as a JSON string. */
+int
+kvc_run_system_hostname_get(struct kvc_ctx *ctx, const struct kvc_args *a,
+                            json_t **res, char *err, size_t errlen)
+{
+    json_t *r = NULL;
+    (void)a;
+    int rc = kvc_ctx_request(ctx, "GET", "/api/appliance/networking/dns/hostname", NULL,
+                             &r, err, errlen);
+    if (rc)
+        return rc;
+    if (!json_is_string(r)) {
+        json_decref(r);
+        snprintf(err, errlen, "the server's host name reply is not a string");
+        return -EPROTO;
+    }
+    *res = json_pack("{s:O}", "HostName", r);
+    json_decref(r);
+    return 0;
+}

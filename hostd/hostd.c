@@ -3,7 +3,8 @@
  *   hostd [-c FILE] [-n] [--backend kvm|sim] [--sim-hosts N] [--state-dir DIR]
  *         [--listen ADDR] [--port P] [--name NAME] [--heartbeat MS]
  *         [--datastore NAME=/PATH[:shared]]... [--network NAME[@VSWITCH][:VLAN]]...
- *         [--admin-password PW] [--log FILE] [--debug]
+ *         [--admin-password PW] [--ssh-port P] [--api-port P]
+ *         [--authorized-keys FILE] [--log FILE] [--debug]
  *
  * Command-line options override the config file. */
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "hostd/backend.h"
 #include "hostd/hostd.h"
+#include "hostd/ssh/ssh.h"
 
 KVC_LOG_MODULE(hostd);
 
@@ -56,8 +58,26 @@ static const struct kvc_cfg_key net_keys[] = {
     KVC_CFG_KEY_INT("vlan", "0", 0, 4095, "VLAN id"),
     KVC_CFG_KEY_END,
 };
+/* The host's shell (hostd/ssh/): SSH and the HTTPS endpoint kvcli uses. */
+static const struct kvc_cfg_key ssh_keys[] = {
+    KVC_CFG_KEY_INT("port", "0", 0, 65535, "SSH shell port (0: off); host i of a sim "
+                    "process gets port+i"),
+    KVC_CFG_KEY_STRING("listen", NULL, "SSH address (default: [hostd] listen)"),
+    KVC_CFG_KEY_STRING("authorized_keys", NULL,
+                       "public keys that may log in as admin_user (default: "
+                       "STATE_DIR/authorized_keys)"),
+    KVC_CFG_KEY_INT("max_sessions", "16", 1, 1024, "SSH sessions at once, per host"),
+    KVC_CFG_KEY_END,
+};
+static const struct kvc_cfg_key api_keys[] = {
+    KVC_CFG_KEY_INT("port", "0", 0, 65535, "HTTPS port of the host's API for kvcli "
+                    "(0: off); host i of a sim process gets port+i"),
+    KVC_CFG_KEY_END,
+};
 static const struct kvc_cfg_section_def hostd_sections[] = {
     { .name = "hostd", .keys = hostd_keys },
+    { .name = "ssh", .keys = ssh_keys },
+    { .name = "api", .keys = api_keys },
     { .name = "sim", .keys = sim_keys },
     { .name = "datastore", .named = true, .keys = ds_keys },
     { .name = "network", .named = true, .keys = net_keys },
@@ -74,6 +94,7 @@ usage(FILE *f)
 "             [--heartbeat MS] [--datastore NAME=/PATH[:shared]]...\n"
 "             [--network NAME[@VSWITCH][:VLAN]]... [--admin-password PW]\n"
 "             [--vmkd-socket PATH] [--guest-image FILE]\n"
+"             [--ssh-port P] [--api-port P] [--authorized-keys FILE]\n"
 "             [--log FILE] [--debug] [--check-start]\n"
 "  -n             check the config file (-c) and print it normalised\n"
 "  --check-start  start every host, then exit (0 if they all came up)\n");
@@ -96,6 +117,81 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     struct hostd *d = arg;
     kvc_info("signal %d: stopping (VMs keep running)", (int)sig);
     event_base_loopexit(d->base, NULL);
+}
+
+/* The shell's settings ([ssh], [api]; the command line wins). */
+struct shell_opts {
+    int ssh_port, api_port;             /* -1: not given */
+    const char *ssh_listen, *authorized_keys;
+    unsigned max_sessions;
+};
+
+/* Per host: its SSH server and HTTPS endpoint; shared: the bridge to this
+ * loop and the users. */
+struct shell {
+    struct hostd_bridge *br;
+    struct hostd_auth *auth;
+    struct hostd_ssh **ssh;
+    struct hostd_rest **rest;
+    size_t n;
+};
+
+static int
+shell_start(struct hostd *d, const struct shell_opts *so, struct shell *sh)
+{
+    int rc;
+
+    if (so->ssh_port <= 0 && so->api_port <= 0)
+        return 0;
+    if (so->ssh_port > 0 && so->ssh_port + (int)d->n_hosts - 1 > 65535) {
+        kvc_err("ssh ports %d.. for %zu hosts run past 65535", so->ssh_port, d->n_hosts);
+        return -ERANGE;
+    }
+    if (so->api_port > 0 && so->api_port + (int)d->n_hosts - 1 > 65535) {
+        kvc_err("api ports %d.. for %zu hosts run past 65535", so->api_port, d->n_hosts);
+        return -ERANGE;
+    }
+    if ((rc = hostd_bridge_new(d->base, &sh->br)) ||
+        (rc = hostd_auth_new(d->opt.admin_user, d->opt.admin_password, &sh->auth)))
+        return rc;
+    sh->ssh = calloc(d->n_hosts, sizeof *sh->ssh);
+    sh->rest = calloc(d->n_hosts, sizeof *sh->rest);
+    if (!sh->ssh || !sh->rest)
+        return -ENOMEM;
+    sh->n = d->n_hosts;
+    for (size_t i = 0; i < d->n_hosts; i++) {
+        struct hostd_host *h = d->hosts[i];
+        if (so->ssh_port > 0) {
+            struct hostd_ssh_opts o = {
+                .listen = so->ssh_listen && so->ssh_listen[0] ? so->ssh_listen : d->opt.listen,
+                .port = (uint16_t)(so->ssh_port + (int)i),
+                .authorized_keys = so->authorized_keys,
+                .max_sessions = so->max_sessions,
+            };
+            if ((rc = hostd_ssh_start(h, sh->br, sh->auth, &o, &sh->ssh[i])))
+                return rc;
+        }
+        if (so->api_port > 0 &&
+            (rc = hostd_rest_start(h, sh->br, sh->auth, d->opt.listen,
+                                   (uint16_t)(so->api_port + (int)i), &sh->rest[i])))
+            return rc;
+    }
+    return 0;
+}
+
+static void
+shell_stop(struct shell *sh)
+{
+    /* Waiters on the loop first, so that every server thread can finish. */
+    hostd_bridge_shutdown(sh->br);
+    for (size_t i = 0; i < sh->n; i++) {
+        hostd_rest_stop(sh->rest[i]);
+        hostd_ssh_stop(sh->ssh[i]);
+    }
+    free(sh->ssh);
+    free(sh->rest);
+    hostd_bridge_free(sh->br);
+    hostd_auth_free(sh->auth);
 }
 
 static int
@@ -141,7 +237,8 @@ int
 main(int argc, char **argv)
 {
     enum { O_BACKEND = 256, O_SIM_HOSTS, O_STATE, O_LISTEN, O_PORT, O_NAME,
-           O_HB, O_DS, O_NET, O_PW, O_LOG, O_DEBUG, O_CHECK_START, O_VMKD, O_GUEST };
+           O_HB, O_DS, O_NET, O_PW, O_LOG, O_DEBUG, O_CHECK_START, O_VMKD, O_GUEST,
+           O_SSH_PORT, O_API_PORT, O_AUTH_KEYS };
     static const struct option longopts[] = {
         { "config", required_argument, NULL, 'c' },
         { "check", no_argument, NULL, 'n' },
@@ -160,11 +257,16 @@ main(int argc, char **argv)
         { "check-start", no_argument, NULL, O_CHECK_START },
         { "vmkd-socket", required_argument, NULL, O_VMKD },
         { "guest-image", required_argument, NULL, O_GUEST },
+        { "ssh-port", required_argument, NULL, O_SSH_PORT },
+        { "api-port", required_argument, NULL, O_API_PORT },
+        { "authorized-keys", required_argument, NULL, O_AUTH_KEYS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct hostd d = { 0 };
     struct hostd_options cli = { .port = -1 };
+    struct shell_opts cli_sh = { .ssh_port = -1, .api_port = -1 }, so = { 0 };
+    struct shell sh = { 0 };
     struct kvc_config *cfg = NULL;
     char **cli_ds = NULL, **cli_net = NULL, *errs = NULL;
     size_t n_cli_ds = 0, n_cli_net = 0;
@@ -228,6 +330,17 @@ main(int argc, char **argv)
         case O_CHECK_START: check_start = true; break;
         case O_VMKD: cli.vmkd_socket = optarg; break;
         case O_GUEST: cli.guest_image = optarg; break;
+        case O_SSH_PORT:
+        case O_API_PORT:
+            v = strtol(optarg, &end, 10);
+            if (*end || v < 0 || v > 65535) {
+                fprintf(stderr, "hostd: --%s-port: 0..65535 (0: off)\n",
+                        opt == O_SSH_PORT ? "ssh" : "api");
+                return 2;
+            }
+            *(opt == O_SSH_PORT ? &cli_sh.ssh_port : &cli_sh.api_port) = (int)v;
+            break;
+        case O_AUTH_KEYS: cli_sh.authorized_keys = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -254,6 +367,16 @@ main(int argc, char **argv)
     }
     if (apply_config(&d, cfg, NULL, NULL))
         goto out;
+    {
+        const struct kvc_cfg_section *ss = kvc_config_section(cfg, "ssh");
+        so.ssh_port = cli_sh.ssh_port >= 0 ? cli_sh.ssh_port : (int)kvc_cfg_int(ss, "port");
+        so.api_port = cli_sh.api_port >= 0 ? cli_sh.api_port
+                      : (int)kvc_cfg_int(kvc_config_section(cfg, "api"), "port");
+        so.ssh_listen = kvc_cfg_string(ss, "listen");
+        so.authorized_keys = cli_sh.authorized_keys ? cli_sh.authorized_keys
+                             : kvc_cfg_string(ss, "authorized_keys");
+        so.max_sessions = (unsigned)kvc_cfg_int(ss, "max_sessions");
+    }
     if (!log_path) {
         const char *lf = kvc_cfg_string(kvc_config_section(cfg, "hostd"), "log_file");
         if (lf && lf[0])
@@ -314,6 +437,10 @@ main(int argc, char **argv)
         status = 0;
         goto out;
     }
+    if ((rc = shell_start(&d, &so, &sh))) {
+        kvc_err("shell: %s", strerror(-rc));
+        goto out;
+    }
     snprintf(ctl_path, sizeof ctl_path, "%s/control.sock", d.opt.state_dir);
     if ((rc = control_new(&d, ctl_path, &d.ctl)))
         kvc_warn("control socket %s: %s", ctl_path, strerror(-rc));
@@ -327,6 +454,7 @@ main(int argc, char **argv)
     event_base_dispatch(d.base);
     status = 0;
 out:
+    shell_stop(&sh);
     control_free(d.ctl);
     for (size_t i = 0; i < d.n_hosts; i++)
         hostd_host_free(d.hosts[i]);

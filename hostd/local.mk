@@ -10,6 +10,8 @@ hostd_hostd_SOURCES = \
 hostd_hostd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
 hostd_hostd_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
 	$(KVC_RPC_LIBS) -lm
+# The shell (SSH and HTTPS) adds its sources and libraries.
+include $(srcdir)/hostd/ssh/local.mk
 
 # Unit tests: sim models, VM store, datastore heartbeats (no daemon).
 check_PROGRAMS += tests/unit/test_hostd_sim
