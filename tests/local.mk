@@ -5,3 +5,4 @@ include $(srcdir)/tests/unit/local.mk
 include $(srcdir)/tests/integration/local.mk
 include $(srcdir)/tests/fuzz/local.mk
 include $(srcdir)/tests/bench/local.mk
+include $(srcdir)/tests/e2e/local.mk

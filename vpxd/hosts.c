@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "vpxd/api/api.h"
 #include "vpxd/db.h"
 #include "vpxd/hostmgr.h"
 #include "vpxd/hostmgr_db.h"
@@ -101,6 +102,7 @@ static void on_stats(void *arg, const char *host_id, const struct hostmgr_stats_
 
     if (hostmgr_db_ops.stats)
         hostmgr_db_ops.stats(vx->db, host_id, s, n);
+    api_stats_record(vx, host_id, s, n);        /* for GET /api/kvc/stats */
 }
 
 static const struct hostmgr_ops ops = {

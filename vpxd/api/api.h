@@ -57,6 +57,7 @@ struct vpxd *api_vpxd(const struct api_req *);
 struct vdb *api_db(const struct api_req *);
 const char *api_user(const struct api_req *);
 const char *api_method(const struct api_req *);
+const char *api_url(const struct api_req *);     /* the path, without the query */
 /* Path parameter by name ("vm"), NULL if absent. */
 const char *api_param(const struct api_req *, const char *name);
 /* Query argument (first value), NULL if absent. */
@@ -210,6 +211,14 @@ API_HANDLER(api_permission_delete);
 API_HANDLER(api_audit_list);
 
 API_HANDLER(api_openapi);
+API_HANDLER(api_ui_file);
+API_HANDLER(api_stats_get);
+
+/* Keeps the recent samples a host reported, for GET /api/kvc/stats
+ * (api/stats.c). */
+struct hostmgr_stats_sample;
+void api_stats_record(struct vpxd *, const char *host_id,
+                      const struct hostmgr_stats_sample *, size_t n);
 API_HANDLER(api_metrics);
 
 #endif

@@ -103,6 +103,7 @@ struct vpxd *api_vpxd(const struct api_req *r) { return r->srv->vx; }
 struct vdb *api_db(const struct api_req *r) { return r->srv->vx->db; }
 const char *api_user(const struct api_req *r) { return r->user; }
 const char *api_method(const struct api_req *r) { return r->method; }
+const char *api_url(const struct api_req *r) { return r->url; }
 json_t *api_body(const struct api_req *r) { return r->json; }
 bool api_is_rest(const struct api_req *r) { return r->rest; }
 const char *api_remote(const struct api_req *r) { return r->remote; }
@@ -710,6 +711,10 @@ static void dispatch(struct api_req *r)
     char allow[64] = "";
 
     r->rest = !strncmp(r->url, "/rest/", 6);
+    if (!strcmp(r->method, "GET") && !strncmp(r->url, "/ui/", 4) && r->url[4]) {
+        api_ui_file(r);         /* the dashboard's files (api/ui.c) */
+        return;
+    }
     action = api_query(r, r->rest ? "~action" : "action");
     for (size_t i = 0; i < api_n_routes; i++) {
         const struct api_route *c = &api_routes[i];

@@ -137,6 +137,9 @@ const struct api_route api_routes[] = {
     R("POST", "/api/kvc/alarms/{alarm}", "acknowledge", api_alarm_ack, S,
       "Alarm.Acknowledge", false, 204, "Acknowledge a triggered alarm {object}",
       "KvcAlarmAckSpec", NULL),
+    R("GET", "/api/kvc/stats", NULL, api_stats_get, S, NULL, false, 200,
+      "Recent performance samples of a host or VM (interval=realtime: the last hour "
+      "as reported, kept in memory)", NULL, "entity,interval"),
     R("GET", "/api/kvc/users", NULL, api_users_list, S, "Authorization.ModifyPermissions",
       false, 200, "Local users", NULL, NULL),
     R("POST", "/api/kvc/users", NULL, api_user_create, S, "Authorization.ModifyPermissions",
@@ -166,6 +169,15 @@ const struct api_route api_routes[] = {
       "This document", NULL, NULL),
     R("GET", "/metrics", NULL, api_metrics, API_AUTH_NONE, NULL, false, 200,
       "Prometheus metrics (text format)", NULL, NULL),
+
+    /* The dashboard's static files (api/ui.c). */
+    R("GET", "/", NULL, api_ui_file, API_AUTH_NONE, NULL, false, 302,
+      "Redirect to the dashboard", NULL, NULL),
+    R("GET", "/ui", NULL, api_ui_file, API_AUTH_NONE, NULL, false, 302,
+      "Redirect to the dashboard", NULL, NULL),
+    R("GET", "/ui/", NULL, api_ui_file, API_AUTH_NONE, NULL, false, 200,
+      "The dashboard (text/html); its other files are served below /ui/ too",
+      NULL, NULL),
 };
 
 const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);

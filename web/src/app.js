@@ -93,15 +93,30 @@ $('#logout').addEventListener('click', async () => {
 
 /* ---------- inventory ---------- */
 
-const inv = { datacenters: [], clusters: [], hosts: [], vms: [], datastores: [] };
+const inv = { datacenters: [], clusters: [], hosts: [], vms: [], datastores: [], networks: [] };
+const nameOf = (id) => {
+  if (!id) return '';
+  for (const [list, key] of [[inv.vms, 'vm'], [inv.hosts, 'host'], [inv.clusters, 'cluster'], [inv.datacenters, 'datacenter'], [inv.datastores, 'datastore'], [inv.networks, 'network']]) {
+    const o = list.find((x) => x[key] === id);
+    if (o) return o.name;
+  }
+  return id;
+};
+const kindOf = (id) => (String(id).match(/^(vm|host|datacenter|datastore|network)-/) || [])[1] || (String(id).startsWith('domain-c') ? 'cluster' : '');
+const objLink = (id) => {
+  const k = kindOf(id);
+  const known = k && ['vm', 'host', 'cluster', 'datacenter'].includes(k) && nameOf(id) !== id;
+  return known ? `<a href="#/${k}/${esc(id)}">${esc(nameOf(id))}</a>` : esc(id ?? '');
+};
 
 async function loadInventory() {
-  const [datacenters, clusters, hosts, vms, datastores] = await Promise.all([
+  const [datacenters, clusters, hosts, vms, datastores, networks] = await Promise.all([
     api('GET', '/api/vcenter/datacenter'),
     api('GET', '/api/vcenter/cluster'),
     api('GET', '/api/vcenter/host'),
     api('GET', '/api/vcenter/vm'),
     api('GET', '/api/vcenter/datastore').catch(() => []),
+    api('GET', '/api/vcenter/network').catch(() => []),
   ]);
   // Membership: ask per parent with the spec's filters.
   const clusterOf = {};
@@ -127,120 +142,197 @@ async function loadInventory() {
   clusters.forEach((c) => { c.datacenter = dcOfCluster[c.cluster]; });
   hosts.forEach((h) => { h.cluster = clusterOf[h.host]; h.datacenter = dcOfHost[h.host]; });
   vms.forEach((v) => { v.host = hostOfVm[v.vm]; });
-  Object.assign(inv, { datacenters, clusters, hosts, vms, datastores });
+  Object.assign(inv, { datacenters, clusters, hosts, vms, datastores, networks });
   renderTree();
 }
 
-function treeLink(kind, id, label, icon, iconClass = '') {
-  const sel = location.hash.startsWith(`#/${kind}/${id}`) ? 'sel' : '';
-  return `<a href="#/${kind}/${id}" class="${sel}" data-id="${esc(id)}"><span class="ico ${iconClass}">${icon}</span>${esc(label)}</a>`;
+const ICON = {
+  datacenter: '<svg viewBox="0 0 16 16"><path d="M2 14V5l6-3 6 3v9H2zm2-2h2V8H4v4zm3 0h2V8H7v4zm3 0h2V8h-2v4z"/></svg>',
+  cluster: '<svg viewBox="0 0 16 16"><circle cx="5" cy="5" r="3"/><circle cx="11" cy="5" r="3"/><circle cx="8" cy="11" r="3"/></svg>',
+  host: '<svg viewBox="0 0 16 16"><path d="M2 2h12v5H2zM2 9h12v5H2z"/><circle cx="11.5" cy="4.5" r="1" fill="#fff"/><circle cx="11.5" cy="11.5" r="1" fill="#fff"/></svg>',
+  vm: '<svg viewBox="0 0 16 16"><path d="M1 3h14v8H1zM5 13h6v1.5H5z"/></svg>',
+};
+const vmIcon = (v) => `<span class="ico vm ${esc(v.power_state)}">${ICON.vm}</span>`;
+
+function treeLink(kind, id, label, iconClass = '') {
+  const cur = (location.hash || '').split('/');
+  const sel = cur[1] === kind && cur[2] === id ? 'sel' : '';
+  return `<a href="#/${kind}/${id}" class="${sel}" data-id="${esc(id)}" title="${esc(label)}"><span class="ico ${kind} ${iconClass}">${ICON[kind]}</span><span class="label">${esc(label)}</span></a>`;
 }
 
 function vmItems(hostId) {
-  return inv.vms.filter((v) => v.host === hostId).map((v) =>
-    `<li>${treeLink('vm', v.vm, v.name, v.power_state === 'POWERED_ON' ? '&#9654;' : '&#9632;', v.power_state === 'POWERED_ON' ? 'on' : '')}</li>`).join('');
+  return inv.vms.filter((v) => v.host === hostId).sort((a, b) => a.name.localeCompare(b.name)).map((v) =>
+    `<li>${treeLink('vm', v.vm, v.name, v.power_state)}</li>`).join('');
 }
 
 function hostItems(filter) {
-  return inv.hosts.filter(filter).map((h) => {
-    const bad = h.connection_state && h.connection_state !== 'CONNECTED';
-    return `<li>${treeLink('host', h.host, h.name, '&#9636;', bad ? 'bad' : '')}<ul>${vmItems(h.host)}</ul></li>`;
+  return inv.hosts.filter(filter).sort((a, b) => a.name.localeCompare(b.name)).map((h) => {
+    const cls = h.connection_state !== 'CONNECTED' ? 'bad' : h.in_maintenance ? 'warn' : '';
+    return `<li>${treeLink('host', h.host, h.name, cls)}<ul>${vmItems(h.host)}</ul></li>`;
   }).join('');
 }
 
 function renderTree() {
   let html = '';
   for (const dc of inv.datacenters) {
-    html += `<li>${treeLink('datacenter', dc.datacenter, dc.name, '&#9707;')}<ul>`;
+    html += `<li>${treeLink('datacenter', dc.datacenter, dc.name)}<ul>`;
     for (const c of inv.clusters.filter((x) => x.datacenter === dc.datacenter)) {
-      html += `<li>${treeLink('cluster', c.cluster, c.name, '&#9673;')}<ul>${hostItems((h) => h.cluster === c.cluster)}</ul></li>`;
+      html += `<li>${treeLink('cluster', c.cluster, c.name)}<ul>${hostItems((h) => h.cluster === c.cluster)}</ul></li>`;
     }
     html += hostItems((h) => !h.cluster && h.datacenter === dc.datacenter);
     html += '</ul></li>';
   }
   html += hostItems((h) => !h.cluster && !h.datacenter);
   const orphans = inv.vms.filter((v) => !v.host);
-  if (orphans.length) {
-    html += orphans.map((v) => `<li>${treeLink('vm', v.vm, v.name, '&#9632;')}</li>`).join('');
-  }
-  $('#tree').innerHTML = html || '<li class="muted">No inventory yet. Add a host.</li>';
+  if (orphans.length) html += orphans.map((v) => `<li>${treeLink('vm', v.vm, v.name, v.power_state)}</li>`).join('');
+  $('#tree').innerHTML = html || '<li class="muted empty">No inventory yet. Add a host.</li>';
 }
 
 /* ---------- pages ---------- */
 
 let pageCleanup = null;
-function setPage(html) {
+let pageKey = '';
+function setPage(html, key = location.hash) {
   if (pageCleanup) { pageCleanup(); pageCleanup = null; }
+  pageKey = key;
   $('#main').innerHTML = html;
 }
 
 function kv(pairs) {
   return `<dl class="kv">${pairs.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
 }
+const pill = (s, extra = '') => `<span class="state ${esc(s)}${extra}">${esc(String(s ?? '').replaceAll('_', ' ').toLowerCase())}</span>`;
+
+function stat(label, value, sub = '') {
+  return `<div class="card stat"><div class="stat-label">${esc(label)}</div><div class="big">${value}</div><div class="muted">${sub}</div></div>`;
+}
 
 async function pageHome() {
   const on = inv.vms.filter((v) => v.power_state === 'POWERED_ON').length;
+  const bad = inv.hosts.filter((h) => h.connection_state !== 'CONNECTED').length;
+  const cap = inv.datastores.reduce((a, d) => a + (d.capacity || 0), 0);
+  const free = inv.datastores.reduce((a, d) => a + (d.free_space || 0), 0);
   setPage(`<h1>Inventory</h1><div class="subtitle">All datacenters</div>
-    <div class="cards">
-      <div class="card"><h2>Datacenters</h2><div class="big">${inv.datacenters.length}</div></div>
-      <div class="card"><h2>Clusters</h2><div class="big">${inv.clusters.length}</div></div>
-      <div class="card"><h2>Hosts</h2><div class="big">${inv.hosts.length}</div></div>
-      <div class="card"><h2>Virtual machines</h2><div class="big">${inv.vms.length} <span class="muted">(${on} powered on)</span></div></div>
+    <div class="cards stats">
+      ${stat('Datacenters', inv.datacenters.length)}
+      ${stat('Clusters', inv.clusters.length)}
+      ${stat('Hosts', inv.hosts.length, bad ? `<span class="bad-text">${bad} not connected</span>` : 'all connected')}
+      ${stat('Virtual machines', inv.vms.length, `${on} powered on`)}
+      ${stat('Storage', cap ? fmtBytes(cap - free) : '—', cap ? `used of ${fmtBytes(cap)}` : '')}
     </div>
-    <h2 style="margin-top:20px">Virtual machines</h2>${vmTable(inv.vms)}`);
+    <h2 class="section">Hosts</h2>${hostTable(inv.hosts)}
+    <h2 class="section">Virtual machines</h2>${vmTable(inv.vms)}`);
 }
+
+const fmtBytes = (b) => {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (b >= 1024 && i < u.length - 1) { b /= 1024; i++; }
+  return `${b.toFixed(i ? 1 : 0)} ${u[i]}`;
+};
 
 function vmTable(vms) {
   if (!vms.length) return '<p class="muted">No virtual machines.</p>';
   return `<table class="grid"><thead><tr><th>Name</th><th>State</th><th>vCPUs</th><th>Memory</th><th>Host</th></tr></thead><tbody>
-    ${vms.map((v) => `<tr><td><a href="#/vm/${esc(v.vm)}">${esc(v.name)}</a></td><td><span class="state ${esc(v.power_state)}">${esc(v.power_state)}</span></td>
+    ${vms.map((v) => `<tr><td><a href="#/vm/${esc(v.vm)}">${vmIcon(v)} ${esc(v.name)}</a></td><td>${pill(v.power_state)}</td>
     <td>${esc(v.cpu_count ?? '')}</td><td>${v.memory_size_MiB ? fmtMiB(v.memory_size_MiB) : ''}</td>
-    <td>${esc(inv.hosts.find((h) => h.host === v.host)?.name ?? '')}</td></tr>`).join('')}</tbody></table>`;
+    <td>${v.host ? objLink(v.host) : '—'}</td></tr>`).join('')}</tbody></table>`;
+}
+
+function hostTable(hosts) {
+  if (!hosts.length) return '<p class="muted">No hosts. Use <b>Add host…</b> to add one.</p>';
+  return `<table class="grid"><thead><tr><th>Name</th><th>Connection</th><th>Power</th><th>Cluster</th><th>VMs</th></tr></thead><tbody>
+   ${hosts.map((h) => `<tr><td><a href="#/host/${esc(h.host)}">${esc(h.name)}</a></td><td>${pill(h.connection_state)}</td>
+   <td>${pill(h.power_state ?? '')}</td><td>${h.cluster ? objLink(h.cluster) : '—'}</td><td>${inv.vms.filter((v) => v.host === h.host).length}</td></tr>`).join('')}</tbody></table>`;
 }
 
 async function pageDatacenter(id) {
   const dc = inv.datacenters.find((d) => d.datacenter === id);
   if (!dc) return notFound(id);
   const clusters = inv.clusters.filter((c) => c.datacenter === id);
-  setPage(`<h1><span class="ico">&#9707;</span>${esc(dc.name)}</h1><div class="subtitle">Datacenter ${esc(id)}</div>
-    <div class="card">${kv([['Clusters', clusters.length], ['Hosts', inv.hosts.filter((h) => h.datacenter === id).length]])}</div>`);
+  const hosts = inv.hosts.filter((h) => h.datacenter === id);
+  setPage(`<h1><span class="ico big-ico">${ICON.datacenter}</span>${esc(dc.name)}</h1><div class="subtitle">Datacenter · ${esc(id)}</div>
+    <div class="cards stats">${stat('Clusters', clusters.length)}${stat('Hosts', hosts.length)}
+    ${stat('Virtual machines', inv.vms.filter((v) => hosts.some((h) => h.host === v.host)).length)}</div>
+    <h2 class="section">Hosts</h2>${hostTable(hosts)}
+    <h2 class="section">Datastores</h2>${datastoreTable(inv.datastores)}`);
+}
+
+function datastoreTable(list) {
+  if (!list.length) return '<p class="muted">No datastores.</p>';
+  return `<table class="grid"><thead><tr><th>Name</th><th>Type</th><th>Capacity</th><th>Free</th><th style="width:200px">Used</th></tr></thead><tbody>
+    ${list.map((d) => {
+      const used = d.capacity ? Math.round(100 * (d.capacity - d.free_space) / d.capacity) : 0;
+      return `<tr><td>${esc(d.name)}</td><td>${esc(d.type)}</td><td>${fmtBytes(d.capacity || 0)}</td><td>${fmtBytes(d.free_space || 0)}</td>
+        <td><div class="meter ${used > 85 ? 'failed' : ''}" title="${used}%"><div style="width:${used}%"></div></div></td></tr>`;
+    }).join('')}</tbody></table>`;
 }
 
 async function pageCluster(id) {
   const c = await api('GET', `/api/vcenter/cluster/${id}`);
   const hosts = inv.hosts.filter((h) => h.cluster === id);
-  setPage(`<h1><span class="ico">&#9673;</span>${esc(c.name)}</h1><div class="subtitle">Cluster ${esc(id)}</div>
-    <div class="cards"><div class="card"><h2>Summary</h2>${kv([
-      ['vSphere HA', c.ha_enabled ? 'On' : 'Off'], ['DRS', c.drs_enabled ? 'On' : 'Off'],
-      ['Hosts', hosts.length], ['Virtual machines', inv.vms.filter((v) => hosts.some((h) => h.host === v.host)).length]])}</div></div>
-    <h2 style="margin-top:20px">Hosts</h2>${hostTable(hosts)}`);
-}
-
-function hostTable(hosts) {
-  if (!hosts.length) return '<p class="muted">No hosts.</p>';
-  return `<table class="grid"><thead><tr><th>Name</th><th>Connection</th><th>Power</th><th>VMs</th></tr></thead><tbody>
-   ${hosts.map((h) => `<tr><td><a href="#/host/${esc(h.host)}">${esc(h.name)}</a></td><td><span class="state ${esc(h.connection_state)}">${esc(h.connection_state)}</span></td>
-   <td>${esc(h.power_state ?? '')}</td><td>${inv.vms.filter((v) => v.host === h.host).length}</td></tr>`).join('')}</tbody></table>`;
+  const vms = inv.vms.filter((v) => hosts.some((h) => h.host === v.host));
+  setPage(`<h1><span class="ico big-ico">${ICON.cluster}</span>${esc(c.name)}</h1><div class="subtitle">Cluster · ${esc(id)}</div>
+    <div class="cards stats">${stat('vSphere HA', c.ha_enabled ? 'On' : 'Off')}${stat('DRS', c.drs_enabled ? 'On' : 'Off')}
+      ${stat('Hosts', hosts.length)}${stat('Virtual machines', vms.length, `${vms.filter((v) => v.power_state === 'POWERED_ON').length} powered on`)}</div>
+    <h2 class="section">Hosts</h2>${hostTable(hosts)}
+    <h2 class="section">Virtual machines</h2>${vmTable(vms)}`);
 }
 
 function tabs(base, current, names) {
-  return `<nav class="tabs">${names.map(([k, label]) => `<a href="${base}/${k}" class="${k === current ? 'on' : ''}">${label}</a>`).join('')}</nav>`;
+  return `<nav class="tabs">${names.map(([k, label]) => `<a href="${base}/${k}" class="${k === current ? 'on' : ''}" data-tab="${k}">${label}</a>`).join('')}</nav>`;
 }
 
 async function pageHost(id, tab = 'summary') {
-  const h = inv.hosts.find((x) => x.host === id) || await api('GET', `/api/vcenter/host/${id}`).catch(() => null);
+  const h = inv.hosts.find((x) => x.host === id);
   if (!h) return notFound(id);
   const vms = inv.vms.filter((v) => v.host === id);
+  const connected = h.connection_state === 'CONNECTED';
   let body = '';
-  if (tab === 'monitor') body = chartsHtml();
-  else body = `<div class="cards"><div class="card"><h2>Summary</h2>${kv([
-      ['Host', esc(h.name)], ['Connection', `<span class="state ${esc(h.connection_state)}">${esc(h.connection_state)}</span>`],
-      ['Power', esc(h.power_state ?? '')], ['Cluster', esc(inv.clusters.find((c) => c.cluster === h.cluster)?.name ?? '—')],
-      ['Virtual machines', vms.length]])}</div></div>
-      <h2 style="margin-top:20px">Virtual machines</h2>${vmTable(vms)}`;
-  setPage(`<h1><span class="ico">&#9636;</span>${esc(h.name)}</h1><div class="subtitle">Host ${esc(id)}</div>
-    ${tabs(`#/host/${id}`, tab, [['summary', 'Summary'], ['monitor', 'Monitor']])}${body}`);
-  if (tab === 'monitor') drawCharts(id);
+  if (tab === 'monitor') body = chartsHtml(true);
+  else if (tab === 'vms') body = vmTable(vms);
+  else {
+    body = `<div class="cards">
+      <div class="card"><h2>Summary</h2>${kv([
+        ['Connection', pill(h.connection_state)], ['Power', pill(h.power_state ?? '')],
+        ['Cluster', h.cluster ? objLink(h.cluster) : '—'], ['Datacenter', h.datacenter ? objLink(h.datacenter) : '—'],
+        ['Virtual machines', `${vms.length} (${vms.filter((v) => v.power_state === 'POWERED_ON').length} powered on)`]])}</div>
+      <div class="card"><h2>Usage now</h2><div id="host-usage" class="usage muted">Waiting for the host's next statistics report…</div></div></div>
+      <h2 class="section">Virtual machines</h2>${vmTable(vms)}`;
+  }
+  setPage(`<h1><span class="ico big-ico ${connected ? '' : 'bad'}">${ICON.host}</span>${esc(h.name)}</h1><div class="subtitle">Host · ${esc(id)}</div>
+    <div class="toolbar">
+      <button id="act-connect" ${connected ? 'disabled' : ''}>Connect</button>
+      <button id="act-disconnect" ${connected ? '' : 'disabled'}>Disconnect</button>
+      <button id="act-remove" class="danger">Remove from inventory</button></div>
+    ${tabs(`#/host/${id}`, tab, [['summary', 'Summary'], ['monitor', 'Monitor'], ['vms', 'VMs']])}${body}`);
+  const act = (label, fn) => async () => {
+    try { await fn(); toast(`${label}: ${h.name}`); } catch (e) { toast(`${label} failed: ${e.message}`, 6000); }
+    refreshSoon();
+  };
+  $('#act-connect').onclick = act('Connect', () => api('POST', `/api/vcenter/host/${id}?action=connect`));
+  $('#act-disconnect').onclick = act('Disconnect', () => api('POST', `/api/vcenter/host/${id}?action=disconnect`));
+  $('#act-remove').onclick = async () => {
+    if (!await confirmDialog(`Remove host ${h.name} from the inventory? Its virtual machines are removed from the inventory with it.`, 'Remove')) return;
+    await act('Removed', () => api('DELETE', `/api/vcenter/host/${id}`))();
+    location.hash = '#/';
+  };
+  if (tab === 'monitor') drawCharts(id, true);
+  if (tab === 'summary') hostUsage(id);
+}
+
+async function hostUsage(id) {
+  try {
+    const s = await api('GET', `/api/kvc/stats?entity=${id}&interval=realtime`);
+    const last = s.samples?.[s.samples.length - 1];
+    const box = $('#host-usage');
+    if (!last || !box) return;
+    const pct = Math.min(100, Math.round(last.cpu_percent));
+    box.classList.remove('muted');
+    box.innerHTML = `<div class="usage-row"><span>CPU</span><div class="meter"><div style="width:${pct}%"></div></div><span>${last.cpu_percent.toFixed(1)}% · ${last.cpu_MHz} MHz</span></div>
+      <div class="usage-row"><span>Memory</span><div class="meter green"><div style="width:100%"></div></div><span>${fmtMiB(Math.round(last.mem_MiB))} consumed</span></div>
+      <div class="muted small">As of ${fmtTime(last.time)}</div>`;
+  } catch { /* stats not available: keep the note */ }
 }
 
 async function pageVm(id, tab = 'summary') {
@@ -250,72 +342,95 @@ async function pageVm(id, tab = 'summary') {
     api('GET', `/api/vcenter/vm/${id}/tools`).catch(() => null),
     api('GET', `/api/vcenter/vm/${id}/guest/identity`).catch(() => null),
   ]);
-  const on = vm.power_state === 'POWERED_ON';
+  const st = vm.power_state;
+  const on = st === 'POWERED_ON';
   const hostId = inv.vms.find((v) => v.vm === id)?.host;
-  const toolbar = `<div class="toolbar">
-      <button id="act-start" class="primary" ${on ? 'disabled' : ''}>Power on</button>
-      <button id="act-stop" ${on ? '' : 'disabled'}>Power off</button>
+  const toolbar = `<div class="toolbar" id="vm-toolbar">
+      <button id="act-start" class="primary" ${on ? 'disabled' : ''}>${st === 'SUSPENDED' ? 'Resume' : 'Power on'}</button>
+      <button id="act-stop" ${st === 'POWERED_OFF' ? 'disabled' : ''}>Power off</button>
       <button id="act-suspend" ${on ? '' : 'disabled'}>Suspend</button>
       <button id="act-reset" ${on ? '' : 'disabled'}>Reset</button>
-      <button id="act-shutdown" ${on ? '' : 'disabled'}>Shut down guest OS</button>
-      <button id="act-delete" ${on ? 'disabled' : ''}>Delete</button></div>`;
+      <button id="act-shutdown" ${on && tools?.run_state === 'RUNNING' ? '' : 'disabled'} title="Needs the guest's tools">Shut down guest OS</button>
+      <span class="spacer"></span>
+      <button id="act-delete" class="danger" ${st === 'POWERED_OFF' ? '' : 'disabled'}>Delete</button></div>`;
   let body;
   if (tab === 'console') {
     body = `<div id="console" class="console" tabindex="0" aria-label="Serial console"></div>
-      <form id="console-form" class="console-input"><input id="console-line" placeholder="Type a line for the guest's serial port" autocomplete="off"><button class="primary">Send</button></form>`;
+      <form id="console-form" class="console-input"><input id="console-line" placeholder="Type a line for the guest's serial port, Enter sends it" autocomplete="off"><button class="primary" id="console-send">Send</button></form>`;
   } else if (tab === 'monitor') {
-    body = chartsHtml();
+    body = chartsHtml(false);
   } else {
+    const nics = Object.values(vm.nics || {});
+    const disks = Object.values(vm.disks || {});
     body = `<div class="cards">
       <div class="card"><h2>Guest</h2>${kv([
-        ['Power state', `<span class="state ${esc(vm.power_state)}">${esc(vm.power_state)}</span>`],
-        ['Guest OS', esc(vm.guest_OS)], ['VMware-style tools', `<span class="state ${esc(tools?.run_state)}-tools">${esc(tools?.run_state ?? 'unknown')}</span>`],
-        ['Guest name', esc(ident?.full_name?.default_message ?? ident?.name ?? '—')], ['IP address', esc(ident?.ip_address ?? '—')]])}</div>
+        ['Power state', `<span id="vm-state">${pill(st)}</span>`],
+        ['Guest OS', esc(vm.guest_OS)], ['Tools', pill(tools?.run_state ?? 'unknown', '-tools')],
+        ['Host name', esc(ident?.host_name ?? '—')], ['IP address', esc(ident?.ip_address ?? '—')]])}</div>
       <div class="card"><h2>Hardware</h2>${kv([
         ['vCPUs', esc(vm.cpu?.count)], ['Memory', vm.memory ? fmtMiB(vm.memory.size_MiB) : ''],
-        ['Host', hostId ? `<a href="#/host/${esc(hostId)}">${esc(inv.hosts.find((h) => h.host === hostId)?.name ?? hostId)}</a>` : '—'],
-        ['Instance UUID', esc(vm.identity?.instance_uuid ?? '')]])}</div></div>`;
+        ['Disks', disks.length ? disks.map((d) => fmtBytes(d.capacity || 0)).join(', ') : 'none'],
+        ['Network', nics.length ? nics.map((n) => esc(nameOf(n.backing?.network))).join(', ') : 'none'],
+        ['Host', hostId ? objLink(hostId) : '—'],
+        ['Instance UUID', `<code>${esc(vm.identity?.instance_uuid ?? '')}</code>`]])}</div></div>`;
   }
-  setPage(`<h1><span class="ico ${on ? 'on' : ''}">${on ? '&#9654;' : '&#9632;'}</span>${esc(vm.name)}</h1>
-    <div class="subtitle">Virtual machine ${esc(id)}</div>${toolbar}
+  setPage(`<h1><span class="ico big-ico vm ${esc(st)}">${ICON.vm}</span>${esc(vm.name)}</h1>
+    <div class="subtitle">Virtual machine · ${esc(id)} · ${pill(st)}</div>${toolbar}
     ${tabs(`#/vm/${id}`, tab, [['summary', 'Summary'], ['monitor', 'Monitor'], ['console', 'Console']])}${body}`);
-  const power = (action, path = 'power') => async () => {
+  const power = (label, action, path = 'power') => async () => {
+    document.querySelectorAll('#vm-toolbar button').forEach((b) => { b.disabled = true; });
     try {
-      const task = await api('POST', `/api/vcenter/vm/${id}/${path}?action=${action}&vmw-task=true`);
+      const task = await api('POST', `/api/vcenter/vm/${id}/${path}?action=${action}${path === 'power' ? '&vmw-task=true' : ''}`);
       if (typeof task === 'string') trackTask(task);
-      toast(`${action} requested for ${vm.name}`);
-    } catch (e) { toast(`${action} failed: ${e.message}`); }
+      toast(`${label}: ${vm.name}`);
+    } catch (e) { toast(`${label} failed: ${e.message}`, 6000); }
     refreshSoon();
   };
-  $('#act-start').onclick = power('start');
-  $('#act-stop').onclick = power('stop');
-  $('#act-suspend').onclick = power('suspend');
-  $('#act-reset').onclick = power('reset');
-  $('#act-shutdown').onclick = power('shutdown', 'guest/power');
+  $('#act-start').onclick = power('Power on', 'start');
+  $('#act-stop').onclick = power('Power off', 'stop');
+  $('#act-suspend').onclick = power('Suspend', 'suspend');
+  $('#act-reset').onclick = power('Reset', 'reset');
+  $('#act-shutdown').onclick = power('Shut down guest OS', 'shutdown', 'guest/power');
   $('#act-delete').onclick = async () => {
-    if (!confirm(`Delete ${vm.name} and its files?`)) return;
-    try { await api('DELETE', `/api/vcenter/vm/${id}`); toast(`${vm.name} deleted`); location.hash = '#/'; } catch (e) { toast(`Delete failed: ${e.message}`); }
+    if (!await confirmDialog(`Delete ${vm.name} and its files from the datastore?`, 'Delete')) return;
+    try { await api('DELETE', `/api/vcenter/vm/${id}`); toast(`${vm.name} deleted`); location.hash = '#/'; } catch (e) { toast(`Delete failed: ${e.message}`, 6000); }
     refreshSoon();
   };
   if (tab === 'console') startConsole(id);
-  if (tab === 'monitor') drawCharts(id);
+  if (tab === 'monitor') drawCharts(id, false);
 }
 
 function notFound(id, msg) {
-  setPage(`<h1>Not found</h1><p class="muted">${esc(id)}: ${esc(msg || 'no such object')}</p>`);
+  setPage(`<h1>Not found</h1><p class="muted">${esc(id)}: ${esc(msg || 'no such object (it may have been removed)')}</p>`);
+}
+
+function confirmDialog(text, okLabel) {
+  const d = $('#dlg-confirm');
+  $('#confirm-text').textContent = text;
+  $('#confirm-ok').textContent = okLabel;
+  return new Promise((resolve) => {
+    d.onclose = () => resolve(d.returnValue === 'ok');
+    d.returnValue = '';
+    d.showModal();
+  });
 }
 
 /* ---------- console ---------- */
 
+// The VM's serial port: GET .../console?offset=N returns {data, offset}
+// (output after N); POST {data} types into it.
 function startConsole(id) {
   const box = $('#console');
   let offset = 0;
   let stopped = false;
   let timer = null;
+  let failures = 0;
   async function poll() {
     if (stopped) return;
     try {
       const r = await api('GET', `/api/kvc/vm/${id}/console?offset=${offset}`);
+      failures = 0;
+      box.classList.remove('unavailable');
       if (r.data) {
         const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
         box.textContent += r.data;
@@ -323,9 +438,18 @@ function startConsole(id) {
       }
       offset = r.offset ?? offset;
     } catch (e) {
-      if (!box.dataset.err) { box.dataset.err = 1; box.textContent += `\n[console unavailable: ${e.message}]\n`; }
+      failures++;
+      if (failures === 1) {
+        box.classList.add('unavailable');
+        box.textContent = e.status === 404 && /no resource/.test(e.message)
+          ? 'The serial console is not available: this vpxd has no console route (/api/kvc/vm/{vm}/console).'
+          : `The serial console is not available: ${e.message}`;
+        $('#console-line').disabled = true;
+        $('#console-send').disabled = true;
+      }
+      if (e.status === 404) return;       // nothing to wait for
     }
-    timer = setTimeout(poll, 500);
+    timer = setTimeout(poll, failures ? 5000 : 500);
   }
   poll();
   $('#console-form').onsubmit = async (ev) => {
@@ -334,114 +458,202 @@ function startConsole(id) {
     $('#console-line').value = '';
     try { await api('POST', `/api/kvc/vm/${id}/console`, { data: line + '\n' }); } catch (e) { toast(`Console input failed: ${e.message}`); }
   };
+  box.focus();
   pageCleanup = () => { stopped = true; clearTimeout(timer); };
 }
 
 /* ---------- performance charts ---------- */
 
-function chartsHtml() {
-  return `<div class="cards"><div class="card"><h2>CPU usage (%)</h2><div class="chart-box"><canvas id="chart-cpu"></canvas></div></div>
-    <div class="card"><h2>Memory (MiB)</h2><div class="chart-box"><canvas id="chart-mem"></canvas></div></div></div>
-    <p class="muted" id="chart-note"></p>`;
+function chartsHtml(isHost) {
+  return `<div class="cards charts">
+    <div class="card"><h2>CPU usage</h2><div class="chart-box"><canvas id="chart-cpu" aria-label="CPU usage chart"></canvas></div></div>
+    <div class="card"><h2>Memory consumed</h2><div class="chart-box"><canvas id="chart-mem" aria-label="Memory chart"></canvas></div></div>
+    <div class="card"><h2>Network</h2><div class="chart-box"><canvas id="chart-net" aria-label="Network chart"></canvas></div></div>
+    <div class="card"><h2>Disk</h2><div class="chart-box"><canvas id="chart-disk" aria-label="Disk chart"></canvas></div></div></div>
+    <p class="muted" id="chart-note">${isHost ? 'Host' : 'Virtual machine'} statistics as the host reports them (real-time, the last hour).</p>`;
 }
 
 async function drawCharts(entity) {
-  const charts = [];
+  if (!window.Chart) { $('#chart-note').textContent = 'The charting library failed to load.'; return; }
   let timer = null;
   let stopped = false;
-  const mk = (canvas, label, color) => new window.Chart(canvas, {
+  const mk = (canvas, sets, unit, max) => new window.Chart(canvas, {
     type: 'line',
-    data: { labels: [], datasets: [{ label, data: [], borderColor: color, backgroundColor: color + '33', fill: true, tension: 0.25, pointRadius: 0 }] },
-    options: { animation: false, maintainAspectRatio: false, scales: { y: { beginAtZero: true } }, plugins: { legend: { display: false } } },
+    data: { labels: [], datasets: sets.map(([label, color]) => ({ label, data: [], borderColor: color, backgroundColor: color + '26', fill: true, tension: 0.25, pointRadius: 0, borderWidth: 2 })) },
+    options: {
+      animation: false, maintainAspectRatio: false, interaction: { mode: 'index', intersect: false },
+      scales: { x: { ticks: { maxTicksLimit: 6, color: '#617080' }, grid: { display: false } },
+        y: { beginAtZero: true, ...(max ? { suggestedMax: max } : {}), ticks: { color: '#617080', callback: (v) => `${v} ${unit}` } } },
+      plugins: { legend: { display: sets.length > 1, position: 'bottom', labels: { boxWidth: 12 } } },
+    },
   });
-  if (!window.Chart) { $('#chart-note').textContent = 'Charting library failed to load.'; return; }
-  charts.push(mk($('#chart-cpu'), 'CPU %', '#0079b8'), mk($('#chart-mem'), 'Memory MiB', '#2e7d32'));
+  const charts = {
+    cpu: mk($('#chart-cpu'), [['CPU %', '#0079b8']], '%', 100),
+    mem: mk($('#chart-mem'), [['Consumed', '#2e7d32'], ['Active', '#8bc34a']], 'MiB'),
+    net: mk($('#chart-net'), [['Received', '#6a1b9a'], ['Sent', '#ef6c00']], 'KiB/s'),
+    disk: mk($('#chart-disk'), [['Read', '#00838f'], ['Written', '#c62828']], 'KiB/s'),
+  };
+  const set = (c, labels, ...series) => {
+    c.data.labels = labels;
+    series.forEach((d, i) => { c.data.datasets[i].data = d; });
+    c.update();
+  };
   async function update() {
     if (stopped) return;
     try {
       const s = await api('GET', `/api/kvc/stats?entity=${entity}&interval=realtime`);
-      const samples = s.samples || [];
-      const labels = samples.map((x) => fmtTime(x.time));
-      charts[0].data.labels = labels; charts[0].data.datasets[0].data = samples.map((x) => x.cpu_percent);
-      charts[1].data.labels = labels; charts[1].data.datasets[0].data = samples.map((x) => x.mem_MiB);
-      charts.forEach((c) => c.update());
-      $('#chart-note').textContent = samples.length ? '' : 'No samples yet.';
+      const x = s.samples || [];
+      const labels = x.map((p) => fmtTime(p.time));
+      const k = (v) => +(v / 1024).toFixed(1);
+      set(charts.cpu, labels, x.map((p) => p.cpu_percent));
+      set(charts.mem, labels, x.map((p) => Math.round(p.mem_MiB)), x.map((p) => Math.round(p.mem_active_MiB)));
+      set(charts.net, labels, x.map((p) => k(p.net_rx_Bps)), x.map((p) => k(p.net_tx_Bps)));
+      set(charts.disk, labels, x.map((p) => k(p.disk_read_Bps)), x.map((p) => k(p.disk_write_Bps)));
+      $('#main').dataset.samples = x.length;
+      $('#chart-note').textContent = x.length
+        ? `${x.length} samples, the last at ${fmtTime(x[x.length - 1].time)}; updated as the host reports.`
+        : 'No samples yet: the host reports statistics every stats interval (20 s by default).';
     } catch (e) {
       $('#chart-note').textContent = `Statistics unavailable: ${e.message}`;
     }
     timer = setTimeout(update, 5000);
   }
   update();
-  pageCleanup = () => { stopped = true; clearTimeout(timer); charts.forEach((c) => c.destroy()); };
+  pageCleanup = () => { stopped = true; clearTimeout(timer); Object.values(charts).forEach((c) => c.destroy()); delete $('#main').dataset.samples; };
 }
 
 /* ---------- tasks, events, alarms ---------- */
 
-const tracked = new Map();   // task id -> last seen info
+const OPS = {
+  start: 'Power on virtual machine', stop: 'Power off virtual machine', suspend: 'Suspend virtual machine',
+  reset: 'Reset virtual machine', shutdown: 'Shut down guest OS', reboot: 'Restart guest OS',
+  relocate: 'Migrate virtual machine', create: 'Create', delete: 'Delete',
+};
+const taskName = (t) => t.description?.default_message || OPS[t.operation] || `${t.service ?? ''} ${t.operation ?? ''}`.trim() || t.id;
+
+const tasks = new Map();     // task id -> info
 
 function trackTask(id) {
-  tracked.set(id, tracked.get(id) || { id });
+  if (!tasks.has(id)) tasks.set(id, { id, status: 'PENDING', start_time: new Date().toISOString() });
   pollTasks();
 }
 
 async function pollTasks() {
   clearTimeout(pollTasks.timer);
-  let running = false;
+  if (!session.token) return;
   try {
-    const list = await api('GET', '/api/cis/tasks').catch(() => null);
-    if (list && typeof list === 'object') {
-      for (const [id, t] of Object.entries(Array.isArray(list) ? Object.fromEntries(list.map((x) => [x.task ?? x.id, x])) : list)) {
-        tracked.set(id, { id, ...t });
-      }
-    }
-    for (const [id, t] of tracked) {
-      if (!t.status || t.status === 'RUNNING' || t.status === 'PENDING') {
-        tracked.set(id, { id, ...(await api('GET', `/api/cis/tasks/${id}`).catch(() => t)) });
-      }
-    }
+    const list = await api('POST', '/api/cis/tasks?action=list');
+    for (const [id, t] of Object.entries(list || {})) tasks.set(id, { id, ...t });
   } catch { /* keep the last view */ }
-  const rows = [...tracked.values()].sort((a, b) => String(b.start_time).localeCompare(String(a.start_time))).slice(0, 30);
-  $('#recent-tasks').innerHTML = rows.map((t) => {
-    if (t.status === 'RUNNING' || t.status === 'PENDING') running = true;
+  renderTasks();
+  const running = [...tasks.values()].some((t) => t.status === 'RUNNING' || t.status === 'PENDING');
+  pollTasks.timer = setTimeout(pollTasks, running ? 700 : 5000);
+}
+
+function taskRows(limit) {
+  const rows = [...tasks.values()].sort((a, b) => String(b.start_time).localeCompare(String(a.start_time))).slice(0, limit);
+  return rows.map((t) => {
     const total = t.progress?.total || 100;
     const pct = t.status === 'SUCCEEDED' ? 100 : Math.round(100 * (t.progress?.completed ?? 0) / total);
-    const cls = t.status === 'SUCCEEDED' ? 'done' : t.status === 'FAILED' ? 'failed' : '';
-    return `<tr data-task="${esc(t.id)}"><td>${esc(t.description?.default_message || t.operation || t.id)}</td><td>${esc(t.target?.id ?? '')}</td>
-      <td><span class="state ${esc(t.status)}">${esc(t.status ?? '…')}</span></td>
-      <td class="prog"><div class="meter ${cls}" title="${pct}%"><div style="width:${pct}%"></div></div></td><td>${fmtTime(t.start_time)}</td></tr>`;
-  }).join('') || '<tr><td colspan="5" class="muted">No recent tasks.</td></tr>';
-  pollTasks.timer = setTimeout(pollTasks, running ? 1000 : 5000);
+    const cls = t.status === 'SUCCEEDED' ? 'done' : t.status === 'FAILED' ? 'failed' : 'running';
+    const err = t.error ? (t.error.messages?.[0]?.default_message || JSON.stringify(t.error)) : '';
+    return `<tr data-task="${esc(t.id)}" data-status="${esc(t.status)}" data-operation="${esc(t.operation ?? '')}" data-target="${esc(t.target?.id ?? '')}">
+      <td>${esc(taskName(t))}</td><td>${t.target ? objLink(t.target.id) : ''}</td>
+      <td>${pill(t.status ?? 'PENDING')}${err ? ` <span class="bad-text" title="${esc(err)}">${esc(err.slice(0, 60))}</span>` : ''}</td>
+      <td class="prog"><div class="meter ${cls}" title="${pct}%"><div style="width:${pct}%"></div></div><span class="pct">${pct}%</span></td>
+      <td>${esc(t.user ?? '')}</td><td>${fmtTime(t.start_time)}</td><td>${fmtTime(t.end_time)}</td></tr>`;
+  }).join('') || '<tr><td colspan="7" class="muted">No recent tasks.</td></tr>';
+}
+const TASK_HEAD = '<thead><tr><th>Task</th><th>Target</th><th>Status</th><th>Progress</th><th>Initiator</th><th>Queued</th><th>Completed</th></tr></thead>';
+
+function renderTasks() {
+  $('#recent-tasks').innerHTML = taskRows(20);
+  const page = $('#task-list');
+  if (page) page.innerHTML = taskRows(1000);
 }
 
 async function pageTasks() {
-  setPage(`<h1>Tasks</h1><div class="subtitle">Recent and running tasks</div><div id="task-list"></div>`);
-  $('#task-list').innerHTML = `<table class="grid">${$('.tasks-panel table').innerHTML}</table>`;
+  setPage(`<h1>Tasks</h1><div class="subtitle">Recent and running tasks (vmw-task=true operations)</div>
+    <table class="grid">${TASK_HEAD}<tbody id="task-list"></tbody></table>`);
+  renderTasks();
 }
 
+const events = { list: [], loaded: false, maxSeq: 0 };
+
+async function loadEvents() {
+  // The API lists events oldest first after `since`; page to the newest.
+  let since = events.maxSeq;
+  for (let i = 0; i < 50; i++) {
+    const page = await api('GET', `/api/kvc/events?since=${since}&limit=1000`);
+    events.list.push(...page);
+    if (page.length) since = page[page.length - 1].seq;
+    if (page.length < 1000) break;
+  }
+  events.maxSeq = since;
+  events.list = events.list.slice(-500);
+  events.loaded = true;
+}
+
+const SEV = { info: 'ℹ', warning: '⚠', error: '✖', user: '👤' };
+function eventRows(list) {
+  return list.slice().reverse().map((e) => `<tr data-seq="${e.seq}" data-type="${esc(e.type)}" data-object="${esc(e.object ?? '')}">
+    <td class="sev ${esc(e.severity)}" title="${esc(e.severity)}">${SEV[e.severity] || ''}</td><td>${esc(fmtDateTime(e.time))}</td>
+    <td>${esc(e.message ?? '')}</td><td>${esc(e.type)}</td><td>${objLink(e.object)}</td><td>${esc(e.user ?? '')}</td></tr>`).join('')
+    || '<tr><td colspan="6" class="muted">No events.</td></tr>';
+}
+const fmtDateTime = (t) => (t ? new Date(t).toLocaleString() : '');
+
 async function pageEvents() {
-  let ev = [];
-  try { ev = await api('GET', '/api/kvc/events'); } catch (e) { return setPage(`<h1>Events</h1><p class="error">${esc(e.message)}</p>`); }
-  const list = Array.isArray(ev) ? ev : (ev.events || []);
-  setPage(`<h1>Events</h1><div class="subtitle">${list.length} most recent</div>
-    <table class="grid" id="events-table"><thead><tr><th>Time</th><th>Type</th><th>Object</th><th>Description</th><th>User</th></tr></thead><tbody>
-    ${list.map((e) => `<tr><td>${esc(fmtTime(e.time ?? e.created_time))}</td><td>${esc(e.type)}</td><td>${esc(e.object ?? e.target ?? '')}</td><td>${esc(e.message ?? e.description ?? '')}</td><td>${esc(e.user ?? '')}</td></tr>`).join('')}
-    </tbody></table>`);
+  try { await loadEvents(); } catch (e) { return setPage(`<h1>Events</h1><p class="error">${esc(e.message)}</p>`); }
+  setPage(`<h1>Events</h1><div class="subtitle">The most recent events, newest first; new ones appear as they happen.</div>
+    <div class="filter"><input id="event-filter" placeholder="Filter by text, type or object" autocomplete="off"></div>
+    <table class="grid" id="events-table"><thead><tr><th></th><th>Time</th><th>Description</th><th>Type</th><th>Object</th><th>User</th></tr></thead>
+    <tbody id="event-rows"></tbody></table>`);
+  const draw = () => {
+    const f = ($('#event-filter')?.value || '').toLowerCase();
+    const list = f ? events.list.filter((e) => `${e.message} ${e.type} ${e.object} ${nameOf(e.object)} ${e.user}`.toLowerCase().includes(f)) : events.list;
+    $('#event-rows').innerHTML = eventRows(list.slice(-300));
+  };
+  $('#event-filter').oninput = draw;
+  draw();
+  pageEvents.redraw = draw;
+  pageCleanup = () => { pageEvents.redraw = null; };
+}
+
+async function fetchAlarms() {
+  const al = await api('GET', '/api/kvc/alarms');
+  return { definitions: al?.definitions || [], triggered: al?.triggered || [] };
 }
 
 async function pageAlarms() {
-  let al = [];
-  try { al = await api('GET', '/api/kvc/alarms'); } catch (e) { return setPage(`<h1>Alarms</h1><p class="error">${esc(e.message)}</p>`); }
-  const list = Array.isArray(al) ? al : (al.alarms || []);
-  setPage(`<h1>Alarms</h1><div class="subtitle">Triggered alarms</div>
-    <table class="grid"><thead><tr><th>Object</th><th>Alarm</th><th>Status</th><th>Triggered</th></tr></thead><tbody>
-    ${list.map((a) => `<tr><td>${esc(a.object ?? a.entity ?? '')}</td><td>${esc(a.name ?? a.alarm ?? '')}</td><td><span class="state ${esc(a.status)}">${esc(a.status ?? '')}</span></td><td>${esc(fmtTime(a.time ?? a.triggered_time))}</td></tr>`).join('') || '<tr><td colspan="4" class="muted">No triggered alarms.</td></tr>'}
+  let al;
+  try { al = await fetchAlarms(); } catch (e) { return setPage(`<h1>Alarms</h1><p class="error">${esc(e.message)}</p>`); }
+  const defName = (id) => al.definitions.find((d) => d.alarm === id)?.name || id;
+  setPage(`<h1>Alarms</h1><div class="subtitle">Triggered alarms and the alarm definitions</div>
+    <h2 class="section">Triggered</h2>
+    <table class="grid" id="alarms-triggered"><thead><tr><th>Object</th><th>Alarm</th><th>Status</th><th>Triggered</th><th>Message</th><th></th></tr></thead><tbody>
+    ${al.triggered.map((a) => `<tr><td>${objLink(a.object)}</td><td>${esc(a.name || defName(a.alarm))}</td><td>${pill(a.status)}</td>
+      <td>${esc(fmtDateTime(a.time))}</td><td>${esc(a.message ?? '')}</td>
+      <td>${a.acknowledged ? '<span class="muted">acknowledged</span>' : `<button class="small" data-ack="${esc(a.alarm)}" data-obj="${esc(a.object)}">Acknowledge</button>`}</td></tr>`).join('')
+      || '<tr><td colspan="6" class="muted">No triggered alarms.</td></tr>'}
+    </tbody></table>
+    <h2 class="section">Definitions</h2>
+    <table class="grid"><thead><tr><th>Name</th><th>Object type</th><th>Trigger</th><th>Severity</th><th>Enabled</th></tr></thead><tbody>
+    ${al.definitions.map((d) => `<tr><td title="${esc(d.description)}">${esc(d.name)}</td><td>${esc(d.object_type)}</td>
+      <td>${d.event_type ? esc(d.event_type) : `${esc(d.metric)} &gt; ${esc(d.threshold)}`}</td><td>${pill(d.severity)}</td><td>${d.enabled ? 'yes' : 'no'}</td></tr>`).join('')}
     </tbody></table>`);
+  document.querySelectorAll('[data-ack]').forEach((b) => {
+    b.onclick = async () => {
+      try { await api('POST', `/api/kvc/alarms/${b.dataset.ack}?action=acknowledge`, { object: b.dataset.obj }); } catch (e) { toast(`Acknowledge failed: ${e.message}`); }
+      route();
+    };
+  });
 }
 
 async function updateAlarmBadge() {
   try {
-    const al = await api('GET', '/api/kvc/alarms');
-    const n = (Array.isArray(al) ? al : (al.alarms || [])).filter((a) => a.status !== 'green' && a.status !== 'cleared').length;
+    const al = await fetchAlarms();
+    const n = al.triggered.filter((a) => !a.acknowledged && a.status !== 'green').length;
     const b = $('#alarm-count');
     b.textContent = n;
     b.classList.toggle('hidden', !n);
@@ -455,40 +667,52 @@ function openVmWizard() {
   const sel = $('#vm-placement');
   sel.innerHTML = [
     ...inv.clusters.map((c) => `<option value="cluster:${esc(c.cluster)}">Cluster ${esc(c.name)}</option>`),
-    ...inv.hosts.map((h) => `<option value="host:${esc(h.host)}">Host ${esc(h.name)}</option>`),
+    ...inv.hosts.filter((h) => h.connection_state === 'CONNECTED').map((h) => `<option value="host:${esc(h.host)}">Host ${esc(h.name)}</option>`),
   ].join('');
-  $('#vm-datastore').innerHTML = inv.datastores.map((s) => `<option value="${esc(s.datastore)}">${esc(s.name)}</option>`).join('') || '<option value="">(default)</option>';
+  $('#vm-datastore').innerHTML = inv.datastores.map((s) => `<option value="${esc(s.datastore)}">${esc(s.name)} (${fmtBytes(s.free_space || 0)} free)</option>`).join('') || '<option value="">(default)</option>';
+  $('#vm-network').innerHTML = '<option value="">(none)</option>' + inv.networks.map((n) => `<option value="${esc(n.network)}">${esc(n.name)}</option>`).join('');
+  if (inv.networks.length) $('#vm-network').value = inv.networks[0].network;
   let step = 1;
   const show = () => {
     d.querySelectorAll('.step').forEach((s) => s.classList.toggle('hidden', +s.dataset.step !== step));
-    d.querySelectorAll('.steps li').forEach((s) => s.classList.toggle('on', +s.dataset.step === step));
+    d.querySelectorAll('.steps li').forEach((s) => { s.classList.toggle('on', +s.dataset.step === step); s.classList.toggle('done', +s.dataset.step < step); });
     $('#vm-back').disabled = step === 1;
     $('#vm-next').classList.toggle('hidden', step === 3);
     $('#vm-finish').classList.toggle('hidden', step !== 3);
     if (step === 3) {
-      $('#vm-review').innerHTML = kv([['Name', esc($('#vm-name').value)], ['Placement', esc(sel.selectedOptions[0]?.text)],
-        ['vCPUs', esc($('#vm-cpus').value)], ['Memory', esc($('#vm-mem').value) + ' MiB'], ['Workload', esc($('#vm-workload').value)],
-        ['Power on', $('#vm-poweron').checked ? 'yes' : 'no']]).replace(/^<dl class="kv">|<\/dl>$/g, '');
+      $('#vm-review').innerHTML = kv([['Name', esc($('#vm-name').value)], ['Compute resource', esc(sel.selectedOptions[0]?.text)],
+        ['Datastore', esc($('#vm-datastore').selectedOptions[0]?.text)], ['Guest OS', esc($('#vm-guest').selectedOptions[0]?.text)],
+        ['vCPUs', esc($('#vm-cpus').value)], ['Memory', `${esc($('#vm-mem').value)} MiB`], ['Disk', `${esc($('#vm-disk').value)} GiB`],
+        ['Network', esc($('#vm-network').selectedOptions[0]?.text)], ['Power on', $('#vm-poweron').checked ? 'yes' : 'no']]).replace(/^<dl class="kv">|<\/dl>$/g, '');
     }
   };
   $('#vm-error').classList.add('hidden');
+  $('#vm-finish').disabled = false;
   $('#vm-next').onclick = () => {
     const cur = d.querySelector(`.step[data-step="${step}"]`);
-    for (const i of cur.querySelectorAll('input')) if (!i.reportValidity()) return;
+    for (const i of cur.querySelectorAll('input, select')) if (!i.reportValidity()) return;
+    if (step === 1 && !sel.value) {
+      const el = $('#vm-error'); el.textContent = 'There is no connected host or cluster to place the VM on.'; el.classList.remove('hidden');
+      return;
+    }
     step = Math.min(3, step + 1); show();
   };
   $('#vm-back').onclick = () => { step = Math.max(1, step - 1); show(); };
   $('#vm-finish').onclick = async () => {
     const [kind, target] = sel.value.split(':');
+    const disk = +$('#vm-disk').value;
     const spec = {
-      name: $('#vm-name').value, guest_OS: 'OTHER_LINUX_64',
+      name: $('#vm-name').value, guest_OS: $('#vm-guest').value,
       placement: { [kind]: target, ...($('#vm-datastore').value ? { datastore: $('#vm-datastore').value } : {}) },
       cpu: { count: +$('#vm-cpus').value }, memory: { size_MiB: +$('#vm-mem').value },
+      ...(disk ? { disks: [{ new_vmdk: { capacity: disk * 1024 * 1024 * 1024 } }] } : {}),
+      ...($('#vm-network').value ? { nics: [{ backing: { type: 'STANDARD_PORTGROUP', network: $('#vm-network').value } }] } : {}),
     };
+    $('#vm-finish').disabled = true;
     try {
       const id = await api('POST', '/api/vcenter/vm', spec);
       d.close();
-      toast(`Created ${spec.name}`);
+      toast(`Created virtual machine ${spec.name}`);
       if ($('#vm-poweron').checked) {
         const task = await api('POST', `/api/vcenter/vm/${id}/power?action=start&vmw-task=true`).catch((e) => toast(`Power on failed: ${e.message}`));
         if (typeof task === 'string') trackTask(task);
@@ -497,47 +721,67 @@ function openVmWizard() {
       location.hash = `#/vm/${id}`;
     } catch (e) {
       const el = $('#vm-error'); el.textContent = e.message; el.classList.remove('hidden');
+    } finally {
+      $('#vm-finish').disabled = false;
     }
   };
+  $('#vm-form').reset();
   step = 1; show();
   d.showModal();
+  $('#vm-name').focus();
 }
 
+// Add host: the first attempt asks for thumbprint verification without a
+// thumbprint; vpxd answers with the host's certificate thumbprint, which the
+// administrator checks and confirms before the second attempt sends it.
 function openHostWizard() {
   const d = $('#dlg-host');
   $('#host-folder').innerHTML = [
-    ...inv.clusters.map((c) => `<option value="cluster:${esc(c.cluster)}">Cluster ${esc(c.name)}</option>`),
-    ...inv.datacenters.map((x) => `<option value="datacenter:${esc(x.datacenter)}">Datacenter ${esc(x.name)}</option>`),
+    ...inv.clusters.map((c) => `<option value="${esc(c.cluster)}">Cluster ${esc(c.name)}</option>`),
+    ...inv.datacenters.map((x) => `<option value="${esc(x.datacenter)}">Datacenter ${esc(x.name)}</option>`),
   ].join('');
+  $('#host-form').reset();
   $('#host-thumb').classList.add('hidden');
   $('#host-error').classList.add('hidden');
   let thumbprint = null;
-  $('#host-submit').textContent = 'Add';
-  $('#host-submit').onclick = async () => {
-    const [kind, target] = $('#host-folder').value.split(':');
+  const submit = $('#host-submit');
+  submit.textContent = 'Next';
+  submit.disabled = false;
+  d.querySelectorAll('#host-form input, #host-form select').forEach((i) => { i.oninput = () => { if (thumbprint) { thumbprint = null; $('#host-thumb').classList.add('hidden'); submit.textContent = 'Next'; } }; });
+  submit.onclick = async () => {
+    for (const i of d.querySelectorAll('input')) if (!i.reportValidity()) return;
+    $('#host-error').classList.add('hidden');
+    const folder = $('#host-folder').value;
     const spec = {
       hostname: $('#host-name').value, port: +$('#host-port').value, user_name: $('#host-user').value,
-      password: $('#host-password').value, ...(kind === 'cluster' ? { folder: undefined, cluster: target } : { datacenter: target }),
-      thumbprint_verification: thumbprint ? 'THUMBPRINT' : 'NONE', ...(thumbprint ? { thumbprint } : {}),
+      password: $('#host-password').value, ...(folder ? { folder } : {}),
+      thumbprint_verification: 'THUMBPRINT', ...(thumbprint ? { thumbprint } : {}),
     };
+    submit.disabled = true;
+    submit.textContent = thumbprint ? 'Adding…' : 'Connecting…';
     try {
-      await api('POST', '/api/vcenter/host', spec);
+      const id = await api('POST', '/api/vcenter/host', spec);
       d.close();
       toast(`Host ${spec.hostname} added`);
-      loadInventory();
+      await loadInventory();
+      if (typeof id === 'string') location.hash = `#/host/${id}`;
     } catch (e) {
-      const m = /([0-9A-F]{2}(?::[0-9A-F]{2}){31})/i.exec(JSON.stringify(e.body ?? ''));
-      if (m && !thumbprint) {
-        thumbprint = m[1];
+      const arg = e.body?.messages?.[0]?.args?.[0];
+      if (!thumbprint && e.status === 400 && /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/i.test(arg || '')) {
+        thumbprint = arg;
         $('#host-thumb-value').textContent = thumbprint;
         $('#host-thumb').classList.remove('hidden');
-        $('#host-submit').textContent = 'Trust and add';
+        submit.textContent = 'Trust and add';
       } else {
         const el = $('#host-error'); el.textContent = e.message; el.classList.remove('hidden');
+        submit.textContent = thumbprint ? 'Trust and add' : 'Next';
       }
+    } finally {
+      submit.disabled = false;
     }
   };
   d.showModal();
+  $('#host-name').focus();
 }
 
 $('#btn-new-vm').onclick = openVmWizard;
@@ -547,7 +791,7 @@ $('#btn-add-host').onclick = openHostWizard;
 
 async function route() {
   const [, kind, id, tab] = (location.hash || '#/').split('/');
-  document.querySelectorAll('.topnav a').forEach((a) => a.classList.toggle('on', a.dataset.nav === (kind || 'home')));
+  document.querySelectorAll('.topnav a').forEach((a) => a.classList.toggle('on', a.dataset.nav === (['tasks', 'events', 'alarms'].includes(kind) ? kind : 'home')));
   renderTree();
   try {
     switch (kind) {
@@ -565,16 +809,44 @@ async function route() {
   }
 }
 
+// An event arrived: reload the inventory, then redraw what shows it.  The
+// console and the charts keep their state; the events page appends.
 function refreshSoon() {
   clearTimeout(refreshSoon.timer);
   refreshSoon.timer = setTimeout(async () => {
     try { await loadInventory(); } catch { return; }
     const [, kind, , tab] = (location.hash || '#/').split('/');
-    // The console and charts keep their own state; other pages redraw.
-    if (!(kind === 'vm' && (tab === 'console' || tab === 'monitor'))) route();
+    if (kind === 'events') pageEvents.redraw?.();
+    else if (!((kind === 'vm' || kind === 'host') && (tab === 'console' || tab === 'monitor')) && pageKey === location.hash) route();
+    else if (kind === 'vm' && tab) refreshVmHeader();
     updateAlarmBadge();
     pollTasks();
   }, 150);
+}
+
+// On the console and monitor tabs only the title and buttons follow the state.
+async function refreshVmHeader() {
+  const [, , id] = location.hash.split('/');
+  const v = inv.vms.find((x) => x.vm === id);
+  if (!v) return;
+  const st = v.power_state;
+  const set = (sel, dis) => { const b = $(sel); if (b) b.disabled = dis; };
+  set('#act-start', st === 'POWERED_ON');
+  set('#act-stop', st === 'POWERED_OFF');
+  set('#act-suspend', st !== 'POWERED_ON');
+  set('#act-reset', st !== 'POWERED_ON');
+  set('#act-delete', st !== 'POWERED_OFF');
+  const sub = $('.subtitle .state');
+  if (sub) sub.outerHTML = pill(st);
+}
+
+function onEvent(e) {
+  if (events.loaded && e.seq > events.maxSeq) {
+    events.list.push(e);
+    events.list = events.list.slice(-500);
+    events.maxSeq = e.seq;
+  }
+  refreshSoon();
 }
 
 let live = null;
@@ -593,6 +865,7 @@ async function startLive() {
     const r = await fetch('/api/kvc/events/stream', { headers: { 'vmware-api-session-id': session.token, Accept: 'text/event-stream' }, signal: ctl.signal });
     if (!r.ok || !r.body) throw new Error(`HTTP ${r.status}`);
     $('#live').classList.add('on');
+    $('#live').title = 'Receiving live updates from the event stream';
     const reader = r.body.getReader();
     const dec = new TextDecoder();
     let buf = '';
@@ -604,12 +877,15 @@ async function startLive() {
       while ((i = buf.indexOf('\n\n')) >= 0) {
         const chunk = buf.slice(0, i);
         buf = buf.slice(i + 2);
-        if (/^data:/m.test(chunk)) refreshSoon();
+        const data = chunk.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+        if (!data) continue;
+        try { onEvent(JSON.parse(data)); } catch { refreshSoon(); }
       }
     }
   } catch { /* fall through to retry */ }
   if (live === ctl && session.token) {
     $('#live').classList.remove('on');
+    $('#live').title = 'Live updates interrupted; reconnecting';
     setTimeout(() => { if (live === ctl) startLive(); }, 3000);
   }
 }
@@ -626,6 +902,8 @@ async function start() {
     if (e.status !== 401) toast(`Could not load inventory: ${e.message}`);
     return;
   }
+  events.list = []; events.loaded = false; events.maxSeq = 0;
+  tasks.clear();
   route();
   pollTasks();
   updateAlarmBadge();
