@@ -41,6 +41,8 @@ import uuid as uuidlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SBINDIR = "@sbindir@"
+LIBEXECDIR = "@libexecdir@/kvcenter"
+PKGDATADIR = "@pkgdatadir@"
 ADMIN = "administrator@vsphere.local"
 
 
@@ -63,6 +65,18 @@ def find_prog(env, rel, name):
             return cand
     raise Fail("%s not found (looked for %s and %s; set %s)"
                % (name, os.path.join(HERE, rel), os.path.join(SBINDIR, name), env))
+
+
+def find_file(env, rel, installed):
+    """A data file or helper program: the build tree's, else the installed one."""
+    p = os.environ.get(env)
+    if p:
+        return p
+    for cand in (os.path.join(HERE, rel), installed):
+        if os.path.isfile(cand):
+            return cand
+    raise Fail("%s not found (looked for %s and %s; set %s)"
+               % (os.path.basename(rel), os.path.join(HERE, rel), installed, env))
 
 
 def free_port():
@@ -98,13 +112,19 @@ def wait_for(cond, timeout, what):
 class Proc:
     """A process we started, leading its own process group."""
 
-    def __init__(self, argv, logpath, what):
+    def __init__(self, argv, logpath, what, pgid=None):
+        """PGID None: the process leads a new process group;
+        otherwise it joins the group PGID (a host's second process)."""
         self.what = what
         self.logpath = logpath
         self._log = open(logpath, "ab")
+        # A new group in our session (not a new session), so that a host's
+        # second process can join its leader's group.
+        grp = dict(process_group=0 if pgid is None else pgid)
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+                                  stderr=subprocess.STDOUT, **grp)
         self.pid = self.p.pid
+        self.pgid = self.pid if pgid is None else pgid
 
     def log(self):
         with open(self.logpath, "rb") as f:
@@ -128,19 +148,26 @@ class Proc:
 
     def signal_group(self, sig):
         try:
-            os.killpg(self.pid, sig)
+            os.killpg(self.pgid, sig)
         except ProcessLookupError:
             pass
 
     def stop(self, timeout=10):
         if self.p.poll() is None:
-            self.signal_group(signal.SIGTERM)
+            if self.pgid == self.pid:
+                self.signal_group(signal.SIGTERM)
+            else:
+                self.p.send_signal(signal.SIGTERM)
             try:
                 self.p.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
-        # Whatever is left of the group (vmkd, vmx, strays) goes too.
-        self.signal_group(signal.SIGKILL)
+        # Whatever is left of the group (vmkd, vmx, strays) goes too; a
+        # process that joined another's group leaves that group to its leader.
+        if self.pgid == self.pid:
+            self.signal_group(signal.SIGKILL)
+        elif self.p.poll() is None:
+            self.p.kill()
         if self.p.poll() is None:
             self.p.wait(5)
         self._log.close()
@@ -189,16 +216,58 @@ def cert_thumbprint(port):
     return ":".join(h[i:i + 2] for i in range(0, 64, 2))
 
 
+def kvm_programs():
+    """vmkd, vmx and the test guest for the kvm backend (Fail if one is missing)."""
+    return dict(vmkd=find_prog("KVC_VMKD", "vmkernel-kvm/vmkd", "vmkd"),
+                vmx=find_file("KVC_VMX", "vmkernel-kvm/vmx", os.path.join(LIBEXECDIR, "vmx")),
+                guest=find_file("KVC_GUEST", "vmkernel-kvm/guest/kvc-guest.elf",
+                                os.path.join(PKGDATADIR, "guest", "kvc-guest.elf")))
+
+
+def start_vmkd(progs, hd, name, pgid):
+    """One vmkd for one host, in that host's process group PGID (its hostd's),
+    so that killing the group kills the host with its VMs, as a power cut
+    would.  Returns (Proc, socket path)."""
+    os.makedirs(hd, exist_ok=True)
+    sock = os.path.join(hd, "vmkd.sock")
+    conf = os.path.join(hd, "vmkd.conf")
+    with open(conf, "w") as f:
+        f.write('[vmkd]\nstate-dir = "%s"\nsocket = "%s"\nvmx = "%s"\n'
+                'ready-timeout = 30s\nstop-timeout = 5s\nstop-vms-on-exit = true\n'
+                '[cgroup]\nparent = "kvcenter-up-%d-%s"\nremove-parent-on-exit = true\n'
+                % (os.path.join(hd, "vmkd-state"), sock, progs["vmx"], os.getpid(), name))
+    p = Proc([progs["vmkd"], "-f", conf], os.path.join(hd, "vmkd.log"), "vmkd %s" % name,
+             pgid=pgid)
+    return p, sock
+
+
 def kvm_backend_works(hostd, tmp):
-    """/dev/kvm usable and this build's kvm backend able to start."""
+    """/dev/kvm usable, root (vmkd's cgroups), and this build's kvm backend
+    able to start a host on a vmkd of its own."""
     try:
         fd = os.open("/dev/kvm", os.O_RDWR)
         os.close(fd)
     except OSError as e:
         return False, "/dev/kvm not usable: %s" % e.strerror
-    r = subprocess.run([hostd, "--backend", "kvm", "--state-dir", tmp, "--port", "0",
-                        "--check-start"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=60)
+    if os.geteuid() != 0:
+        return False, "vmkd needs root (cgroups)"
+    try:
+        progs = kvm_programs()
+    except Fail as e:
+        return False, str(e)
+    os.makedirs(tmp, exist_ok=True)
+    vm, sock = start_vmkd(progs, tmp, "check", None)
+    try:
+        try:
+            vm.wait_log(r"vmkd ready", 20)
+        except Fail as e:
+            return False, "vmkd cannot start here: %s" % str(e).splitlines()[0]
+        r = subprocess.run([hostd, "--backend", "kvm", "--state-dir", os.path.join(tmp, "state"),
+                            "--port", "0", "--vmkd-socket", sock, "--guest-image", progs["guest"],
+                            "--check-start"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+    finally:
+        vm.stop()
     if r.returncode != 0:
         last = [l for l in r.stdout.decode("utf-8", "replace").splitlines() if "ERR" in l]
         return False, "the kvm backend cannot start here: %s" % (
@@ -272,6 +341,7 @@ def run(a, procs):
         ok, why = kvm_backend_works(hostd, os.path.join(d, "kvm-check"))
         if not ok:
             raise Fail(why)
+    progs = kvm_programs() if backend == "kvm" else None
     port = a.port or (8443 if port_free(8443) else free_port())
     shared = os.path.join(d, "datastores", "shared")
     os.makedirs(shared, exist_ok=True)
@@ -310,9 +380,19 @@ def run(a, procs):
                 "--datastore", "shared=%s:shared" % shared,
                 "--datastore", "local-esx-%d=%s" % (i, os.path.join(hd, "local")),
                 "--network", "VM Network@vSwitch0:0"]
+        if backend == "kvm":
+            # hostd leads the host's group and waits for its vmkd's socket;
+            # vmkd (and the vmx it starts) join that group.
+            sock = os.path.join(hd, "vmkd.sock")
+            argv += ["--vmkd-socket", sock, "--guest-image", progs["guest"]]
         p = Proc(argv, os.path.join(hd, "hostd.log"), "hostd esx-%d" % i)
         procs.append(p)
         hosts.append(p)
+        if backend == "kvm":
+            vm, _ = start_vmkd(progs, hd, "esx-%d" % i, p.pid)
+            # Stopped before its hostd (procs is stopped in reverse), which
+            # is what stop-vms-on-exit wants: the demo leaves no VM behind.
+            procs.append(vm)
     info = []
     for p in hosts:
         m = p.wait_log(r"host ready index=0 name=(\S+) uuid=(\S+) port=(\d+) thumbprint=(\S+)", 30)

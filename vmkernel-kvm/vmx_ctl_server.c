@@ -235,6 +235,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->next = s->conns;
     s->conns = c;
     s->nconns++;
+    /* The transport's handshake (lib/rpc.h): an empty one-way HELLO says
+     * the peer was accepted, so lib/rpc clients count the connection up. */
+    send_frame(c, KVC_RPC_FLAG_ONEWAY, 0x0002, 0, NULL);
 }
 
 int vmx_ctl_listen(struct event_base *base, const char *path, const struct vmx_ctl_method *methods,

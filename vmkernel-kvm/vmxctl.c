@@ -67,10 +67,13 @@ static ProtobufCMessage *call(const char *sock, uint32_t method, const ProtobufC
     int rc = xfer(fd, buf, KVC_RPC_HEADER_SIZE + len, true);
     free(buf);
     uint8_t hdr[KVC_RPC_HEADER_SIZE];
-    if (!rc)
-        rc = xfer(fd, hdr, sizeof(hdr), false);
-    if (!rc)
-        rc = kvc_rpc_header_decode(hdr, sizeof(hdr), 64u << 20, &h);
+    /* vmx greets each connection with an empty one-way HELLO; skip it. */
+    do {
+        if (!rc)
+            rc = xfer(fd, hdr, sizeof(hdr), false);
+        if (!rc)
+            rc = kvc_rpc_header_decode(hdr, sizeof(hdr), 64u << 20, &h);
+    } while (!rc && h.method == 0x0002 && (h.flags & KVC_RPC_FLAG_ONEWAY) && h.length == 0);
     if (rc) {
         fprintf(stderr, "vmxctl: %s\n", strerror(-rc));
         exit(1);

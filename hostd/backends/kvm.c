@@ -9,9 +9,13 @@
  * vmx reads its own config format (vmx -c), so each power-on writes the VM's
  * runtime config <dir>/<name>.vmx-run from the VM's .vmx.
  *
- * Not done yet: suspend/resume (vmx snapshots are not wired to vmkd), and
- * the guest's tools heartbeat (it lives on vmx's own control socket), so
- * kvm VMs report tools NOT_RUNNING and guest shutdown/reboot are refused. */
+ * The guest's tools state lives in vmx: hostd keeps a connection to each
+ * running VM's vmx control socket (the path vmkd reports) and polls
+ * VMX_STATS every KVM_TOOLS_MS; tools count as running while the guest's
+ * heartbeat is fresh.  Guest shutdown and reboot go to vmx the same way
+ * (VMX_GUEST_SHUTDOWN / VMX_GUEST_REBOOT, through the guest's tools).
+ *
+ * Not done yet: suspend/resume (vmx snapshots are not wired to vmkd). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "vmkd.pb-c.h"
+#include "vmx.pb-c.h"
 #include "hostd/backend.h"
 #include "hostd/backends/sim.h"
 
@@ -30,11 +35,13 @@ KVC_LOG_MODULE(kvm);
 
 #define KVM_CALL_MS 60000
 #define KVM_USAGE_MS 2000
+#define KVM_TOOLS_MS 1000
 
 struct kvm_host {
     struct hostd_host *h;
     struct kvc_rpc_client *cl;
     struct event *usage_ev;
+    struct event *tools_ev;
     int64_t usage_ms;
 };
 
@@ -42,7 +49,13 @@ struct kvm_vm {
     uint64_t cpu_ns, mem_bytes;
     uint32_t cpu_mhz;
     uint32_t cpu_permille;
+    char *vmx_socket;               /* vmx's control socket, while it runs */
+    struct kvc_rpc_client *vmx;     /* connection to it */
+    bool stats_out;                 /* a VMX_STATS call is out */
 };
+
+static void vmx_link(struct hostd_host *, struct hostd_vm *, const char *sock);
+static void vmx_unlink(struct hostd_vm *);
 
 /* ---- runtime config for vmx ---------------------------------------------*/
 
@@ -121,6 +134,7 @@ set_off(struct hostd_host *h, struct hostd_vm *vm, const char *why)
     kvc_info("%s: VM %s stopped: %s", h->name, vm->name, why);
     vm->power = VM_OFF;
     vm->tools_running = false;
+    vmx_unlink(vm);
     hostd_vm_changed(h, vm, false);
 }
 
@@ -160,7 +174,10 @@ apply_list(struct hostd_host *h, const Kvc__Vmkd__VmList *l, bool announce)
         if (vm->busy)
             continue;
         for (size_t i = 0; l && i < l->n_vms; i++)
-            running |= !strcasecmp(l->vms[i]->vm_id, vm->uuid);
+            if (!strcasecmp(l->vms[i]->vm_id, vm->uuid)) {
+                running = true;
+                vmx_link(h, vm, l->vms[i]->control_socket);
+            }
         if (running && vm->power != VM_ON) {
             vm->power = VM_ON;
             kvc_info("%s: VM %s is running under vmkd", h->name, vm->name);
@@ -260,6 +277,102 @@ usage_tick(evutil_socket_t fd, short what, void *arg)
                         &kvc__vmkd__vm_usage__descriptor, KVM_USAGE_MS, on_usage, h);
 }
 
+/* ---- vmx: tools state ---------------------------------------------------*/
+
+struct vmx_ctx {
+    struct hostd_host *h;
+    char uuid[HOSTD_UUID_LEN];
+};
+
+/* Connects VM to its vmx control socket SOCK (NULL or "" : nothing to do);
+ * a different socket than before (vmx restarted) replaces the connection. */
+static void
+vmx_link(struct hostd_host *h, struct hostd_vm *vm, const char *sock)
+{
+    struct kvm_vm *kv = vm->be;
+    struct kvc_rpc_opts ro = { .reconnect = true, .backoff_max_ms = 1000 };
+
+    if (!kv || !sock || !*sock)
+        return;
+    if (kv->vmx && kv->vmx_socket && !strcmp(kv->vmx_socket, sock))
+        return;
+    vmx_unlink(vm);
+    if (!(kv->vmx_socket = strdup(sock)))
+        return;
+    if (kvc_rpc_client_new_unix(h->d->base, sock, &ro, &kv->vmx)) {
+        kvc_warn("%s: VM %s: cannot reach vmx at %s", h->name, vm->name, sock);
+        kv->vmx = NULL;
+    }
+}
+
+static void
+vmx_unlink(struct hostd_vm *vm)
+{
+    struct kvm_vm *kv = vm->be;
+    struct kvc_rpc_client *cl;
+
+    if (!kv)
+        return;
+    cl = kv->vmx;
+    kv->vmx = NULL;
+    kvc_rpc_client_free(cl);            /* calls out complete now, with an error */
+    kv->stats_out = false;
+    free(kv->vmx_socket);
+    kv->vmx_socket = NULL;
+}
+
+static void
+on_vmx_stats(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct vmx_ctx *c = arg;
+    struct hostd_vm *vm = hostd_vm_find(c->h, c->uuid);
+    struct kvm_vm *kv = vm ? vm->be : NULL;
+    const Kvc__Vmx__Stats *st = (const Kvc__Vmx__Stats *)resp;
+    bool tools;
+
+    if (kv)
+        kv->stats_out = false;
+    if (!kv || status || vm->power != VM_ON || vm->busy) {
+        free(c);
+        return;
+    }
+    tools = st->tools && st->tools->heartbeats > 0 && !st->tools->heartbeat_lost &&
+            st->state == KVC__VMX__RUN_STATE__RUNNING;
+    if (tools != vm->tools_running) {
+        kvc_info("%s: VM %s: tools %s (heartbeat age %lld ms)", c->h->name, vm->name,
+                 tools ? "running" : "not running",
+                 st->tools ? (long long)st->tools->heartbeat_age_ms : -1LL);
+        vm->tools_running = tools;
+        hostd_vm_changed(c->h, vm, false);
+    }
+    free(c);
+}
+
+static void
+tools_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct hostd_host *h = arg;
+    Kvc__Vmx__StatsRequest sr = KVC__VMX__STATS_REQUEST__INIT;
+
+    for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
+        struct kvm_vm *kv = vm->be;
+        struct vmx_ctx *c;
+        if (!kv || !kv->vmx || kv->stats_out || vm->power != VM_ON)
+            continue;
+        if (!(c = calloc(1, sizeof *c)))
+            return;
+        c->h = h;
+        snprintf(c->uuid, sizeof c->uuid, "%s", vm->uuid);
+        kv->stats_out = true;
+        if (kvc_rpc_client_call(kv->vmx, KVC__VMX__METHOD__VMX_STATS, &sr.base,
+                                &kvc__vmx__stats__descriptor, KVM_TOOLS_MS * 3,
+                                on_vmx_stats, c)) {
+            kv->stats_out = false;
+            free(c);
+        }
+    }
+}
+
 /* ---- ops ----------------------------------------------------------------*/
 
 static int
@@ -275,6 +388,7 @@ kvm_vm_detach(struct hostd_host *h, struct hostd_vm *vm)
 
     snprintf(path, sizeof path, "%s/%s.vmx-run", vm->dir, vm->name);
     unlink(path);
+    vmx_unlink(vm);
     free(vm->be);
     vm->be = NULL;
 }
@@ -342,14 +456,23 @@ kvm_init(struct hostd_host *h, void **priv)
         goto fail;
     }
     event_add(k->usage_ev, &tv);
+    if (!(k->tools_ev = event_new(h->d->base, -1, EV_PERSIST, tools_tick, h))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    tv = (struct timeval){ KVM_TOOLS_MS / 1000, (KVM_TOOLS_MS % 1000) * 1000 };
+    event_add(k->tools_ev, &tv);
     kvc_info("%s: kvm backend on vmkd %s", h->name, o->vmkd_socket);
     *priv = k;
     return 0;
 fail:
     for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
+        vmx_unlink(vm);
         free(vm->be);
         vm->be = NULL;
     }
+    if (k->usage_ev)
+        event_free(k->usage_ev);
     kvc_rpc_client_free(k->cl);
     free(k);
     return rc;
@@ -365,7 +488,10 @@ kvm_fini(struct hostd_host *h, void *priv)
     kvc_rpc_client_free(k->cl);
     if (k->usage_ev)
         event_free(k->usage_ev);
+    if (k->tools_ev)
+        event_free(k->tools_ev);
     for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
+        vmx_unlink(vm);
         free(vm->be);
         vm->be = NULL;
     }
@@ -400,6 +526,7 @@ on_power_on(int status, const char *error, const ProtobufCMessage *resp, void *a
     }
     o->vm->power = VM_ON;
     o->vm->tools_running = false;
+    vmx_link(o->h, o->vm, ((const Kvc__Vmkd__VmInfo *)resp)->control_socket);
     finish(o, 0, NULL);
 }
 
@@ -415,6 +542,7 @@ on_power_off(int status, const char *error, const ProtobufCMessage *resp, void *
     }
     o->vm->power = VM_OFF;
     o->vm->tools_running = false;
+    vmx_unlink(o->vm);
     if (o->op == KVC__HOST__POWER_OP__POWER_RESET ||
         o->op == KVC__HOST__POWER_OP__GUEST_REBOOT) {
         power_on_step(o);
@@ -446,6 +574,23 @@ power_on_step(struct op *o)
         finish(o, rc, "vmkd is not reachable");
 }
 
+/* A guest shutdown or reboot asked of the guest through vmx: the guest
+ * answers by powering off (vmkd then reports the exit) or rebooting in
+ * place. */
+static void
+on_guest_op(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct op *o = arg;
+
+    if (status) {
+        finish(o, status == KVC_RPC_E_CONFLICT ? -EBUSY : vmkd_errno(status), error);
+        return;
+    }
+    if (o->op == KVC__HOST__POWER_OP__GUEST_REBOOT)
+        o->vm->tools_running = false;       /* until the rebooted guest beats */
+    finish(o, 0, NULL);
+}
+
 static void
 kvm_power_async(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op,
                 hostd_be_done_fn done, void *ctx)
@@ -468,10 +613,24 @@ kvm_power_async(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op
         }
         power_on_step(o);
         return;
+    case KVC__HOST__POWER_OP__GUEST_SHUTDOWN:
+    case KVC__HOST__POWER_OP__GUEST_REBOOT: {
+        struct kvm_vm *kv = vm->be;
+        Kvc__Vmx__PowerRequest pr = KVC__VMX__POWER_REQUEST__INIT;
+        if (kv && kv->vmx) {
+            rc = kvc_rpc_client_call(kv->vmx, op == KVC__HOST__POWER_OP__GUEST_SHUTDOWN
+                                     ? KVC__VMX__METHOD__VMX_GUEST_SHUTDOWN
+                                     : KVC__VMX__METHOD__VMX_GUEST_REBOOT, &pr.base,
+                                     &kvc__vmx__state_reply__descriptor, KVM_CALL_MS,
+                                     on_guest_op, o);
+            if (!rc)
+                return;
+        }
+        /* No vmx connection: let vmkd stop vmx (SIGTERM first). */
+    }
+        /* fall through */
     case KVC__HOST__POWER_OP__POWER_OFF:
     case KVC__HOST__POWER_OP__POWER_RESET:
-    case KVC__HOST__POWER_OP__GUEST_SHUTDOWN:
-    case KVC__HOST__POWER_OP__GUEST_REBOOT:
         off.vm_id = vm->uuid;
         /* Hard power-off and reset kill at once; the guest ops let vmx stop
          * the guest (SIGTERM first). */

@@ -321,18 +321,22 @@ def frame(method, rid, payload=b"", flags=0):
     return struct.pack(">IBBHIQI", 0x4B564352, 1, flags, 0, method, rid, len(payload)) + payload
 
 
-def read_frame(s):
-    hdr = b""
-    while len(hdr) < 24:
-        chunk = s.recv(24 - len(hdr))
-        if not chunk:
-            return None
-        hdr += chunk
-    magic, ver, flags, _, method, rid, ln = struct.unpack(">IBBHIQI", hdr)
-    body = b""
-    while len(body) < ln:
-        body += s.recv(ln - len(body))
-    return flags, method, rid, body
+def read_frame(s, skip_hello=True):
+    """The next frame; vmx's one-way HELLO (sent once on accept) is skipped."""
+    while True:
+        hdr = b""
+        while len(hdr) < 24:
+            chunk = s.recv(24 - len(hdr))
+            if not chunk:
+                return None
+            hdr += chunk
+        magic, ver, flags, _, method, rid, ln = struct.unpack(">IBBHIQI", hdr)
+        body = b""
+        while len(body) < ln:
+            body += s.recv(ln - len(body))
+        if skip_hello and method == 0x0002 and flags & 0x04 and ln == 0:
+            continue
+        return flags, method, rid, body
 
 
 def test_control_socket_rejects_bad_frames(tmp, vms):
