@@ -29,6 +29,7 @@
 #include "log.h"
 #include "vmkd.h"
 #include "vmkd_ctl.h"
+#include "vmkd_net.h"
 
 KVC_LOG_MODULE(main);
 
@@ -75,6 +76,8 @@ static const struct kvc_cfg_section_def vmkd_sections[] = {
     { .name = "vmkd", .keys = vmkd_keys },
     { .name = "cgroup", .keys = cgroup_keys },
     { .name = "host", .keys = host_keys },
+    { .name = "vswitch", .keys = vmkd_net_vswitch_keys },
+    { .name = "portgroup", .named = true, .keys = vmkd_net_portgroup_keys },
     { .name = NULL },
 };
 
@@ -165,7 +168,12 @@ int main(int argc, char **argv)
         struct kvc_config *c = NULL;
         long m;
         if (kvc_config_load(&vmkd_schema, conf, &c, NULL) == 0) {
+            char nwhy[256];
             int bad = check_values(c, conf, &m) < 0;
+            if (!bad && vmkd_net_check(c, nwhy, sizeof(nwhy)) < 0) {
+                fprintf(stderr, "%s: %s\n", conf, nwhy);
+                bad = 1;
+            }
             kvc_config_free(c);
             if (bad)
                 return 1;
@@ -199,6 +207,7 @@ int main(int argc, char **argv)
     struct event_base *base = NULL;
     struct vmkd *d = NULL;
     struct vmkd_ctl *ctl = NULL;
+    struct vmkd_net *net = NULL;
     struct event *evs[3] = { NULL, NULL, NULL };
     char *sock = NULL;
     struct main_ctx m = { 0 };
@@ -231,6 +240,12 @@ int main(int argc, char **argv)
     if (access(vc.vmx_path, X_OK) < 0)
         kvc_warn("vmx program %s: %s (power-on will fail)", vc.vmx_path, strerror(errno));
 
+    char nwhy[256];
+    if (vmkd_net_new(cfg, &net, nwhy, sizeof(nwhy)) < 0) {
+        kvc_err("network: %s", nwhy);
+        goto out;
+    }
+    vmkd_net_hooks(net, &vc.net);
     signal(SIGPIPE, SIG_IGN);
     base = event_base_new();
     if (!base)
@@ -262,6 +277,7 @@ out:
     /* Pending calls are answered (cancelled) before the socket closes. */
     vmkd_free(d, kvc_cfg_bool(sv, "stop-vms-on-exit"));
     vmkd_ctl_free(ctl);
+    vmkd_net_free(net);
     for (int i = 0; i < 3; i++)
         if (evs[i])
             event_free(evs[i]);

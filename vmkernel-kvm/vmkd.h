@@ -46,6 +46,17 @@ struct vmkd_exit {
     char message[256];
 };
 
+/* A VM adapter's switch port (vmkd_net.c provides them; NULL: no network).
+ * port_add creates VM_ID's port on port group PG with MAC (text) and fills
+ * FDS with the ring memfd, kick and call eventfds, which the switch keeps
+ * owning (vmx gets copies at spawn). */
+struct vmkd_net_hooks {
+    int (*port_add)(void *ctx, const char *vm_id, const char *pg, const char *mac, int fds[3],
+                    char *why, size_t len);
+    void (*port_remove)(void *ctx, const char *vm_id);
+    void *ctx;
+};
+
 struct vmkd_config {
     char *state_dir;
     char *socket_path;
@@ -59,6 +70,7 @@ struct vmkd_config {
     uint64_t reserve_mem_mb;
     uint64_t cfs_period_us;
     bool rmdir_cgroup_parent;   /* remove the parent cgroup on exit if empty */
+    struct vmkd_net_hooks net;  /* zeroed: VMs get no network */
 };
 
 struct vmkd_power_on {
@@ -68,6 +80,8 @@ struct vmkd_power_on {
     uint32_t vcpus;
     struct kvc_res_alloc alloc;
     uint64_t cpu_affinity;      /* bit n: host CPU n allowed; 0: any CPU */
+    const char *nic_portgroup;  /* NULL: no adapter backend */
+    const char *nic_mac;
 };
 
 struct vmkd_vm_info {
@@ -130,6 +144,8 @@ bool vmkd_vm_nth(const struct vmkd *, size_t i, struct vmkd_vm_info *);
 int vmkd_vm_get(const struct vmkd *, const char *vm_id, struct vmkd_vm_info *);
 int vmkd_vm_usage(struct vmkd *, const char *vm_id, struct kvc_cg_usage *);
 
+/* cfg.net.ctx (vmkd_net's object), NULL without a vSwitch. */
+void *vmkd_net_ctx(const struct vmkd *);
 bool vmkd_valid_id(const char *);
 const char *vmkd_exit_reason_str(enum vmkd_exit_reason);
 const char *vmkd_state_str(enum vmkd_vm_state);

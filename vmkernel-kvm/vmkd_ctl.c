@@ -15,6 +15,7 @@
 #include "rpc.h"
 #include "vmkd.pb-c.h"
 #include "vmkd_ctl.h"
+#include "vmkd_net.h"
 
 KVC_LOG_MODULE(vmkdctl);
 
@@ -196,6 +197,15 @@ static void on_power_on(struct kvc_rpc_call *call, const ProtobufCMessage *m, vo
         .vcpus = req->vcpus,
     };
     alloc_from_pb(req->alloc, &po.alloc);
+    if (req->n_nics > 1) {
+        kvc_rpc_reply_error(call, KVC_RPC_E_INVALID_ARGUMENT,
+                            "nics: one adapter per VM is supported, %zu given", req->n_nics);
+        return;
+    }
+    if (req->n_nics == 1) {
+        po.nic_portgroup = req->nics[0]->portgroup;
+        po.nic_mac = req->nics[0]->mac;
+    }
     for (size_t i = 0; i < req->n_cpu_affinity; i++) {
         if (req->cpu_affinity[i] >= 64) {
             kvc_rpc_reply_error(call, KVC_RPC_E_INVALID_ARGUMENT,
@@ -361,7 +371,43 @@ static void on_subscribe(struct kvc_rpc_call *call, const ProtobufCMessage *m, v
     kvc_rpc_reply(call, &r.base);
 }
 
+static void on_net_port_stats(struct kvc_rpc_call *call, const ProtobufCMessage *m, void *arg)
+{
+    struct vmkd_ctl *c = arg;
+    if (!allowed(c, call))
+        return;
+    const Kvc__Vmkd__NetPortStatsRequest *req = (const void *)m;
+    struct vs_stats st;
+    char pg[VS_NAME_MAX];
+    if (vmkd_net_port_stats(vmkd_net_ctx(c->d), req->vm_id, &st, pg, sizeof(pg)) < 0) {
+        kvc_rpc_reply_error(call, KVC_RPC_E_NOT_FOUND, "VM %s has no vSwitch port", req->vm_id);
+        return;
+    }
+    Kvc__Vmkd__NetPortStats r = KVC__VMKD__NET_PORT_STATS__INIT;
+    Kvc__Vmkd__DropCount dc[VS_DROP__N], *dcp[VS_DROP__N];
+    r.vm_id = req->vm_id;
+    r.portgroup = pg;
+    r.rx_packets = st.rx_packets;
+    r.rx_bytes = st.rx_bytes;
+    r.tx_packets = st.tx_packets;
+    r.tx_bytes = st.tx_bytes;
+    for (int i = 0; i < VS_DROP__N; i++) {
+        if (!st.drops[i])
+            continue;
+        kvc__vmkd__drop_count__init(&dc[r.n_drops]);
+        dc[r.n_drops].reason = (char *)vs_drop_name((enum vs_drop)i);
+        dc[r.n_drops].count = st.drops[i];
+        dcp[r.n_drops] = &dc[r.n_drops];
+        r.n_drops++;
+    }
+    r.drops = dcp;
+    kvc_rpc_reply(call, &r.base);
+}
+
 static const struct kvc_rpc_method methods[] = {
+    { .id = KVC__VMKD__METHOD__VMKD_NET_PORT_STATS, .name = "NetPortStats",
+      .handler = on_net_port_stats, .request = &kvc__vmkd__net_port_stats_request__descriptor,
+      .response = &kvc__vmkd__net_port_stats__descriptor },
     { .id = KVC__VMKD__METHOD__VMKD_HOST_INFO, .name = "HostInfo", .handler = on_host_info,
       .request = &kvc__vmkd__host_info_request__descriptor,
       .response = &kvc__vmkd__host_info__descriptor },

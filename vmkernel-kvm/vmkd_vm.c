@@ -55,6 +55,7 @@ struct vmkd_vm {
     int pidfd;
     bool child;                 /* spawned by this vmkd (exit status known) */
     bool adopted;
+    bool has_port;              /* a vSwitch port (d->cfg.net) */
     enum vmkd_vm_state state;
     bool stop_requested, forced;
     unsigned long long starttime;
@@ -89,6 +90,11 @@ struct vmkd {
 static void vm_exited(struct vmkd_vm *vm, const struct vmkd_exit *ex);
 
 /* ---- small helpers ---- */
+
+void *vmkd_net_ctx(const struct vmkd *d)
+{
+    return d->cfg.net.ctx;
+}
 
 bool vmkd_valid_id(const char *s)
 {
@@ -293,6 +299,8 @@ static void vm_free(struct vmkd_vm *vm, bool remove)
         event_free(vm->ev_timer);
     if (vm->pidfd >= 0)
         close(vm->pidfd);
+    if (vm->has_port && d->cfg.net.port_remove)
+        d->cfg.net.port_remove(d->cfg.net.ctx, vm->id);
     if (remove) {
         if (vm->cg && kvc_cg_vm_destroy(vm->cg) < 0)
             kvc_warn("VM %s: its cgroup could not be removed", vm->id);
@@ -673,7 +681,21 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         goto err_msg;
     }
 
-    const char *argv[10];
+    int netfds[3] = { -1, -1, -1 };
+    char netarg[32];
+    if (req->nic_portgroup && req->nic_portgroup[0]) {
+        if (!d->cfg.net.port_add) {
+            snprintf(why, VMKD_WHY_MAX, "this host has no vSwitch for the VM's adapter");
+            rc = -EINVAL;
+            goto err;
+        }
+        rc = d->cfg.net.port_add(d->cfg.net.ctx, vm->id, req->nic_portgroup, req->nic_mac, netfds,
+                                 why, VMKD_WHY_MAX);
+        if (rc < 0)
+            goto err;
+        vm->has_port = true;
+    }
+    const char *argv[12];
     int ac = 0;
     argv[ac++] = d->cfg.vmx_path;
     argv[ac++] = "-c";
@@ -683,6 +705,12 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
     if (vm->log) {
         argv[ac++] = "-l";
         argv[ac++] = vm->log;
+    }
+    if (vm->has_port) {
+        /* The child puts the port's fds at 3, 4, 5. */
+        snprintf(netarg, sizeof(netarg), "3,4,5");
+        argv[ac++] = "--net-fds";
+        argv[ac++] = netarg;
     }
     argv[ac] = NULL;
 
@@ -725,10 +753,27 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         }
         dup2(outfd, 1);
         dup2(outfd, 2);
-        /* vmx gets stdin/out/err only: no control connection, no fd vmkd
+        /* vmx gets stdin/out/err (and its vSwitch port) only: no control connection, no fd vmkd
          * inherited from whoever started it (a pipe held by a long-lived vmx
          * would keep its reader waiting for EOF forever). */
-        close_range(3, ~0u, 0);
+        int keep = 3;
+        if (netfds[0] >= 0) {
+            /* The vSwitch port (ring memfd, kick, call) at 3, 4, 5: first
+             * out of the way of the targets, then into place (dup2 clears
+             * close-on-exec). */
+            int hi[3];
+            for (int k = 0; k < 3; k++) {
+                hi[k] = fcntl(netfds[k], F_DUPFD, 100);
+                if (hi[k] < 0) {
+                    dprintf(2, "vmkd: cannot pass the network port: %s\n", strerror(errno));
+                    _exit(126);
+                }
+            }
+            for (int k = 0; k < 3; k++)
+                dup2(hi[k], 3 + k);
+            keep = 6;
+        }
+        close_range((unsigned)keep, ~0u, 0);
         execv(argv[0], (char *const *)argv);
         dprintf(2, "vmkd: exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);

@@ -124,7 +124,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: vmkdctl -s SOCKET COMMAND [ARGS]\n"
             "  host-info | list | usage [VM] | watch\n"
-            "  power-on VM CONFIG [--vcpus N] [--log FILE] [--affinity CPU,...] [ALLOC]\n"
+            "  power-on VM CONFIG [--vcpus N] [--log FILE] [--affinity CPU,...] [--nic PG,MAC] [ALLOC]\n"
+            "  net-stats VM\n"
             "  power-off VM [--force] [--timeout-ms N]\n"
             "  reconfigure VM [ALLOC]\n"
             "ALLOC: --shares N --limit-mhz N --limit-pct N --reserve-mhz N\n"
@@ -159,6 +160,8 @@ int main(int argc, char **argv)
     bool force = false;
     uint32_t affinity[64];
     size_t naff = 0;
+    Kvc__Vmkd__Nic nic = KVC__VMKD__NIC__INIT, *nicp = NULL;
+    char nic_pg[128], nic_mac[32];
     for (; i < argc; i++) {
         const char *o = argv[i];
         uint64_t v = 0;
@@ -173,6 +176,20 @@ int main(int argc, char **argv)
         const char *val = argv[++i];
         if (strcmp(o, "--log") == 0) {
             logp = val;
+            continue;
+        }
+        if (strcmp(o, "--nic") == 0) {
+            /* PORTGROUP,MAC (the port group name may hold spaces, not commas) */
+            const char *comma = strrchr(val, ',');
+            if (!comma) {
+                fprintf(stderr, "vmkdctl: --nic: expected PORTGROUP,MAC\n");
+                return 2;
+            }
+            snprintf(nic_pg, sizeof(nic_pg), "%.*s", (int)(comma - val), val);
+            snprintf(nic_mac, sizeof(nic_mac), "%s", comma + 1);
+            nic.portgroup = nic_pg;
+            nic.mac = nic_mac;
+            nicp = &nic;
             continue;
         }
         if (strcmp(o, "--affinity") == 0) {
@@ -275,12 +292,30 @@ int main(int argc, char **argv)
         rq.alloc = &alloc;
         rq.n_cpu_affinity = naff;
         rq.cpu_affinity = affinity;
+        rq.n_nics = nicp ? 1 : 0;
+        rq.nics = nicp ? &nicp : NULL;
         st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_POWER_ON, &rq.base,
                                &kvc__vmkd__vm_info__descriptor, TIMEOUT_MS, &resp, &err);
         if (st != KVC_RPC_OK)
             ret = fail(st, err);
         else
             print_vm((const void *)resp);
+    } else if (strcmp(cmd, "net-stats") == 0 && pos[0]) {
+        Kvc__Vmkd__NetPortStatsRequest rq = KVC__VMKD__NET_PORT_STATS_REQUEST__INIT;
+        rq.vm_id = (char *)pos[0];
+        st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_NET_PORT_STATS, &rq.base,
+                               &kvc__vmkd__net_port_stats__descriptor, TIMEOUT_MS, &resp, &err);
+        if (st != KVC_RPC_OK) {
+            ret = fail(st, err);
+        } else {
+            const Kvc__Vmkd__NetPortStats *n = (const void *)resp;
+            printf("port id=%s portgroup=\"%s\" rx_packets=%" PRIu64 " rx_bytes=%" PRIu64
+                   " tx_packets=%" PRIu64 " tx_bytes=%" PRIu64, n->vm_id, n->portgroup,
+                   n->rx_packets, n->rx_bytes, n->tx_packets, n->tx_bytes);
+            for (size_t k = 0; k < n->n_drops; k++)
+                printf(" drop_%s=%" PRIu64, n->drops[k]->reason, n->drops[k]->count);
+            printf("\n");
+        }
     } else if (strcmp(cmd, "power-off") == 0 && pos[0]) {
         Kvc__Vmkd__PowerOffRequest rq = KVC__VMKD__POWER_OFF_REQUEST__INIT;
         rq.vm_id = (char *)pos[0];
