@@ -23,4 +23,30 @@ extern const struct kvc_shape kvc_shape_vm_process_list;
 int kvc_run_vm_process_list(struct kvc_ctx *, const struct kvc_args *,
                             json_t **, char *, size_t);
 
+/* ns_host.c */
+extern const struct kvc_shape kvc_shape_host_list, kvc_shape_host_add;
+int kvc_run_host_list(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+int kvc_run_host_add(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+int kvc_run_host_remove(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+/* An inventory id ("host-28", "domain-c7"): safe in a request path. */
+bool kvc_ns_valid_id(const char *);
+
+/* ns_cluster.c */
+extern const struct kvc_shape kvc_shape_cluster_list;
+int kvc_run_cluster_list(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+
+/* ns_task.c */
+extern const struct kvc_shape kvc_shape_task_list, kvc_shape_task_get;
+int kvc_run_task_list(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+int kvc_run_task_get(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+
+/* ns_event.c */
+extern const struct kvc_shape kvc_shape_event_list;
+int kvc_run_event_list(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+
+/* ns_storage.c */
+extern const struct kvc_shape kvc_shape_storage_filesystem_list;
+int kvc_run_storage_filesystem_list(struct kvc_ctx *, const struct kvc_args *, json_t **,
+                                    char *, size_t);
+
 #endif

@@ -16,7 +16,8 @@ tests_unit_test_cli_parse_LDADD = cli/libkvccli.a lib/libkvcutil.a $(JANSSON_LIB
 
 # The REST client and kvcli itself.
 cli_libkvccli_a_SOURCES += cli/ctx.c cli/ctx.h cli/rest.c cli/rest.h \
-	cli/commands.h cli/table.c cli/ns_system.c cli/ns_vm.c
+	cli/commands.h cli/table.c cli/ns_system.c cli/ns_vm.c \
+	cli/ns_host.c cli/ns_cluster.c cli/ns_task.c cli/ns_event.c cli/ns_storage.c
 cli_libkvccli_a_CFLAGS += $(CURL_CFLAGS) $(GNUTLS_CFLAGS)
 bin_PROGRAMS += cli/kvcli
 cli_kvcli_SOURCES = cli/kvcli.c
@@ -25,6 +26,8 @@ cli_kvcli_LDADD = cli/libkvccli.a lib/libkvcutil.a $(CURL_LIBS) $(GNUTLS_LIBS) $
 
 TESTS += tests/integration/test_cli_rest.py
 EXTRA_DIST += tests/integration/test_cli_rest.py
+TESTS += tests/integration/test_cli_namespaces.py
+EXTRA_DIST += tests/integration/test_cli_namespaces.py
 
 # bash completion, asking kvcli itself (kvcli --complete WORDS...).
 bashcompletiondir = $(datadir)/bash-completion/completions

@@ -1,12 +1,52 @@
 /* kvcli's command table: every namespace and command, in one place. */
 #include "commands.h"
 
+#include <stdint.h>
+
 static const struct kvc_ns namespaces[] = {
     { "system", "Operations on the host or server itself." },
     { "system hostname", "The host's name." },
     { "system version", "The product name, version and build." },
     { "vm", "Operations on the virtual machines of a host." },
     { "vm process", "The running virtual machines." },
+    { "host", "The hosts vpxd manages." },
+    { "cluster", "The clusters of hosts." },
+    { "task", "Operations that run as tasks (vmw-task=true)." },
+    { "event", "The events log." },
+    { "storage", "Storage: datastores and their file systems." },
+    { "storage filesystem", "The file system volumes (datastores)." },
+    { NULL },
+};
+
+static const struct kvc_opt host_add_opts[] = {
+    { "hostname", 'n', KVC_OPT_STRING, .required = true,
+      .help = "The host's name or address." },
+    { "port", 'p', KVC_OPT_INT, .bounded = true, .min = 1, .max = 65535,
+      .help = "The host's management port (default 902)." },
+    { "username", 'u', KVC_OPT_STRING, .help = "The host's administrator (default root)." },
+    { "password", 'w', KVC_OPT_STRING, .help = "That user's password." },
+    { "folder", 'f', KVC_OPT_STRING,
+      .help = "The cluster or host folder to add it to (domain-c7, group-h4)." },
+    { "thumbprint", 't', KVC_OPT_STRING,
+      .help = "The host certificate's SHA-256 thumbprint.  Without it the host is not "
+              "added and its thumbprint is shown, to verify and pass here." },
+    { NULL },
+};
+static const struct kvc_opt host_remove_opts[] = {
+    { "host", 'o', KVC_OPT_STRING, .required = true, .help = "The host's id (host-28)." },
+    { NULL },
+};
+static const struct kvc_opt task_get_opts[] = {
+    { "task", 't', KVC_OPT_STRING, .required = true, .help = "The task's id (task-42)." },
+    { NULL },
+};
+static const struct kvc_opt event_list_opts[] = {
+    { "since", 's', KVC_OPT_INT, .bounded = true, .min = 0, .max = INT64_MAX,
+      .help = "Only events after this sequence number." },
+    { "limit", 'l', KVC_OPT_INT, .bounded = true, .min = 1, .max = 10000,
+      .help = "At most this many events (default 1000)." },
+    { "object", 'o', KVC_OPT_STRING, .help = "Only events of this object (vm-42)." },
+    { "type", 't', KVC_OPT_STRING, .help = "Only events of this type (VmCreatedEvent)." },
     { NULL },
 };
 
@@ -17,6 +57,20 @@ static const struct kvc_cmd cmds[] = {
       kvc_run_system_hostname_get },
     { "vm process list", "List the virtual machines this host runs.", NULL,
       &kvc_shape_vm_process_list, kvc_run_vm_process_list },
+    { "host list", "List the hosts.", NULL, &kvc_shape_host_list, kvc_run_host_list },
+    { "host add", "Add a host: connect to it, check its certificate's thumbprint, "
+      "take it into the inventory.", host_add_opts, &kvc_shape_host_add, kvc_run_host_add },
+    { "host remove", "Remove a host and its VMs from the inventory.", host_remove_opts,
+      NULL, kvc_run_host_remove },
+    { "cluster list", "List the clusters.", NULL, &kvc_shape_cluster_list,
+      kvc_run_cluster_list },
+    { "task list", "List the recent tasks, oldest first.", NULL, &kvc_shape_task_list,
+      kvc_run_task_list },
+    { "task get", "Show one task.", task_get_opts, &kvc_shape_task_get, kvc_run_task_get },
+    { "event list", "List events, oldest first.", event_list_opts, &kvc_shape_event_list,
+      kvc_run_event_list },
+    { "storage filesystem list", "List the file system volumes (datastores).", NULL,
+      &kvc_shape_storage_filesystem_list, kvc_run_storage_filesystem_list },
     { NULL },
 };
 

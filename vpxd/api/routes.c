@@ -164,6 +164,10 @@ const struct api_route api_routes[] = {
     R("GET", "/api/kvc/audit", NULL, api_audit_list, S, "Global.Diagnostics", false, 200,
       "Audit log after `since`", NULL, "since,limit"),
 
+    /* The appliance (api/appliance.c). */
+    R("GET", "/api/appliance/system/version", NULL, api_appliance_version, S, NULL, false,
+      200, "Product name, version and build", NULL, NULL),
+
     /* Documents. */
     R("GET", "/api/openapi.json", NULL, api_openapi, API_AUTH_NONE, NULL, false, 200,
       "This document", NULL, NULL),

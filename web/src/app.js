@@ -372,7 +372,7 @@ async function pageVm(id, tab = 'summary') {
         ['Disks', disks.length ? disks.map((d) => fmtBytes(d.capacity || 0)).join(', ') : 'none'],
         ['Network', nics.length ? nics.map((n) => esc(nameOf(n.backing?.network))).join(', ') : 'none'],
         ['Host', hostId ? objLink(hostId) : '—'],
-        ['Instance UUID', `<code>${esc(vm.identity?.instance_uuid ?? '')}</code>`]])}</div></div>`;
+        ['Instance UUID', `<code class="uuid">${esc(vm.identity?.instance_uuid ?? '')}</code>`]])}</div></div>`;
   }
   setPage(`<h1><span class="ico big-ico vm ${esc(st)}">${ICON.vm}</span>${esc(vm.name)}</h1>
     <div class="subtitle">Virtual machine · ${esc(id)} · ${pill(st)}</div>${toolbar}
@@ -505,6 +505,8 @@ async function drawCharts(entity) {
       const x = s.samples || [];
       const labels = x.map((p) => fmtTime(p.time));
       const k = (v) => +(v / 1024).toFixed(1);
+      // A line needs two points: show the points while there are few.
+      Object.values(charts).forEach((c) => c.data.datasets.forEach((d) => { d.pointRadius = x.length < 4 ? 3 : 0; }));
       set(charts.cpu, labels, x.map((p) => p.cpu_percent));
       set(charts.mem, labels, x.map((p) => Math.round(p.mem_MiB)), x.map((p) => Math.round(p.mem_active_MiB)));
       set(charts.net, labels, x.map((p) => k(p.net_rx_Bps)), x.map((p) => k(p.net_tx_Bps)));
@@ -665,6 +667,7 @@ async function updateAlarmBadge() {
 function openVmWizard() {
   const d = $('#dlg-vm');
   const sel = $('#vm-placement');
+  $('#vm-form').reset();
   sel.innerHTML = [
     ...inv.clusters.map((c) => `<option value="cluster:${esc(c.cluster)}">Cluster ${esc(c.name)}</option>`),
     ...inv.hosts.filter((h) => h.connection_state === 'CONNECTED').map((h) => `<option value="host:${esc(h.host)}">Host ${esc(h.name)}</option>`),
@@ -725,7 +728,6 @@ function openVmWizard() {
       $('#vm-finish').disabled = false;
     }
   };
-  $('#vm-form').reset();
   step = 1; show();
   d.showModal();
   $('#vm-name').focus();
