@@ -49,4 +49,15 @@ extern const struct kvc_shape kvc_shape_storage_filesystem_list;
 int kvc_run_storage_filesystem_list(struct kvc_ctx *, const struct kvc_args *, json_t **,
                                     char *, size_t);
 
+/* ns_vm.c: vCenter-level VM commands */
+extern const struct kvc_shape kvc_shape_vm_create, kvc_shape_vm_power_get;
+int kvc_run_vm_create(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+int kvc_run_vm_power_on(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+int kvc_run_vm_power_off(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+int kvc_run_vm_power_reset(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
+                           size_t);
+int kvc_run_vm_power_suspend(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
+                             size_t);
+int kvc_run_vm_power_get(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+
 #endif

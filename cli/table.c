@@ -9,6 +9,7 @@ static const struct kvc_ns namespaces[] = {
     { "system version", "The product name, version and build." },
     { "vm", "Operations on the virtual machines of a host." },
     { "vm process", "The running virtual machines." },
+    { "vm power", "Power operations (vpxd; they wait for the host)." },
     { "host", "The hosts vpxd manages." },
     { "cluster", "The clusters of hosts." },
     { "task", "Operations that run as tasks (vmw-task=true)." },
@@ -50,6 +51,23 @@ static const struct kvc_opt event_list_opts[] = {
     { NULL },
 };
 
+static const struct kvc_opt vm_opts[] = {
+    { "vm", 'v', KVC_OPT_STRING, .required = true, .help = "The VM's id (vm-42)." },
+    { NULL },
+};
+static const struct kvc_opt vm_create_opts[] = {
+    { "name", 'n', KVC_OPT_STRING, .required = true, .help = "The VM's name." },
+    { "cpus", 'c', KVC_OPT_INT, .bounded = true, .min = 1, .max = 64,
+      .help = "Virtual CPUs (default 1)." },
+    { "memory", 'm', KVC_OPT_INT, .bounded = true, .min = 16, .max = 1048576,
+      .help = "Memory in MiB (default 64)." },
+    { "host", 'o', KVC_OPT_STRING, .help = "Place it on this host (host-28)." },
+    { "cluster", 'l', KVC_OPT_STRING, .help = "Place it in this cluster (domain-c7)." },
+    { "datastore", 'd', KVC_OPT_STRING, .help = "Its files' datastore (datastore-9)." },
+    { "guest-os", 'g', KVC_OPT_STRING, .help = "Guest OS id (default OTHER_LINUX_64)." },
+    { NULL },
+};
+
 static const struct kvc_cmd cmds[] = {
     { "system version get", "Display the product name, version and build "
       "information.", NULL, &kvc_shape_version_get, kvc_run_system_version_get },
@@ -57,6 +75,14 @@ static const struct kvc_cmd cmds[] = {
       kvc_run_system_hostname_get },
     { "vm process list", "List the virtual machines this host runs.", NULL,
       &kvc_shape_vm_process_list, kvc_run_vm_process_list },
+    { "vm create", "Create a virtual machine (powered off).", vm_create_opts,
+      &kvc_shape_vm_create, kvc_run_vm_create },
+    { "vm power on", "Power on (or resume) a VM.", vm_opts, NULL, kvc_run_vm_power_on },
+    { "vm power off", "Power off a VM.", vm_opts, NULL, kvc_run_vm_power_off },
+    { "vm power reset", "Reset a VM.", vm_opts, NULL, kvc_run_vm_power_reset },
+    { "vm power suspend", "Suspend a VM.", vm_opts, NULL, kvc_run_vm_power_suspend },
+    { "vm power get", "Show a VM's power state.", vm_opts, &kvc_shape_vm_power_get,
+      kvc_run_vm_power_get },
     { "host list", "List the hosts.", NULL, &kvc_shape_host_list, kvc_run_host_list },
     { "host add", "Add a host: connect to it, check its certificate's thumbprint, "
       "take it into the inventory.", host_add_opts, &kvc_shape_host_add, kvc_run_host_add },

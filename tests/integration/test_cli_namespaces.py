@@ -381,3 +381,50 @@ def test_first_connect_prompts_for_the_thumbprint(cl):
     # Next time: no prompt.
     rc, out = run_pty(argv, env, "n")
     assert rc == 0 and "[y/N]" not in out and "domain-c" in out
+
+
+def test_vm_create_and_power(cl):
+    cluster = cl.rest("GET", "/api/vcenter/cluster")[0]["cluster"]
+    out = ok(cl, "vm", "create", "-n", "cli-vm-1", "-c", "2", "-m", "96", "--cluster", cluster)
+    m = re.fullmatch(r"   VM ID: (vm-\d+)\n", out)
+    assert m, out
+    vm = m.group(1)
+    got = cl.rest("GET", "/api/vcenter/vm/" + vm)
+    assert (got["name"], got["cpu"]["count"], got["memory"]["size_MiB"]) == ("cli-vm-1", 2, 96)
+    assert ok(cl, "vm", "power", "get", "-v", vm) == "   Power State: POWERED_OFF\n"
+    assert ok(cl, "vm", "power", "on", "--vm", vm) == ""
+    assert cl.rest("GET", "/api/vcenter/vm/%s/power" % vm)["state"] == "POWERED_ON"
+    assert ok(cl, "--formatter=keyvalue", "vm", "power", "get", "-v", vm) == \
+        "VmPowerGet.PowerState.string=POWERED_ON\n"
+    assert json.loads(ok(cl, "--formatter=json", "vm", "power", "get", "-v", vm)) == \
+        {"PowerState": "POWERED_ON"}
+    assert ok(cl, "--formatter=csv", "vm", "power", "get", "-v", vm) == \
+        "PowerState,\nPOWERED_ON,\n"
+    root = ET.fromstring(ok(cl, "--formatter=xml", "vm", "power", "get", "-v", vm))
+    assert root.find("./%sroot/%sstructure" % (NS, NS)).get("typeName") == "VmPowerGet"
+    # Already on: the API's error, exit 1, nothing changed.
+    r = kvcli(cl, "vm", "power", "on", "-v", vm)
+    assert r.returncode == 1 and r.stderr.startswith("Error: ") and r.stdout == ""
+    assert ok(cl, "vm", "power", "suspend", "-v", vm) == ""
+    assert ok(cl, "vm", "power", "get", "-v", vm) == "   Power State: SUSPENDED\n"
+    assert ok(cl, "vm", "power", "off", "-v", vm) == ""
+    assert cl.rest("GET", "/api/vcenter/vm/%s/power" % vm)["state"] == "POWERED_OFF"
+    r = kvcli(cl, "vm", "power", "get", "-v", "vm-999999")
+    assert r.returncode == 1 and "vm-999999" in r.stderr
+
+
+def test_vm_argument_errors():
+    def run(*args):
+        return subprocess.run([binpath("cli/kvcli"), "--server", "https://127.0.0.1:9"] +
+                              list(args), capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"})
+    r = run("vm", "create", "-n", "x", "--cpus", "0")
+    assert r.returncode == 1
+    assert r.stderr.startswith("Error: While processing '--cpus'. Expected an integer in the "
+                               "range (1 - 64), got '0'.\n\nUsage: kvcli vm create")
+    r = run("vm", "power", "on")
+    assert r.returncode == 1
+    assert r.stderr.startswith("Error: Missing required parameter -v|--vm\n")
+    r = run("vm", "power", "on", "-v", "vm-1/../../session")
+    assert r.returncode == 1
+    assert "is not a VM id" in r.stderr
