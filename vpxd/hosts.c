@@ -12,6 +12,7 @@
 #include "vpxd/hostmgr.h"
 #include "vpxd/hostmgr_db.h"
 #include "vpxd/hosts.h"
+#include "vpxd/stats.h"
 #include "vpxd/vpxd.h"
 
 KVC_LOG_MODULE(hosts);
@@ -103,6 +104,7 @@ static void on_stats(void *arg, const char *host_id, const struct hostmgr_stats_
     if (hostmgr_db_ops.stats)
         hostmgr_db_ops.stats(vx->db, host_id, s, n);
     api_stats_record(vx, host_id, s, n);        /* for GET /api/kvc/stats */
+    vpxd_stats_record(vx->stats, host_id, s, n);    /* stored, with rollups */
 }
 
 static const struct hostmgr_ops ops = {

@@ -4,6 +4,7 @@
 noinst_LIBRARIES += vpxd/libvpxdcore.a
 vpxd_libvpxdcore_a_SOURCES = \
 	vpxd/db.c vpxd/db.h vpxd/db_internal.h vpxd/db_inventory.c \
+	vpxd/db_stats.c vpxd/db_stats.h \
 	vpxd/migrations.h vpxd/auth.c vpxd/auth.h
 nodist_vpxd_libvpxdcore_a_SOURCES = vpxd/migrations.c
 vpxd_libvpxdcore_a_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS) \
@@ -15,6 +16,7 @@ VPXD_CORE_LIBS = vpxd/libvpxdcore.a lib/libkvcutil.a $(SQLITE_LIBS) $(JANSSON_LI
 sbin_PROGRAMS += vpxd/vpxd
 vpxd_vpxd_SOURCES = \
 	vpxd/vpxd.c vpxd/vpxd.h vpxd/cert.c vpxd/cert.h vpxd/hosts.c vpxd/hosts.h \
+	vpxd/stats.c vpxd/stats.h \
 	vpxd/api/api.h vpxd/api/internal.h vpxd/api/filters.h vpxd/api/http.c \
 	vpxd/api/routes.c vpxd/api/common.c vpxd/api/session.c vpxd/api/vm.c \
 	vpxd/api/host.c vpxd/api/datacenter.c vpxd/api/cluster.c vpxd/api/folder.c \
@@ -32,6 +34,11 @@ TESTS += tests/unit/test_vpxd_db
 tests_unit_test_vpxd_db_SOURCES = tests/unit/test_vpxd_db.c
 tests_unit_test_vpxd_db_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
 tests_unit_test_vpxd_db_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS)
+check_PROGRAMS += tests/unit/test_vpxd_stats
+TESTS += tests/unit/test_vpxd_stats
+tests_unit_test_vpxd_stats_SOURCES = tests/unit/test_vpxd_stats.c
+tests_unit_test_vpxd_stats_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_vpxd_stats_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS) -lm
 check_PROGRAMS += tests/unit/test_vpxd_auth
 TESTS += tests/unit/test_vpxd_auth
 tests_unit_test_vpxd_auth_SOURCES = tests/unit/test_vpxd_auth.c
@@ -41,9 +48,10 @@ tests_unit_test_vpxd_auth_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS)
 # Integration tests: a real vpxd on 127.0.0.1 (test_vpxd_util.py is their
 # helper module, not a test).
 TESTS += tests/integration/test_vpxd_api.py tests/integration/test_vpxd_rbac.py \
-	tests/integration/test_vpxd_restart.py
+	tests/integration/test_vpxd_restart.py tests/integration/test_vpxd_stats.py
 EXTRA_DIST += tests/integration/test_vpxd_api.py tests/integration/test_vpxd_rbac.py \
-	tests/integration/test_vpxd_restart.py tests/integration/test_vpxd_util.py
+	tests/integration/test_vpxd_restart.py tests/integration/test_vpxd_util.py \
+	tests/integration/test_vpxd_stats.py
 
 # vpxd's host manager (owned by the hosts area): a library vpxd links with
 # `$(VPXD_HOSTMGR_LIBS)` (before $(VPXD_CORE_LIBS)); hostmgr_db_ops records

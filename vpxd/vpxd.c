@@ -24,6 +24,7 @@
 #include "vpxd/cert.h"
 #include "vpxd/db.h"
 #include "vpxd/hosts.h"
+#include "vpxd/stats.h"
 #include "vpxd/vpxd.h"
 
 KVC_LOG_MODULE(vpxd);
@@ -62,10 +63,28 @@ static const struct kvc_cfg_key hosts_keys[] = {
     KVC_CFG_KEY_END,
 };
 
+/* Statistics levels and their retention (docs/statistics.md). */
+static const struct kvc_cfg_key stats_keys[] = {
+    KVC_CFG_KEY_DURATION("retention-realtime", "1h", 1000, 366LL * 86400000,
+                         "how long realtime samples are kept"),
+    KVC_CFG_KEY_DURATION("retention-5min", "1d", 1000, 366LL * 86400000,
+                         "how long 5-minute rollups are kept"),
+    KVC_CFG_KEY_DURATION("retention-30min", "7d", 1000, 366LL * 86400000,
+                         "how long 30-minute rollups are kept"),
+    KVC_CFG_KEY_DURATION("retention-2h", "30d", 1000, 3660LL * 86400000,
+                         "how long 2-hour rollups are kept"),
+    KVC_CFG_KEY_DURATION("retention-1day", "365d", 1000, 3660LL * 86400000,
+                         "how long 1-day rollups are kept"),
+    KVC_CFG_KEY_DURATION("prune-interval", "1m", 100, 86400000,
+                         "how often rows past their retention are deleted"),
+    KVC_CFG_KEY_END,
+};
+
 static const struct kvc_cfg_section_def sections[] = {
     { .name = "server", .keys = server_keys },
     { .name = "auth", .keys = auth_keys },
     { .name = "hosts", .keys = hosts_keys },
+    { .name = "stats", .keys = stats_keys },
     { .name = NULL },
 };
 
@@ -172,6 +191,7 @@ int main(int argc, char **argv)
     const struct kvc_cfg_section *srv = kvc_config_section(cfg, "server");
     const struct kvc_cfg_section *au = kvc_config_section(cfg, "auth");
     const struct kvc_cfg_section *ho = kvc_config_section(cfg, "hosts");
+    const struct kvc_cfg_section *sto = kvc_config_section(cfg, "stats");
 
     if (!log_path)
         log_path = kvc_cfg_string(srv, "log");
@@ -241,6 +261,18 @@ int main(int argc, char **argv)
     vx.base = event_base_new();
     if (!vx.base)
         goto out;
+    {
+        static const char *const keys[VDB_STATS_LEVELS] = {
+            "retention-realtime", "retention-5min", "retention-30min", "retention-2h",
+            "retention-1day",
+        };
+        struct vpxd_stats_config sc = {
+            .prune_interval_ms = kvc_cfg_duration_ms(sto, "prune-interval") };
+        for (int l = 0; l < VDB_STATS_LEVELS; l++)
+            sc.retention_ms[l] = kvc_cfg_duration_ms(sto, keys[l]);
+        if ((rc = vpxd_stats_new(&vx, &sc, &vx.stats)) < 0)
+            kvc_warn("statistics are not stored: %s", strerror(-rc));
+    }
     vpxd_hosts_start(&vx);
     if (api_server_start(&vx, &vx.api) < 0)
         goto out;
@@ -259,6 +291,7 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    vpxd_stats_free(vx.stats);
     auth_free(vx.auth);
     vdb_close(vx.db);
     if (vx.base)

@@ -12,6 +12,7 @@ struct vdb;
 struct hostmgr;
 struct api_server;
 struct auth;
+struct vpxd_stats;
 
 struct vpxd_options {
     char *dir;                  /* state directory */
@@ -37,6 +38,7 @@ struct vpxd {
     char *hm_error;             /* why hm is NULL */
     struct api_server *api;
     struct auth *auth;
+    struct vpxd_stats *stats;   /* NULL: statistics are not stored */
     char thumbprint[96];        /* SHA-256 of vpxd's certificate */
     char *cert_pem, *key_pem;
     char *cert_file, *key_file;

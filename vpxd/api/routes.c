@@ -138,8 +138,9 @@ const struct api_route api_routes[] = {
       "Alarm.Acknowledge", false, 204, "Acknowledge a triggered alarm {object}",
       "KvcAlarmAckSpec", NULL),
     R("GET", "/api/kvc/stats", NULL, api_stats_get, S, NULL, false, 200,
-      "Recent performance samples of a host or VM (interval=realtime: the last hour "
-      "as reported, kept in memory)", NULL, "entity,interval"),
+      "Performance samples of a host or VM: interval=realtime (as reported, the last "
+      "hour) or a rollup kept in the database (5min, 30min, 2h, 1day)", NULL,
+      "entity,interval"),
     R("GET", "/api/kvc/users", NULL, api_users_list, S, "Authorization.ModifyPermissions",
       false, 200, "Local users", NULL, NULL),
     R("POST", "/api/kvc/users", NULL, api_user_create, S, "Authorization.ModifyPermissions",

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "vpxd/api/api.h"
+#include "vpxd/db_stats.h"
 #include "vpxd/hostmgr.h"
 
 #define STATS_KEEP 180          /* an hour at the default 20 s */
@@ -99,6 +100,26 @@ static double rate(uint64_t a, uint64_t b, int64_t dt_ms)
     return b >= a && dt_ms > 0 ? (double)(b - a) * 1000.0 / (double)dt_ms : 0.0;
 }
 
+/* A rollup level from the database: one element per interval, with the
+ * interval's start, its length and how many samples its averages cover. */
+static void rollups_get(struct api_req *r, const char *entity, const char *type, int level)
+{
+    json_t *rows = NULL, *row;
+    size_t i;
+    int rc = vdb_stats_query(api_db(r), entity, level, 0, 0, &rows);
+
+    if (rc < 0)
+        return api_error(r, 500, "ERROR", "statistics: %s", strerror(-rc));
+    json_array_foreach(rows, i, row) {
+        json_int_t t = json_integer_value(json_object_get(row, "time_ms"));
+        json_object_set_new(row, "time", iso_time(t));
+        json_object_set_new(row, "interval_s",
+                            json_integer(vdb_stats_levels[level].interval_ms / 1000));
+    }
+    api_reply(r, 200, json_pack("{s:s, s:s, s:s, s:o}", "entity", entity, "type", type,
+                                "interval", vdb_stats_levels[level].name, "samples", rows));
+}
+
 void api_stats_get(struct api_req *r)
 {
     const char *entity = api_query(r, "entity");
@@ -107,9 +128,10 @@ void api_stats_get(struct api_req *r)
 
     if (!entity || !*entity)
         return api_error(r, 400, "INVALID_ARGUMENT", "query parameter 'entity' is required");
-    if (interval && strcmp(interval, "realtime"))
-        return api_error(r, 400, "INVALID_ARGUMENT",
-                         "interval '%.32s' is not kept (only 'realtime')", interval);
+    int level = interval ? vdb_stats_level_by_name(interval) : 0;
+    if (level < 0)
+        return api_error(r, 400, "INVALID_ARGUMENT", "interval '%.32s' is not one of "
+                         "realtime, 5min, 30min, 2h, 1day", interval);
     if (vdb_entity_type(api_db(r), entity, type, sizeof(type)) < 0)
         return api_error(r, 404, "NOT_FOUND", "%.64s not found", entity);
     if (strcmp(type, "host") && strcmp(type, "vm"))
@@ -118,6 +140,8 @@ void api_stats_get(struct api_req *r)
     if (api_require(r, "System.Read", entity) < 0)
         return;
     api_set_object(r, entity);
+    if (level > 0)
+        return rollups_get(r, entity, type, level);
 
     json_t *arr = json_array();
     struct series *s = series_for(entity, false);
