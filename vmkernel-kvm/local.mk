@@ -69,9 +69,10 @@ vmkernel_kvm_libvmx_a_SOURCES = \
 	vmkernel-kvm/devices/virtio_mmio.h vmkernel-kvm/devices/virtio_mmio.c \
 	vmkernel-kvm/devices/tools.h vmkernel-kvm/devices/tools.c \
 	vmkernel-kvm/devices/balloon.h vmkernel-kvm/devices/balloon.c \
+	vmkernel-kvm/devices/virtio_net.h vmkernel-kvm/devices/virtio_net.c vmkernel-kvm/vmx_net_ctl.c \
 	vmkernel-kvm/guest/kvc_guest_abi.h
 vmkernel_kvm_libvmx_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SECCOMP_CFLAGS)
-VMX_LIBS = vmkernel-kvm/libvmx.a proto/libkvcproto.a lib/libkvcrpc.a lib/libkvcutil.a \
+VMX_LIBS = vmkernel-kvm/libvmx.a vmkernel-kvm/libkvcvswitch.a proto/libkvcproto.a lib/libkvcrpc.a lib/libkvcutil.a \
 	$(LIBEVENT_LIBS) $(PROTOBUF_C_LIBS) $(SECCOMP_LIBS)
 
 vmxlibexecdir = $(libexecdir)/kvcenter
@@ -92,7 +93,7 @@ VMX_GUEST_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-b
 	-fcf-protection=none -mcmodel=small -static -Wl,--build-id=none \
 	-Wl,-z,noexecstack -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
 VMX_GUEST_SRC = vmkernel-kvm/guest/start.S vmkernel-kvm/guest/kernel.c \
-	vmkernel-kvm/guest/lib.c vmkernel-kvm/guest/user.c
+	vmkernel-kvm/guest/lib.c vmkernel-kvm/guest/user.c vmkernel-kvm/guest/net.c
 VMX_GUEST_DEPS = $(VMX_GUEST_SRC) vmkernel-kvm/guest/guest.ld vmkernel-kvm/guest/guest.h \
 	vmkernel-kvm/guest/kvc_guest_abi.h
 vmxguestdir = $(pkgdatadir)/guest
@@ -127,3 +128,8 @@ TESTS += tests/fuzz/fuzz_virtq_corpus
 tests_fuzz_fuzz_virtq_corpus_SOURCES = tests/fuzz/fuzz_virtq.c tests/fuzz/fuzz_virtq_corpus.c
 tests_fuzz_fuzz_virtq_corpus_LDADD = $(VMX_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/virtq
+
+# ---- VM networking: virtio-net in vmx, its port on vmkd's vSwitch, the guest's
+# network workloads (docs/vmx.md "Network", docs/vswitch.md) ----
+TESTS += tests/integration/test_vmx_net.py
+EXTRA_DIST += tests/integration/test_vmx_net.py

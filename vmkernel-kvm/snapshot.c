@@ -203,6 +203,12 @@ int vmx_state_save_devices(struct vmx *vm, struct sbuf *out)
         section(out, VMX_ST_VIRTIO, 1, &b);
         sbuf_free(&b);
     }
+    if (vm->net_on) {
+        sbuf_init(&b);
+        virtio_mmio_save(&vm->net.dev, &b);
+        section(out, VMX_ST_VIRTIO, KVC_MMIO_SLOT_NET, &b);
+        sbuf_free(&b);
+    }
     pthread_mutex_unlock(&vm->dev_lock);
     return out->err;
 }
@@ -367,6 +373,12 @@ int vmx_state_load_section(struct vmx *vm, uint32_t type, uint32_t inst, const u
         pthread_mutex_unlock(&vm->dev_lock);
         break;
     case VMX_ST_VIRTIO:
+        if (inst == KVC_MMIO_SLOT_NET && vm->net_on) {
+            pthread_mutex_lock(&vm->dev_lock);
+            rc = virtio_mmio_load(&vm->net.dev, &r);
+            pthread_mutex_unlock(&vm->dev_lock);
+            break;
+        }
         if (inst != 1 || !vm->balloon_on) {
             snprintf(err, errlen, "state for virtio slot %u, which this VM does not have", inst);
             return -EINVAL;

@@ -20,6 +20,7 @@
 #include "vmkernel-kvm/devices/device.h"
 #include "vmkernel-kvm/devices/serial.h"
 #include "vmkernel-kvm/devices/tools.h"
+#include "vmkernel-kvm/devices/virtio_net.h"
 #include "vmkernel-kvm/guest/kvc_guest_abi.h"
 #include "vmkernel-kvm/memory.h"
 
@@ -45,6 +46,16 @@ struct vmx_config {
     char serial_log[PATH_MAX];
     unsigned heartbeat_timeout_ms;
     bool balloon;
+    /* virtio-net (net.*) and the test guest's network workload (guest.net_*) */
+    bool net;
+    uint8_t net_mac[6];
+    char net_portgroup[64];
+    unsigned net_mtu;
+    char guest_ip[16], guest_peer[16];
+    unsigned guest_net_mode;    /* index in vmx_net_mode_names */
+    unsigned guest_net_count, guest_net_size;
+    bool guest_net_forge;
+    unsigned guest_net_vlan;
 };
 
 /* Parse PATH.  On -EINVAL, ERR holds "file:line: message". */
@@ -98,6 +109,9 @@ struct vmx {
     struct tools tools;
     struct balloon balloon;
     bool balloon_on;
+    struct virtio_net net;
+    bool net_on;
+    int net_fds[3];             /* --net-fds: ring memfd, kick, call; -1: none */
 
     /* Requests to the vCPU threads, under dev_lock. */
     bool pause_req;
@@ -139,6 +153,13 @@ const char *vmx_exit_reason_name(unsigned reason);
 /* vmx_devices.c */
 int vmx_devices_init(struct vmx *);
 void vmx_devices_destroy(struct vmx *);
+/* After the KVM VM was (re)created: route the NIC's QueueNotify to its
+ * thread through an ioeventfd.  vmx_vm.c. */
+int vmx_net_bind_kvm(struct vmx *);
+/* Control methods of the NIC (vmx_net_ctl.c), served beside vmx_ctl_methods. */
+struct vmx_ctl_method;
+const struct vmx_ctl_method *vmx_net_ctl_table(size_t *n);
+extern const char *const vmx_net_mode_names[];
 
 /* boot.c: load the guest and set the boot vCPU state (see boot.h). */
 int vmx_boot(struct vmx *);

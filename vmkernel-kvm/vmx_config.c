@@ -36,8 +36,96 @@ static const struct kvc_cfg_key vm_keys[] = {
     KVC_CFG_KEY_INT("tools.heartbeat_timeout_ms", "3000", 100, 3600000,
                     "heartbeat age after which the guest counts as hung"),
     KVC_CFG_KEY_BOOL("balloon.enabled", "true", "virtio-balloon device"),
+    KVC_CFG_KEY_BOOL("net.enabled", "false", "virtio-net adapter (backend: a vSwitch port from vmkd)"),
+    KVC_CFG_KEY_STRING("net.mac", NULL, "the adapter's MAC, xx:xx:xx:xx:xx:xx (unicast)"),
+    KVC_CFG_KEY_STRING("net.portgroup", NULL, "port group the adapter connects to (vmkd's power-on)"),
+    KVC_CFG_KEY_INT("net.mtu", "1500", 68, 9000, "MTU the adapter reports"),
+    KVC_CFG_KEY_ENUM("guest.net_mode", "none", "test guest network workload",
+                     "none", "listen", "echo", "ping", "flood", "udping"),
+    KVC_CFG_KEY_STRING("guest.ip", NULL, "test guest IPv4 address"),
+    KVC_CFG_KEY_STRING("guest.peer", NULL, "ping/flood: the peer's IPv4 address"),
+    KVC_CFG_KEY_INT("guest.net_count", "0", 0, 1000000000, "ping/flood: packets to send (0: no end)"),
+    KVC_CFG_KEY_INT("guest.net_size", "56", 0, 8972, "ping/flood: payload bytes"),
+    KVC_CFG_KEY_BOOL("guest.net_forge", "false", "send with a source MAC not the adapter's"),
+    KVC_CFG_KEY_INT("guest.net_vlan", "0", 0, 4094, "tag what the guest sends with this VLAN (trunk)"),
     KVC_CFG_KEY_END,
 };
+
+const char *const vmx_net_mode_names[] = { "none", "listen", "echo", "ping", "flood", "udping", NULL };
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    unsigned v[6];
+    char tail;
+    if (!s || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                     &tail) != 6 || strlen(s) != 17)
+        return -EINVAL;
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)v[i];
+    return 0;
+}
+
+static bool valid_ip(const char *s)
+{
+    unsigned a, b, c, d;
+    char tail;
+    return s && sscanf(s, "%3u.%3u.%3u.%3u%c", &a, &b, &c, &d, &tail) == 4
+        && a < 256 && b < 256 && c < 256 && d < 256 && strlen(s) < 16;
+}
+
+/* net.* and guest.net_*: 0, or -EINVAL with MSG set. */
+static int net_from_config(struct vmx_config *c, const struct kvc_cfg_section *s, char *msg,
+                           size_t len)
+{
+    c->net = kvc_cfg_bool(s, "net.enabled");
+    c->net_mtu = (unsigned)kvc_cfg_int(s, "net.mtu");
+    c->guest_net_mode = (unsigned)kvc_cfg_enum_index(s, "guest.net_mode");
+    c->guest_net_count = (unsigned)kvc_cfg_int(s, "guest.net_count");
+    c->guest_net_size = (unsigned)kvc_cfg_int(s, "guest.net_size");
+    c->guest_net_forge = kvc_cfg_bool(s, "guest.net_forge");
+    c->guest_net_vlan = (unsigned)kvc_cfg_int(s, "guest.net_vlan");
+    const char *mac = kvc_cfg_string(s, "net.mac");
+    const char *pg = kvc_cfg_string(s, "net.portgroup");
+    const char *ip = kvc_cfg_string(s, "guest.ip");
+    const char *peer = kvc_cfg_string(s, "guest.peer");
+    snprintf(c->net_portgroup, sizeof(c->net_portgroup), "%s", pg ? pg : "");
+    snprintf(c->guest_ip, sizeof(c->guest_ip), "%s", ip && valid_ip(ip) ? ip : "");
+    snprintf(c->guest_peer, sizeof(c->guest_peer), "%s", peer && valid_ip(peer) ? peer : "");
+    if (!c->net) {
+        if (c->guest_net_mode)
+            snprintf(msg, len, "key 'guest.net_mode': needs 'net.enabled = true'");
+        return c->guest_net_mode ? -EINVAL : 0;
+    }
+    if (!mac || parse_mac(mac, c->net_mac) < 0 || (c->net_mac[0] & 1)
+        || !memcmp(c->net_mac, "\0\0\0\0\0\0", 6)) {
+        snprintf(msg, len, "key 'net.mac': '%s' is not a unicast MAC (xx:xx:xx:xx:xx:xx)",
+                 mac ? mac : "");
+        return -EINVAL;
+    }
+    if (ip && *ip && !valid_ip(ip)) {
+        snprintf(msg, len, "key 'guest.ip': '%s' is not an IPv4 address", ip);
+        return -EINVAL;
+    }
+    if (peer && *peer && !valid_ip(peer)) {
+        snprintf(msg, len, "key 'guest.peer': '%s' is not an IPv4 address", peer);
+        return -EINVAL;
+    }
+    if (c->guest_net_mode && !c->guest_ip[0]) {
+        snprintf(msg, len, "key 'guest.net_mode': needs 'guest.ip'");
+        return -EINVAL;
+    }
+    if (c->guest_net_mode >= 3 && !c->guest_peer[0]) {
+        snprintf(msg, len, "key 'guest.net_mode': %s needs 'guest.peer'",
+                 vmx_net_mode_names[c->guest_net_mode]);
+        return -EINVAL;
+    }
+    if (c->guest_net_size + 28 > c->net_mtu) {
+        snprintf(msg, len, "key 'guest.net_size': %u bytes do not fit in MTU %u",
+                 c->guest_net_size, c->net_mtu);
+        return -EINVAL;
+    }
+    return 0;
+}
 
 static const struct kvc_cfg_section_def vm_sections[] = {
     { .name = "", .keys = vm_keys },
@@ -112,6 +200,8 @@ static int from_config(struct vmx_config *c, const struct kvc_config *kc, char *
                  (unsigned long long)c->memory_mb);
         msg = buf;
     }
+    if (!msg && net_from_config(c, s, buf, sizeof(buf)) < 0)
+        msg = buf;
     if (msg) {
         snprintf(err, errlen, "%s: %s", c->path, msg);
         return -EINVAL;

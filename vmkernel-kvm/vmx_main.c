@@ -42,7 +42,8 @@ static void usage(FILE *f)
                "  -l LOGFILE       log here instead of stderr\n"
                "  -n               check the config and exit\n"
                "  --restore FILE   start from a snapshot instead of booting\n"
-               "  --no-seccomp     do not install the seccomp filter (debugging)\n");
+               "  --no-seccomp     do not install the seccomp filter (debugging)\n"
+               "  --net-fds M,K,C  inherited vSwitch port: ring memfd, kick and call eventfds\n");
 }
 
 static int build_vm(struct vmx *vm)
@@ -71,11 +72,15 @@ static int reset_vm(struct vmx *vm)
     vm->hb_lost_logged = false;
     if (vm->balloon_on)
         virtio_mmio_write(&vm->balloon.dev, 0x70, zero, 4);
+    if (vm->net_on)
+        virtio_mmio_write(&vm->net.dev, 0x70, zero, 4);
     vm->serial.ier = 0;
     vm->serial.mcr = 0;
     vm->serial.rx_len = 0;
     pthread_mutex_unlock(&vm->dev_lock);
     int rc = build_vm(vm);
+    if (!rc)
+        rc = vmx_net_bind_kvm(vm);
     if (!rc)
         rc = vmx_boot(vm);
     if (!rc)
@@ -146,10 +151,12 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 int main(int argc, char **argv)
 {
     const char *cfg_path = NULL, *sock = NULL, *logfile = NULL, *restore = NULL;
+    const char *net_fds = NULL;
     bool check = false, no_seccomp = false;
     static const struct option opts[] = {
         { "restore", required_argument, NULL, 'r' },
         { "no-seccomp", no_argument, NULL, 'S' },
+        { "net-fds", required_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -162,6 +169,7 @@ int main(int argc, char **argv)
         case 'n': check = true; break;
         case 'r': restore = optarg; break;
         case 'S': no_seccomp = true; break;
+        case 'N': net_fds = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EXIT_START_FAILED;
         }
@@ -182,6 +190,12 @@ int main(int argc, char **argv)
     vm->kvm_fd = vm->vm_fd = vm->notify_fd = -1;
     for (unsigned i = 0; i < VMX_MAX_VCPUS; i++)
         vm->vcpus[i].fd = -1;
+    vm->net_fds[0] = vm->net_fds[1] = vm->net_fds[2] = -1;
+    if (net_fds && sscanf(net_fds, "%d,%d,%d", &vm->net_fds[0], &vm->net_fds[1],
+                          &vm->net_fds[2]) != 3) {
+        fprintf(stderr, "vmx: --net-fds %s: expected MEMFD,KICK,CALL\n", net_fds);
+        return EXIT_START_FAILED;
+    }
     if (vmx_config_load(cfg_path, &vm->cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         if (logfile)
@@ -235,7 +249,15 @@ int main(int argc, char **argv)
     } else if ((rc = vmx_boot(vm)) < 0) {
         goto out;
     }
-    if ((rc = vmx_ctl_listen(g_base, sock, vmx_ctl_methods, vmx_ctl_n_methods, vm, &ctl)) < 0) {
+    /* vmx's own methods, then the NIC's (vmx_net_ctl.c). */
+    static struct vmx_ctl_method methods[64];
+    size_t n_net;
+    const struct vmx_ctl_method *net_methods = vmx_net_ctl_table(&n_net);
+    if (vmx_ctl_n_methods + n_net > 64)
+        goto out;
+    memcpy(methods, vmx_ctl_methods, sizeof(methods[0]) * vmx_ctl_n_methods);
+    memcpy(methods + vmx_ctl_n_methods, net_methods, sizeof(methods[0]) * n_net);
+    if ((rc = vmx_ctl_listen(g_base, sock, methods, vmx_ctl_n_methods + n_net, vm, &ctl)) < 0) {
         kvc_err("control socket %s: %s", sock, strerror(-rc));
         goto out;
     }

@@ -74,6 +74,27 @@ int vmx_devices_init(struct vmx *vm)
             return rc;
         vm->balloon_on = true;
     }
+    if (vm->cfg.net) {
+        struct irq_line ni = { .opaque = vm, .set = vmx_irq_set, .gsi = KVC_MMIO_IRQ_BASE + KVC_MMIO_SLOT_NET };
+        virtio_net_init(&vm->net, &vm->mem, &ni, vm->cfg.net_mac, vm->cfg.net_mtu, &vm->dev_lock);
+        vm->net_on = true;
+        if (vm->net_fds[0] >= 0) {
+            rc = virtio_net_attach_backend(&vm->net, vm->net_fds[0], vm->net_fds[1], vm->net_fds[2]);
+            vm->net_fds[0] = vm->net_fds[1] = vm->net_fds[2] = -1;
+            if (rc < 0) {
+                kvc_err("virtio-net: the switch port's ring: %s", strerror(-rc));
+                return rc;
+            }
+            kvc_info("virtio-net: backend on vSwitch port (port group %s)",
+                     vm->cfg.net_portgroup[0] ? vm->cfg.net_portgroup : "?");
+        } else {
+            kvc_warn("virtio-net: no switch port (vmx started without --net-fds): link down");
+        }
+        if ((rc = virtio_mmio_attach(&vm->net.dev, &vm->mmio,
+                                     KVC_GPA_MMIO_BASE + KVC_MMIO_SLOT_NET * KVC_MMIO_SLOT_SIZE)) < 0
+            || (rc = virtio_net_start(&vm->net)) < 0 || (rc = vmx_net_bind_kvm(vm)) < 0)
+            return rc;
+    }
     /* Port 0x80 (POST codes) and QEMU's isa-debug-exit port are accepted
      * and ignored, so guests that poke them do not fill the log. */
     struct bus_dev sink = { .name = "sink", .base = 0x80, .len = 1 };
@@ -83,7 +104,30 @@ int vmx_devices_init(struct vmx *vm)
 
 void vmx_devices_destroy(struct vmx *vm)
 {
+    if (vm->net_on)
+        virtio_net_destroy(&vm->net);
+    for (int i = 0; i < 3; i++)
+        if (vm->net_fds[i] >= 0)
+            close(vm->net_fds[i]);
     serial_destroy(&vm->serial);
+}
+
+int vmx_net_bind_kvm(struct vmx *vm)
+{
+    if (!vm->net_on || vm->vm_fd < 0)
+        return 0;
+    /* Guest kicks of either queue wake the NIC's thread without leaving
+     * the kernel (no MMIO exit, no device lock on the vCPU). */
+    struct kvm_ioeventfd io = {
+        .addr = KVC_GPA_MMIO_BASE + KVC_MMIO_SLOT_NET * KVC_MMIO_SLOT_SIZE + 0x50,
+        .len = 4,
+        .fd = virtio_net_notify_fd(&vm->net),
+    };
+    if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0) {
+        /* Not fatal: kicks then take the MMIO exit and run inline. */
+        kvc_warn("virtio-net: KVM_IOEVENTFD: %s (kicks go through MMIO exits)", strerror(errno));
+    }
+    return 0;
 }
 
 static int read_file(const char *path, uint8_t **out, size_t *len, size_t max)
@@ -202,6 +246,20 @@ int vmx_boot(struct vmx *vm)
     snprintf(bi->cmdline, sizeof(bi->cmdline), "workload=%s duty=%u dirty_mb=%u ws_mb=%u",
              vmx_workload_name(vm->cfg.workload), vm->cfg.duty_percent,
              vm->cfg.dirty_mb_per_s, vm->cfg.working_set_mb);
+    if (vm->net_on) {
+        /* The network workload's words (guest/net.c); the NIC's MMIO base
+         * rides along as net=, so the boot-info layout stays as it was. */
+        size_t l = strlen(bi->cmdline);
+        snprintf(bi->cmdline + l, sizeof(bi->cmdline) - l,
+                 " net=0x%llx net_irq=%u net_mode=%s ip=%s peer=%s net_count=%u net_size=%u"
+                 " net_forge=%u net_vlan=%u tsc_khz=%u",
+                 (unsigned long long)(KVC_GPA_MMIO_BASE + KVC_MMIO_SLOT_NET * KVC_MMIO_SLOT_SIZE),
+                 KVC_MMIO_IRQ_BASE + KVC_MMIO_SLOT_NET, vmx_net_mode_names[vm->cfg.guest_net_mode],
+                 vm->cfg.guest_ip[0] ? vm->cfg.guest_ip : "0.0.0.0",
+                 vm->cfg.guest_peer[0] ? vm->cfg.guest_peer : "0.0.0.0", vm->cfg.guest_net_count,
+                 vm->cfg.guest_net_size, vm->cfg.guest_net_forge, vm->cfg.guest_net_vlan,
+                 bi->tsc_khz);
+    }
     rc = set_boot_state(vm, entry, KVC_GPA_BOOTINFO, 0);
 out:
     free(img);

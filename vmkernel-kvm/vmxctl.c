@@ -240,9 +240,32 @@ int main(int argc, char **argv)
         printf("state=%s\ndetail=%s\n", state_name(r->state), r->detail);
         return 0;
     }
+    if (!strcmp(cmd, "net-stats") || (!strcmp(cmd, "net-link") && arg)) {
+        Kvc__Vmx__NetStatsRequest q = KVC__VMX__NET_STATS_REQUEST__INIT;
+        Kvc__Vmx__NetLinkRequest l = KVC__VMX__NET_LINK_REQUEST__INIT;
+        l.up = !strcmp(arg ? arg : "", "up");
+        Kvc__Vmx__NetStats *r = !strcmp(cmd, "net-stats")
+            ? (void *)call(sock, KVC__VMX__METHOD__VMX_NET_STATS, &q.base, &kvc__vmx__net_stats__descriptor)
+            : (void *)call(sock, KVC__VMX__METHOD__VMX_NET_SET_LINK, &l.base, &kvc__vmx__net_stats__descriptor);
+        /* Every field, key=value, in the order of the message. */
+        const ProtobufCMessageDescriptor *d = r->base.descriptor;
+        for (unsigned i = 0; i < d->n_fields; i++) {
+            const ProtobufCFieldDescriptor *f = &d->fields[i];
+            const char *p = (const char *)r + f->offset;
+            if (f->type == PROTOBUF_C_TYPE_BOOL)
+                printf("%s=%d\n", f->name, *(const protobuf_c_boolean *)p);
+            else if (f->type == PROTOBUF_C_TYPE_STRING)
+                printf("%s=%s\n", f->name, *(char *const *)p);
+            else if (f->type == PROTOBUF_C_TYPE_UINT32)
+                printf("%s=%u\n", f->name, *(const uint32_t *)p);
+            else if (f->type == PROTOBUF_C_TYPE_UINT64)
+                printf("%s=%llu\n", f->name, (unsigned long long)*(const uint64_t *)p);
+        }
+        return 0;
+    }
 usage:
     fprintf(stderr, "usage: vmxctl -s SOCKET [-t TIMEOUT_MS] info|stats|poweroff|reset|pause|resume|"
                     "shutdown|reboot|console-read [OFFSET]|console-write TEXT|snapshot PATH|"
-                    "suspend PATH|balloon MB|ping\n");
+                    "suspend PATH|balloon MB|net-stats|net-link up|down|ping\n");
     return 1;
 }

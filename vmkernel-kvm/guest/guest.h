@@ -26,6 +26,7 @@ struct guest_params {
     uint64_t mem_bytes;
     uint32_t ncpus;
     volatile uint8_t *tools;        /* NULL without the tools device */
+    const char *cmdline;            /* boot words (net.c reads its own) */
 };
 
 /* Kernel state the workloads read (all memory is user-readable). */
@@ -41,6 +42,11 @@ static inline long syscall2(long nr, long a, long b)
 }
 
 void user_main(uint64_t cpu);
+/* user.c: heartbeat and host requests, for workloads outside user.c */
+void user_heartbeat(void);
+/* net.c: the network workload, when the boot words ask for one */
+int net_configured(void);
+void net_main(void) __attribute__((noreturn));
 
 size_t g_strlen(const char *);
 void *memset(void *, int, size_t);

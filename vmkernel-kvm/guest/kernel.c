@@ -398,6 +398,7 @@ void kmain(uint64_t cpu, uint64_t info, uint64_t from_pvh)
             }
         }
         parse_cmdline(cmdline);
+        g_params.cmdline = cmdline;
         idt_init();
         cpu_tables(0);
         tools_init(tools);

@@ -65,6 +65,11 @@ static void heartbeat(void)
     }
 }
 
+void user_heartbeat(void)
+{
+    heartbeat();
+}
+
 static void wait_until(uint64_t tick)
 {
     while (g_ticks < tick) {
@@ -157,6 +162,8 @@ void user_main(uint64_t cpu)
     uprint(buf);
     next_hb = 0;
     heartbeat();
+    if (net_configured())
+        net_main();
     switch (g_params.workload) {
     case KVC_WL_CPU:
         wl_cpu(1);
