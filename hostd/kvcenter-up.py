@@ -3,19 +3,28 @@
 scripts.
 
     kvcenter-up --dir DIR --hosts N [--backend kvm|sim] [--vms M] [--port P]
+                [--ssh-key FILE.pub] [--agentx SOCKET] [--no-cim]
 
 Starts vpxd and N hosts (each host in its own process group, led by its
-hostd), then through vpxd's REST API (as any script would) creates a
-datacenter and a cluster, adds the hosts with their thumbprints, and
-creates M running VMs on the shared datastore and the "VM Network" port
-group.  Prints, one per line:
+hostd; the host's CIM server kvc-cimd, and with the kvm backend its vmkd,
+join that group), then through vpxd's REST API (as any script would)
+creates a datacenter and a cluster, adds the hosts with their thumbprints,
+and creates M running VMs on the shared datastore and the "VM Network" port
+group.  Every host runs its SSH shell and its HTTPS endpoint for kvcli; the
+hosts' root password is HOSTPASSWORD, and --ssh-key authorizes a public key
+for root on every host.  --agentx attaches vpxd's SNMP subagent to the
+snmpd master listening on SOCKET.  Prints, one per line:
 
     URL https://127.0.0.1:P
     USER administrator@vsphere.local
     PASSWORD <password>
     THUMBPRINT <SHA-256 of vpxd's certificate>
-    HOST <host-id> <pid> backend=... port=... uuid=... thumbprint=...
+    HOSTUSER root
+    HOSTPASSWORD <the hosts' root password>
+    HOST <host-id> <pid> backend=... port=... uuid=... thumbprint=... ssh=<port> api=https://127.0.0.1:<port> cim=http://127.0.0.1:<port>
     READY
+
+(cim=- when kvc-cimd is not installed or --no-cim was given.)
 
 and stays in the foreground; SIGTERM or SIGINT stops everything it started
 (by process group, each led by a PID it started) and it exits 0.  Any
@@ -284,6 +293,11 @@ def main():
     ap.add_argument("--port", type=int, default=0, help="vpxd HTTPS port (default: 8443 "
                     "if free, else any free port)")
     ap.add_argument("--heartbeat", type=int, default=1000, help="host heartbeat period, ms")
+    ap.add_argument("--ssh-key", help="a public key (FILE.pub) that may log in as root on "
+                    "every host's SSH shell")
+    ap.add_argument("--agentx", help="AgentX socket of a running snmpd master "
+                    "(unix:/path, /path or tcp:host:port): vpxd's SNMP subagent attaches there")
+    ap.add_argument("--no-cim", action="store_true", help="no CIM server on the hosts")
     a = ap.parse_args()
     if a.hosts < 1 or a.hosts > 64:
         ap.error("--hosts: 1..64")
@@ -291,6 +305,17 @@ def main():
         ap.error("--vms: 0..1000")
     if a.port < 0 or a.port > 65535:
         ap.error("--port: 0..65535")
+    a.ssh_key_text = None
+    if a.ssh_key:
+        try:
+            with open(a.ssh_key) as f:
+                a.ssh_key_text = f.read()
+        except OSError as e:
+            ap.error("--ssh-key %s: %s" % (a.ssh_key, e.strerror))
+        if not re.match(r"^(ssh-|ecdsa-|sk-)\S+ \S+", a.ssh_key_text):
+            ap.error("--ssh-key %s: not an OpenSSH public key" % a.ssh_key)
+    if a.agentx is not None and (not a.agentx or '"' in a.agentx or "\n" in a.agentx):
+        ap.error("--agentx: a socket address (unix:/path, /path or tcp:host:port)")
 
     procs = []
     stopping = []
@@ -303,14 +328,18 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     rc = 0
     try:
-        run(a, procs)
+        cim = run(a, procs)
         print("READY", flush=True)
+        next_vms = time.monotonic() + 2
         while True:
             for p in procs:
                 if p.p.poll() is not None:
                     log("%s (pid %d) exited with status %s" % (p.what, p.pid, p.p.returncode))
                     procs.remove(p)
                     break
+            if cim and time.monotonic() >= next_vms:
+                cim.refresh()
+                next_vms = time.monotonic() + 2
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
@@ -324,6 +353,45 @@ def main():
         for p in reversed(procs):
             p.stop()
     return rc
+
+
+class CimVms:
+    """The VM lists the hosts' kvc-cimd read (--vms FILE.json, read again on
+    every request), kept current from vpxd's inventory."""
+
+    def __init__(self, api):
+        self.api = api
+        self.hosts = []             # (host id, path)
+        self.failing = False
+
+    def add(self, host_id, path):
+        self.hosts.append((host_id, path))
+
+    def refresh(self):
+        try:
+            for hid, path in self.hosts:
+                rows = self.api.call("GET", "/api/vcenter/vm?hosts=%s" % hid)
+                vms = [{"name": r.get("name", ""), "uuid": r.get("vm", ""),
+                        "power_state": {"POWERED_ON": "poweredOn",
+                                        "SUSPENDED": "suspended"}.get(r.get("power_state"),
+                                                                      "poweredOff"),
+                        "guest_os": "", "memory_mb": r.get("memory_size_MiB", 0),
+                        "vcpus": r.get("cpu_count", 0)} for r in rows]
+                write_private(path, json.dumps(vms))
+            self.failing = False
+        except (Fail, OSError, ValueError) as e:
+            if not self.failing:
+                log("cannot refresh the hosts' CIM VM lists: %s" % e)
+            self.failing = True
+
+
+def write_private(path, text):
+    """PATH with TEXT, mode 0600, replaced whole (readers never see half)."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
 
 
 def run(a, procs):
@@ -342,6 +410,12 @@ def run(a, procs):
         if not ok:
             raise Fail(why)
     progs = kvm_programs() if backend == "kvm" else None
+    cimd = None
+    if not a.no_cim:
+        try:
+            cimd = find_prog("KVC_CIMD", "hostd/kvc-cimd", "kvc-cimd")
+        except Fail as e:
+            log("no CIM server on the hosts: %s" % e)
     port = a.port or (8443 if port_free(8443) else free_port())
     shared = os.path.join(d, "datastores", "shared")
     os.makedirs(shared, exist_ok=True)
@@ -355,6 +429,8 @@ def run(a, procs):
                 '[hosts]\nheartbeat = %dms\nstats-interval = 20s\n'
                 % (os.path.join(d, "vpxd"), port, os.path.join(d, "vpxd.log"), ADMIN,
                    password, a.heartbeat))
+        if a.agentx:
+            f.write('[snmp]\nagentx = "%s"\nping-interval = 1\n' % a.agentx)
     os.chmod(conf, 0o600)
     vp = Proc([vpxd, "-f", conf], os.path.join(d, "vpxd.out"), "vpxd")
     procs.append(vp)
@@ -370,12 +446,23 @@ def run(a, procs):
     url = "https://127.0.0.1:%d" % port
     thumb = cert_thumbprint(port)
 
-    # Hosts: one hostd per host, each its own process group.
+    # Hosts: one hostd per host, each its own process group.  The hosts'
+    # root password goes in a config file (0600), not on a command line.
+    host_password = secrets.token_urlsafe(12)
     hosts = []
     for i in range(a.hosts):
         hd = os.path.join(d, "hosts", "esx-%d" % i)
         os.makedirs(os.path.join(hd, "local"), exist_ok=True)
-        argv = [hostd, "--backend", backend, "--state-dir", os.path.join(hd, "state"),
+        state = os.path.join(hd, "state")
+        os.makedirs(state, mode=0o700, exist_ok=True)
+        hconf = os.path.join(hd, "hostd.conf")
+        write_private(hconf, '[hostd]\nadmin_user = "root"\nadmin_password = "%s"\n'
+                      % host_password)
+        if a.ssh_key_text:
+            write_private(os.path.join(state, "authorized_keys"), a.ssh_key_text)
+        ports = dict(ssh=free_port(), api=free_port(), cim=free_port() if cimd else None)
+        argv = [hostd, "-c", hconf, "--backend", backend, "--state-dir", state,
+                "--ssh-port", str(ports["ssh"]), "--api-port", str(ports["api"]),
                 "--port", "0", "--name", "esx-%d" % i, "--heartbeat", str(a.heartbeat),
                 "--datastore", "shared=%s:shared" % shared,
                 "--datastore", "local-esx-%d=%s" % (i, os.path.join(hd, "local")),
@@ -386,8 +473,23 @@ def run(a, procs):
             sock = os.path.join(hd, "vmkd.sock")
             argv += ["--vmkd-socket", sock, "--guest-image", progs["guest"]]
         p = Proc(argv, os.path.join(hd, "hostd.log"), "hostd esx-%d" % i)
+        p.ports = ports
+        p.dir = hd
         procs.append(p)
         hosts.append(p)
+        if cimd:
+            # The host's CIM server, in the host's process group: killing the
+            # group (the host "loses power") takes it down too.
+            pwfile = os.path.join(hd, "cim.password")
+            write_private(pwfile, host_password + "\n")
+            p.cim_vms = os.path.join(hd, "cim-vms.json")
+            write_private(p.cim_vms, "[]")
+            c = Proc([cimd, "--listen", "127.0.0.1:%d" % ports["cim"], "--user", "root",
+                      "--password-file", pwfile, "--hostname", "esx-%d" % i,
+                      "--vms", p.cim_vms], os.path.join(hd, "cimd.log"),
+                     "kvc-cimd esx-%d" % i, pgid=p.pid)
+            procs.append(c)
+            p.cimd = c
         if backend == "kvm":
             vm, _ = start_vmkd(progs, hd, "esx-%d" % i, p.pid)
             # Stopped before its hostd (procs is stopped in reverse), which
@@ -398,6 +500,10 @@ def run(a, procs):
         m = p.wait_log(r"host ready index=0 name=(\S+) uuid=(\S+) port=(\d+) thumbprint=(\S+)", 30)
         info.append(dict(name=m.group(1), uuid=m.group(2), port=int(m.group(3)),
                          thumbprint=m.group(4), proc=p))
+        p.wait_log(r"ssh ready index=0 name=\S+ port=%d " % p.ports["ssh"], 30)
+        p.wait_log(r"api ready index=0 name=\S+ port=%d " % p.ports["api"], 30)
+        if cimd:
+            p.cimd.wait_log(r"ready on port %d" % p.ports["cim"], 30)
 
     api = Api(url, ADMIN, password)
     dc = api.call("POST", "/api/vcenter/datacenter", {"name": "Datacenter"})
@@ -406,7 +512,7 @@ def run(a, procs):
     for h in info:
         h["id"] = api.call("POST", "/api/vcenter/host", {
             "hostname": "127.0.0.1", "port": h["port"], "user_name": "root",
-            "password": "", "folder": cl, "thumbprint_verification": "THUMBPRINT",
+            "password": host_password, "folder": cl, "thumbprint_verification": "THUMBPRINT",
             "thumbprint": h["thumbprint"]})
 
     def all_connected():
@@ -429,11 +535,23 @@ def run(a, procs):
     print("URL %s" % url)
     print("USER %s" % ADMIN)
     print("PASSWORD %s" % password)
+    cim = None
+    if cimd:
+        cim = CimVms(api)
+        for h in info:
+            cim.add(h["id"], h["proc"].cim_vms)
+        cim.refresh()
     print("THUMBPRINT %s" % thumb)
+    print("HOSTUSER root")
+    print("HOSTPASSWORD %s" % host_password)
     for h in info:
-        print("HOST %s %d backend=%s port=%d uuid=%s thumbprint=%s"
-              % (h["id"], h["proc"].pid, backend, h["port"], h["uuid"], h["thumbprint"]))
+        pp = h["proc"].ports
+        print("HOST %s %d backend=%s port=%d uuid=%s thumbprint=%s ssh=%d api=%s cim=%s"
+              % (h["id"], h["proc"].pid, backend, h["port"], h["uuid"], h["thumbprint"],
+                 pp["ssh"], "https://127.0.0.1:%d" % pp["api"],
+                 "http://127.0.0.1:%d" % pp["cim"] if pp["cim"] else "-"))
     sys.stdout.flush()
+    return cim
 
 
 if __name__ == "__main__":

@@ -64,3 +64,8 @@ vpxd_libhostmgr_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) \
 VPXD_HOSTMGR_LIBS = vpxd/libhostmgr.a lib/libkvcrpc.a proto/libkvcproto.a \
 	$(KVC_RPC_LIBS)
 include $(srcdir)/vpxd/snmp/local.mk
+
+# The SNMP subagent on vpxd's database ([snmp] agentx; vpxd/snmp_provider.c).
+vpxd_vpxd_SOURCES += vpxd/snmp_provider.c vpxd/snmp_provider.h
+vpxd_vpxd_CFLAGS += $(NETSNMP_CFLAGS)
+vpxd_vpxd_LDADD += $(KVC_SNMP_LIBS)

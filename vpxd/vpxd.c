@@ -25,6 +25,7 @@
 #include "vpxd/db.h"
 #include "vpxd/hosts.h"
 #include "vpxd/stats.h"
+#include "vpxd/snmp_provider.h"
 #include "vpxd/vpxd.h"
 
 KVC_LOG_MODULE(vpxd);
@@ -80,11 +81,21 @@ static const struct kvc_cfg_key stats_keys[] = {
     KVC_CFG_KEY_END,
 };
 
+/* The SNMP subagent (docs/monitoring.md): off unless an AgentX master is named. */
+static const struct kvc_cfg_key snmp_keys[] = {
+    KVC_CFG_KEY_STRING("agentx", NULL, "snmpd's AgentX socket (unix:/path or "
+                       "tcp:host:port); unset: no SNMP"),
+    KVC_CFG_KEY_INT("ping-interval", "5", 1, 3600, "seconds between AgentX pings and "
+                    "reconnects while snmpd is away"),
+    KVC_CFG_KEY_END,
+};
+
 static const struct kvc_cfg_section_def sections[] = {
     { .name = "server", .keys = server_keys },
     { .name = "auth", .keys = auth_keys },
     { .name = "hosts", .keys = hosts_keys },
     { .name = "stats", .keys = stats_keys },
+    { .name = "snmp", .keys = snmp_keys },
     { .name = NULL },
 };
 
@@ -147,6 +158,7 @@ int main(int argc, char **argv)
     char *errs = NULL, path[4096];
     struct vpxd vx = { 0 };
     struct event *sigterm = NULL, *sigint = NULL;
+    struct vpxd_snmp *snmp = NULL;
 
     kvc_log_init("vpxd");
     while ((c = getopt_long(argc, argv, "f:nh", longopts, NULL)) != -1) {
@@ -276,6 +288,15 @@ int main(int argc, char **argv)
     vpxd_hosts_start(&vx);
     if (api_server_start(&vx, &vx.api) < 0)
         goto out;
+    {
+        const struct kvc_cfg_section *sn = kvc_config_section(cfg, "snmp");
+        const char *ax = kvc_cfg_string(sn, "agentx");
+        if (ax && ax[0] && (rc = vpxd_snmp_start(&vx, ax, (int)kvc_cfg_int(sn, "ping-interval"),
+                                                 &snmp)) < 0) {
+            kvc_err("SNMP subagent: %s", strerror(-rc));
+            goto out;
+        }
+    }
     sigterm = evsignal_new(vx.base, SIGTERM, on_signal, &vx);
     sigint = evsignal_new(vx.base, SIGINT, on_signal, &vx);
     event_add(sigterm, NULL);
@@ -285,6 +306,7 @@ int main(int argc, char **argv)
     event_base_dispatch(vx.base);
     status = 0;
 out:
+    vpxd_snmp_stop(snmp);
     vpxd_hosts_stop(&vx);
     api_server_stop(vx.api);
     if (sigterm)
