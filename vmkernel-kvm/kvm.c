@@ -307,7 +307,19 @@ static void *vcpu_thread(void *arg)
     sigaddset(&set, KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+    unsigned throttle_seen = 0;
     for (;;) {
+        /* Auto-converge (migrate.c): sleep once per throttle tick.  A stop
+         * or pause kicks the thread out of the sleep (EINTR). */
+        unsigned tg = __atomic_load_n(&vm->throttle_gen, __ATOMIC_ACQUIRE);
+        if (tg != throttle_seen) {
+            throttle_seen = tg;
+            uint64_t ns = __atomic_load_n(&vm->throttle_sleep_ns, __ATOMIC_RELAXED);
+            if (ns) {
+                struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+                nanosleep(&ts, NULL);
+            }
+        }
         pthread_mutex_lock(&vm->dev_lock);
         c->run->immediate_exit = 0;
         while (vm->pause_req && vm->stop == VMX_STOP_NONE) {
@@ -467,4 +479,32 @@ uint64_t vmx_vcpu_runtime_ns(struct vmx *vm, unsigned i)
     if (!c->thread_started || pthread_getcpuclockid(c->thread, &cid) || clock_gettime(cid, &ts))
         return 0;
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- dirty logging (live migration) ---- */
+
+int vmx_dirty_log_enable(struct vmx *vm, bool on)
+{
+    struct kvm_userspace_memory_region r = {
+        .slot = 0, .flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0, .guest_phys_addr = 0,
+        .memory_size = vm->mem.size, .userspace_addr = (uint64_t)(uintptr_t)vm->mem.hva,
+    };
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+        int e = -errno;
+        kvc_err("KVM_SET_USER_MEMORY_REGION (dirty log %s): %s", on ? "on" : "off", strerror(errno));
+        return e;
+    }
+    return 0;
+}
+
+int vmx_dirty_log_get(struct vmx *vm, uint64_t *bitmap)
+{
+    struct kvm_dirty_log log = { .slot = 0 };
+    log.dirty_bitmap = bitmap;
+    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+        int e = -errno;
+        kvc_err("KVM_GET_DIRTY_LOG: %s", strerror(errno));
+        return e;
+    }
+    return 0;
 }

@@ -133,3 +133,13 @@ EXTRA_DIST += tests/fuzz/corpus/virtq
 # network workloads (docs/vmx.md "Network", docs/vswitch.md) ----
 TESTS += tests/integration/test_vmx_net.py
 EXTRA_DIST += tests/integration/test_vmx_net.py
+
+# ---- vmx live migration (vmkernel-kvm/migrate.[ch], docs/vmx.md "Live migration") ----
+vmkernel_kvm_libvmx_a_SOURCES += vmkernel-kvm/migrate.h vmkernel-kvm/migrate.c
+vmkernel_kvm_libvmx_a_CFLAGS += $(GNUTLS_CFLAGS)
+VMX_LIBS += $(GNUTLS_LIBS)
+TESTS += tests/integration/test_vmx_migrate.py
+EXTRA_DIST += tests/integration/test_vmx_migrate.py
+# BENCH migration-downtime-idle, migration-downtime-dirty, migration-total-vs-floor
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmx_migrate.py
+EXTRA_DIST += tests/bench/bench_vmx_migrate.py

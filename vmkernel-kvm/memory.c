@@ -58,6 +58,9 @@ void guest_mem_destroy(struct guest_mem *m)
         munmap(m->hva, m->size);
     if (m->fd >= 0)
         close(m->fd);
+    free(m->vmx_dirty);
+    m->vmx_dirty = NULL;
+    m->vmx_dirty_on = false;
     m->hva = NULL;
     m->fd = -1;
     m->size = 0;
@@ -111,4 +114,36 @@ uint64_t guest_mem_resident(const struct guest_mem *m)
 out:
     free(vec);
     return total;
+}
+
+/* ---- writes by vmx during live migration (see memory.h) ---- */
+
+void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+    uint64_t *bm = m->vmx_dirty;
+    if (!bm)
+        return;
+    uint64_t first = gpa >> 12, last = (gpa + (len ? len - 1 : 0)) >> 12;
+    for (uint64_t p = first; p <= last && p < m->size >> 12; p++)
+        __atomic_fetch_or(&bm[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
+int guest_mem_track_writes(struct guest_mem *m, bool on)
+{
+    if (on && !m->vmx_dirty) {
+        m->vmx_dirty = calloc(((m->size >> 12) + 63) / 64, sizeof(uint64_t));
+        if (!m->vmx_dirty)
+            return -ENOMEM;
+    }
+    __atomic_store_n(&m->vmx_dirty_on, on, __ATOMIC_RELEASE);
+    return 0;
+}
+
+void guest_mem_collect_dirty(struct guest_mem *m, uint64_t *bitmap)
+{
+    if (!m->vmx_dirty)
+        return;
+    uint64_t words = ((m->size >> 12) + 63) / 64;
+    for (uint64_t i = 0; i < words; i++)
+        bitmap[i] |= __atomic_exchange_n(&m->vmx_dirty[i], 0, __ATOMIC_RELAXED);
 }

@@ -73,6 +73,8 @@ enum vmx_run_state {
     VMX_PAUSED,
     VMX_POWERED_OFF,
     VMX_CRASHED,
+    VMX_MIGRATED,               /* source after a committed live migration */
+    VMX_INCOMING,               /* destination: guest not running until the migration lands */
 };
 
 enum vmx_stop_reason {
@@ -80,6 +82,7 @@ enum vmx_stop_reason {
     VMX_STOP_POWEROFF,          /* end the VM: powered off */
     VMX_STOP_RESET,             /* restart the VM in place */
     VMX_STOP_CRASH,             /* end the VM: crashed */
+    VMX_STOP_MIGRATED,          /* end the VM here: it runs on the destination (migrate.c) */
 };
 
 struct vcpu {
@@ -125,6 +128,13 @@ struct vmx {
     bool hb_lost_logged;
     unsigned resets;
     bool restored;              /* started from a snapshot */
+
+    /* Live migration (migrate.c): its state, and the auto-converge throttle
+     * the vCPU threads obey (each time throttle_gen changes, a vCPU sleeps
+     * throttle_sleep_ns before re-entering the guest). */
+    struct vmx_migrate *mig;
+    unsigned throttle_gen;
+    uint64_t throttle_sleep_ns;
 };
 
 /* kvm.c: build and run the VM. */
@@ -180,5 +190,12 @@ int vmx_state_load_section(struct vmx *, uint32_t type, uint32_t instance,
                            const uint8_t *data, uint64_t len, char *err, size_t errlen);
 
 uint64_t vmx_now_ns(void);
+
+/* kvm.c: KVM dirty logging on guest RAM's memslot, for live migration.
+ * Switching it on or off works on a running VM.  vmx_dirty_log_get fills
+ * BITMAP (one bit per 4 KiB page, (pages + 63) / 64 words) with the pages
+ * written since the last call and clears KVM's copy. */
+int vmx_dirty_log_enable(struct vmx *, bool on);
+int vmx_dirty_log_get(struct vmx *, uint64_t *bitmap);
 
 #endif

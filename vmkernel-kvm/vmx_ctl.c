@@ -8,6 +8,7 @@
 
 #include "lib/log.h"
 #include "lib/rpc.h"
+#include "vmkernel-kvm/migrate.h"
 #include "vmkernel-kvm/vmx.h"
 #include "vmkernel-kvm/vmx_ctl.h"
 #include "vmx.pb-c.h"
@@ -21,6 +22,8 @@ static Kvc__Vmx__RunState run_state(const struct vmx *vm)
     case VMX_PAUSED: return KVC__VMX__RUN_STATE__PAUSED;
     case VMX_POWERED_OFF: return KVC__VMX__RUN_STATE__POWERED_OFF;
     case VMX_CRASHED: return KVC__VMX__RUN_STATE__CRASHED;
+    case VMX_MIGRATED: return KVC__VMX__RUN_STATE__MIGRATED;
+    case VMX_INCOMING: return KVC__VMX__RUN_STATE__INCOMING;
     }
     return KVC__VMX__RUN_STATE__RUN_STATE_NONE;
 }
@@ -36,8 +39,26 @@ static void reply_state(struct vmx_ctl_call *call, struct vmx *vm, Kvc__Vmx__Run
 
 static bool live(struct vmx_ctl_call *call, struct vmx *vm)
 {
-    if (vm->stop != VMX_STOP_NONE || vm->state == VMX_POWERED_OFF || vm->state == VMX_CRASHED) {
+    if (vm->stop != VMX_STOP_NONE || vm->state == VMX_POWERED_OFF || vm->state == VMX_CRASHED
+        || vm->state == VMX_MIGRATED) {
         vmx_ctl_reply_error(call, KVC_RPC_E_CONFLICT, "VM is stopping");
+        return false;
+    }
+    if (vm->state == VMX_INCOMING) {
+        vmx_ctl_reply_error(call, KVC_RPC_E_CONFLICT, "VM is waiting for an incoming migration");
+        return false;
+    }
+    return true;
+}
+
+/* Methods that change the run state wait until a migration ends (power off
+ * does not: it aborts the migration and powers off). */
+static bool settled(struct vmx_ctl_call *call, struct vmx *vm)
+{
+    if (!live(call, vm))
+        return false;
+    if (vmx_migrate_active(vm)) {
+        vmx_ctl_reply_error(call, KVC_RPC_E_CONFLICT, "a migration is in progress");
         return false;
     }
     return true;
@@ -76,7 +97,7 @@ static void on_reset(struct vmx_ctl_call *call, const ProtobufCMessage *req, voi
 {
     struct vmx *vm = arg;
     (void)req;
-    if (!live(call, vm))
+    if (!settled(call, vm))
         return;
     kvc_info("reset requested");
     vmx_request_stop(vm, VMX_STOP_RESET, "reset by request");
@@ -87,7 +108,7 @@ static void on_pause(struct vmx_ctl_call *call, const ProtobufCMessage *req, voi
 {
     struct vmx *vm = arg;
     (void)req;
-    if (!live(call, vm))
+    if (!settled(call, vm))
         return;
     vmx_pause(vm);
     kvc_info("paused");
@@ -98,7 +119,7 @@ static void on_resume(struct vmx_ctl_call *call, const ProtobufCMessage *req, vo
 {
     struct vmx *vm = arg;
     (void)req;
-    if (!live(call, vm))
+    if (!settled(call, vm))
         return;
     vmx_resume(vm);
     kvc_info("resumed");
@@ -232,7 +253,7 @@ static void on_snapshot(struct vmx_ctl_call *call, const ProtobufCMessage *m, vo
 {
     struct vmx *vm = arg;
     const Kvc__Vmx__SnapshotRequest *req = (const void *)m;
-    if (!live(call, vm))
+    if (!settled(call, vm))
         return;
     char path[PATH_MAX];
     if (!req->path[0]) {
@@ -297,6 +318,111 @@ static void on_balloon(struct vmx_ctl_call *call, const ProtobufCMessage *m, voi
     reply_state(call, vm, 0, "balloon target set");
 }
 
+/* ---- live migration (migrate.c) ---- */
+
+static struct vmx_ctl_call *g_mig_waiter;   /* MigrateSend with wait, answered at the end */
+
+static void fill_status(Kvc__Vmx__MigrateStatus *r, const struct vmx_migrate_status *s)
+{
+    r->phase = (Kvc__Vmx__MigratePhase)s->phase;
+    r->source = s->source;
+    r->peer = (char *)s->peer;
+    r->round = s->round;
+    r->percent = s->percent;
+    r->ram_bytes = s->ram_bytes;
+    r->transferred_bytes = s->transferred_bytes;
+    r->remaining_bytes = s->remaining_bytes;
+    r->dirty_rate_bps = s->dirty_rate_bps;
+    r->bandwidth_bps = s->bandwidth_bps;
+    r->expected_downtime_ms = s->expected_downtime_ms;
+    r->throttle_percent = s->throttle_percent;
+    r->downtime_ms = s->downtime_ms;
+    r->total_ms = s->total_ms;
+    r->zero_pages = s->zero_pages;
+    r->data_pages = s->data_pages;
+    r->error = (char *)s->error;
+    r->downtime_target_ms = s->downtime_target_ms;
+}
+
+static void reply_mig_status(struct vmx_ctl_call *call, struct vmx *vm)
+{
+    struct vmx_migrate_status s;
+    Kvc__Vmx__MigrateStatus r = KVC__VMX__MIGRATE_STATUS__INIT;
+    vmx_migrate_get_status(vm, &s);
+    fill_status(&r, &s);
+    vmx_ctl_reply(call, &r.base);
+}
+
+void vmx_ctl_migrate_finished(struct vmx *vm)
+{
+    if (g_mig_waiter) {
+        struct vmx_ctl_call *c = g_mig_waiter;
+        g_mig_waiter = NULL;
+        reply_mig_status(c, vm);
+    }
+}
+
+static void on_migrate_send(struct vmx_ctl_call *call, const ProtobufCMessage *m, void *arg)
+{
+    struct vmx *vm = arg;
+    const Kvc__Vmx__MigrateSendRequest *req = (const void *)m;
+    if (!settled(call, vm))
+        return;
+    struct vmx_migrate_params p;
+    memset(&p, 0, sizeof(p));
+    if (!req->to[0] || strlen(req->to) >= sizeof(p.to)) {
+        vmx_ctl_reply_error(call, KVC_RPC_E_INVALID_ARGUMENT, "bad destination address");
+        return;
+    }
+    snprintf(p.to, sizeof(p.to), "%s", req->to);
+    p.downtime_ms = req->downtime_ms;
+    p.max_bandwidth = req->max_bandwidth;
+    p.timeout_ms = req->timeout_ms;
+    p.verify = req->verify;
+    p.max_rounds = req->max_rounds;
+    if (p.downtime_ms > 60000 || (p.timeout_ms && p.timeout_ms < 100) || p.timeout_ms > 600000
+        || p.max_rounds > 100000) {
+        vmx_ctl_reply_error(call, KVC_RPC_E_INVALID_ARGUMENT,
+                            "downtime_ms <= 60000, timeout_ms 100..600000, max_rounds <= 100000");
+        return;
+    }
+    char err[256] = "";
+    int rc = vmx_migrate_start(vm, &p, err, sizeof(err));
+    if (rc < 0) {
+        vmx_ctl_reply_error(call, rc == -EBUSY ? KVC_RPC_E_CONFLICT : KVC_RPC_E_INVALID_ARGUMENT,
+                            "%s", err);
+        return;
+    }
+    if (req->wait && !g_mig_waiter) {
+        g_mig_waiter = call;    /* answered by vmx_ctl_migrate_finished */
+        return;
+    }
+    reply_mig_status(call, vm);
+}
+
+static void on_migrate_status(struct vmx_ctl_call *call, const ProtobufCMessage *m, void *arg)
+{
+    (void)m;
+    reply_mig_status(call, arg);
+}
+
+static void on_migrate_cancel(struct vmx_ctl_call *call, const ProtobufCMessage *m, void *arg)
+{
+    struct vmx *vm = arg;
+    (void)m;
+    int rc = vmx_migrate_cancel(vm);
+    if (rc == -ESRCH) {
+        vmx_ctl_reply_error(call, KVC_RPC_E_CONFLICT, "no outgoing migration is running");
+        return;
+    }
+    if (rc == -EBUSY) {
+        vmx_ctl_reply_error(call, KVC_RPC_E_CONFLICT, "too late: the destination owns the VM now");
+        return;
+    }
+    kvc_info("migration cancel requested");
+    reply_mig_status(call, vm);
+}
+
 #define M(ID, NAME, REQ, RESP, FN) \
     { .id = KVC__VMX__METHOD__##ID, .name = NAME, .request = &kvc__vmx__##REQ##__descriptor, \
       .response = &kvc__vmx__##RESP##__descriptor, .handler = FN }
@@ -314,5 +440,8 @@ const struct vmx_ctl_method vmx_ctl_methods[] = {
     M(VMX_STATS, "Stats", stats_request, stats, on_stats),
     M(VMX_SNAPSHOT, "Snapshot", snapshot_request, snapshot_reply, on_snapshot),
     M(VMX_BALLOON, "Balloon", balloon_request, state_reply, on_balloon),
+    M(VMX_MIGRATE_SEND, "MigrateSend", migrate_send_request, migrate_status, on_migrate_send),
+    M(VMX_MIGRATE_STATUS, "MigrateStatus", migrate_status_request, migrate_status, on_migrate_status),
+    M(VMX_MIGRATE_CANCEL, "MigrateCancel", migrate_status_request, migrate_status, on_migrate_cancel),
 };
 const size_t vmx_ctl_n_methods = sizeof(vmx_ctl_methods) / sizeof(vmx_ctl_methods[0]);

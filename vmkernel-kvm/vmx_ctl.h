@@ -43,5 +43,8 @@ void vmx_ctl_flush(struct vmx_ctl *);
 /* The method table and handlers of vmx (vmx_ctl.c). */
 extern const struct vmx_ctl_method vmx_ctl_methods[];
 extern const size_t vmx_ctl_n_methods;
+/* A migration ended (or vmx is exiting): answer a MigrateSend that asked
+ * to wait for the outcome. */
+void vmx_ctl_migrate_finished(struct vmx *);
 
 #endif

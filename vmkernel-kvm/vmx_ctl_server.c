@@ -32,6 +32,8 @@ struct conn {
     struct conn *next;
     uid_t uid;
     pid_t pid;
+    unsigned calls;             /* calls not yet answered (deferred replies) */
+    bool dead;                  /* peer gone; freed once calls reaches 0 */
 };
 
 struct vmx_ctl {
@@ -55,6 +57,15 @@ struct vmx_ctl_call {
 static void conn_free(struct conn *c)
 {
     struct vmx_ctl *s = c->srv;
+    if (c->calls) {
+        /* A handler still holds a call on it (a deferred reply): keep the
+         * struct until that reply, which is then dropped. */
+        if (!c->dead) {
+            c->dead = true;
+            bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        }
+        return;
+    }
     for (struct conn **pp = &s->conns; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
@@ -93,10 +104,19 @@ static void send_error(struct conn *c, uint32_t method, uint64_t id, int status,
     send_frame(c, KVC_RPC_FLAG_RESPONSE | KVC_RPC_FLAG_ERROR, method, id, &e.base);
 }
 
+static void call_done(struct vmx_ctl_call *call)
+{
+    struct conn *c = call->c;
+    free(call);
+    if (--c->calls == 0 && c->dead)
+        conn_free(c);
+}
+
 int vmx_ctl_reply(struct vmx_ctl_call *call, const ProtobufCMessage *resp)
 {
-    send_frame(call->c, KVC_RPC_FLAG_RESPONSE, call->method, call->id, resp);
-    free(call);
+    if (!call->c->dead)
+        send_frame(call->c, KVC_RPC_FLAG_RESPONSE, call->method, call->id, resp);
+    call_done(call);
     return 0;
 }
 
@@ -107,8 +127,9 @@ int vmx_ctl_reply_error(struct vmx_ctl_call *call, int status, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    send_error(call->c, call->method, call->id, status, msg);
-    free(call);
+    if (!call->c->dead)
+        send_error(call->c, call->method, call->id, status, msg);
+    call_done(call);
     return 0;
 }
 
@@ -154,6 +175,7 @@ static void dispatch(struct conn *c, const struct kvc_rpc_header *h, const uint8
         call->method = h->method;
         call->id = h->request_id;
         call->m = m;
+        c->calls++;
         kvc_dbg("%s from pid %d", m->name, (int)c->pid);
         m->handler(call, req, s->arg);
     }
@@ -288,8 +310,10 @@ void vmx_ctl_free(struct vmx_ctl *s)
 {
     if (!s)
         return;
-    while (s->conns)
+    while (s->conns) {
+        s->conns->calls = 0;    /* deferred replies were answered or dropped by now */
         conn_free(s->conns);
+    }
     if (s->lis)
         evconnlistener_free(s->lis);
     unlink(s->path);

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "lib/log.h"
+#include "vmkernel-kvm/migrate.h"
 #include "vmkernel-kvm/vmx.h"
 #include "vmkernel-kvm/vmx_ctl.h"
 
@@ -27,6 +28,7 @@ KVC_LOG_MODULE(vmx);
 #define EXIT_POWERED_OFF 0
 #define EXIT_START_FAILED 1
 #define EXIT_CRASHED 2
+#define EXIT_MIGRATED 3          /* the VM left: it runs on a migration destination */
 
 struct vmx_seccomp;
 int vmx_seccomp_install(char *why, size_t len);
@@ -42,6 +44,7 @@ static void usage(FILE *f)
                "  -l LOGFILE       log here instead of stderr\n"
                "  -n               check the config and exit\n"
                "  --restore FILE   start from a snapshot instead of booting\n"
+               "  --incoming ADDR  wait for a live migration on unix:PATH, tcp:IP:PORT or fd:N\n"
                "  --no-seccomp     do not install the seccomp filter (debugging)\n"
                "  --net-fds M,K,C  inherited vSwitch port: ring memfd, kick and call eventfds\n");
 }
@@ -105,8 +108,13 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&vm->dev_lock);
     if (r == VMX_STOP_NONE)
         return;
+    /* A migration thread uses the VM: end it (it aborts unless committed). */
+    vmx_migrate_stop(vm);
     vmx_vcpus_join(vm);
     switch (r) {
+    case VMX_STOP_MIGRATED:
+        vm->state = VMX_MIGRATED;
+        break;
     case VMX_STOP_RESET:
         if (reset_vm(vm) == 0)
             return;
@@ -121,6 +129,35 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         break;
     }
     event_base_loopexit(g_base, NULL);
+}
+
+/* A live migration ended (migrate.c, on this loop). */
+static bool g_incoming, g_incoming_failed;
+
+static void on_migration_done(struct vmx *vm, bool ok, void *arg)
+{
+    (void)arg;
+    vmx_ctl_migrate_finished(vm);
+    struct vmx_migrate_status st;
+    vmx_migrate_get_status(vm, &st);
+    if (!g_incoming) {
+        if (ok) {
+            char d[300];
+            snprintf(d, sizeof(d), "migrated to %s", st.peer);
+            vmx_request_stop(vm, VMX_STOP_MIGRATED, d);
+        }
+        return;
+    }
+    g_incoming = false;
+    if (!ok) {
+        g_incoming_failed = true;
+        snprintf(vm->stop_detail, sizeof(vm->stop_detail), "incoming migration: %s", st.error);
+        vmx_request_stop(vm, VMX_STOP_POWEROFF, vm->stop_detail);
+        return;
+    }
+    kvc_info("VMX-READY pid=%d name=%s migrated=1", (int)getpid(), vm->cfg.name);
+    printf("VMX-READY pid=%d\n", (int)getpid());
+    fflush(stdout);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -150,11 +187,12 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *cfg_path = NULL, *sock = NULL, *logfile = NULL, *restore = NULL;
+    const char *cfg_path = NULL, *sock = NULL, *logfile = NULL, *restore = NULL, *incoming = NULL;
     const char *net_fds = NULL;
     bool check = false, no_seccomp = false;
     static const struct option opts[] = {
         { "restore", required_argument, NULL, 'r' },
+        { "incoming", required_argument, NULL, 'I' },
         { "no-seccomp", no_argument, NULL, 'S' },
         { "net-fds", required_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
@@ -168,6 +206,7 @@ int main(int argc, char **argv)
         case 'l': logfile = optarg; break;
         case 'n': check = true; break;
         case 'r': restore = optarg; break;
+        case 'I': incoming = optarg; break;
         case 'S': no_seccomp = true; break;
         case 'N': net_fds = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -220,6 +259,8 @@ int main(int argc, char **argv)
     vm->nvcpus = vm->cfg.vcpus;
     vm->start_ns = vmx_now_ns();
     int rc, status = EXIT_START_FAILED;
+    char incoming_at[300] = "";
+    bool dispatched = false;
     struct vmx_ctl *ctl = NULL;
     struct event *ev_notify = NULL, *ev_term = NULL, *ev_int = NULL, *ev_wd = NULL;
 
@@ -238,7 +279,22 @@ int main(int argc, char **argv)
     }
     if ((rc = build_vm(vm)) < 0 || (rc = vmx_devices_init(vm)) < 0)
         goto out;
-    if (restore) {
+    if (incoming && restore) {
+        fprintf(stderr, "vmx: --incoming and --restore exclude each other\n");
+        goto out;
+    }
+    if (vmx_migrate_init(vm, g_base, on_migration_done, NULL) < 0)
+        goto out;
+    if (incoming) {
+        /* Built but not booted: the state comes from the source. */
+        vm->state = VMX_INCOMING;
+        g_incoming = true;
+        if (vmx_migrate_incoming(vm, incoming, incoming_at, sizeof(incoming_at), err, sizeof(err)) < 0) {
+            kvc_err("incoming migration: %s", err);
+            fprintf(stderr, "vmx: --incoming %s: %s\n", incoming, err);
+            goto out;
+        }
+    } else if (restore) {
         if ((rc = vmx_snapshot_restore(vm, restore, err, sizeof(err))) < 0) {
             kvc_err("restore %s: %s", restore, err);
             fprintf(stderr, "vmx: restore %s: %s\n", restore, err);
@@ -281,17 +337,37 @@ int main(int argc, char **argv)
         if (why[0])
             kvc_warn("seccomp: %s", why);
     }
-    if ((rc = vmx_vcpus_start(vm)) < 0)
-        goto out;
-    vm->state = VMX_RUNNING;
-    kvc_info("VMX-READY pid=%d name=%s", (int)getpid(), vm->cfg.name);
-    printf("VMX-READY pid=%d\n", (int)getpid());
-    fflush(stdout);
+    if (incoming) {
+        if (vmx_migrate_incoming_run(vm, err, sizeof(err)) < 0) {
+            kvc_err("incoming migration: %s", err);
+            goto out;
+        }
+        kvc_info("VMX-INCOMING pid=%d name=%s listen=%s", (int)getpid(), vm->cfg.name, incoming_at);
+        printf("VMX-INCOMING pid=%d listen=%s\n", (int)getpid(), incoming_at);
+        fflush(stdout);
+    } else {
+        if ((rc = vmx_vcpus_start(vm)) < 0)
+            goto out;
+        vm->state = VMX_RUNNING;
+        kvc_info("VMX-READY pid=%d name=%s", (int)getpid(), vm->cfg.name);
+        printf("VMX-READY pid=%d\n", (int)getpid());
+        fflush(stdout);
+    }
 
+    dispatched = true;
     event_base_dispatch(g_base);
 
+    vmx_migrate_stop(vm);
+    vmx_ctl_migrate_finished(vm);
     vmx_ctl_flush(ctl);
-    if (vm->state == VMX_CRASHED) {
+    if (vm->state == VMX_MIGRATED) {
+        status = EXIT_MIGRATED;
+        kvc_info("VMX-EXIT state=migrated detail=%s", vm->stop_detail);
+    } else if (g_incoming || g_incoming_failed) {
+        status = EXIT_START_FAILED;
+        kvc_err("VMX-EXIT state=failed detail=%s", g_incoming_failed ? vm->stop_detail
+                : "stopped before an incoming migration completed");
+    } else if (vm->state == VMX_CRASHED) {
         status = EXIT_CRASHED;
         kvc_err("VMX-EXIT state=crashed detail=%s", vm->stop_detail);
     } else {
@@ -299,7 +375,7 @@ int main(int argc, char **argv)
         kvc_info("VMX-EXIT state=poweredOff detail=%s", vm->stop_detail);
     }
 out:
-    if (status == EXIT_START_FAILED)
+    if (status == EXIT_START_FAILED && !dispatched)
         kvc_err("VMX-EXIT state=failed: the VM could not start");
     if (vm->stop == VMX_STOP_NONE && vm->vm_fd >= 0)
         vmx_request_stop(vm, VMX_STOP_POWEROFF, "shutting down");
@@ -309,6 +385,7 @@ out:
     if (ev_term) event_free(ev_term);
     if (ev_int) event_free(ev_int);
     if (ev_wd) event_free(ev_wd);
+    vmx_migrate_free(vm);
     vmx_devices_destroy(vm);
     vmx_vm_destroy(vm);
     guest_mem_destroy(&vm->mem);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <seccomp.h>
 
@@ -65,6 +66,19 @@ int vmx_seccomp_install(char *why, size_t len)
             snprintf(why, len, "rule for %s: %s", allowed[i], strerror(-rc));
             goto out;
         }
+    }
+    /* Live migration's source connects out (migrate.c): stream sockets of
+     * these families only; the destination listens before the filter. */
+    static const int families[] = { AF_UNIX, AF_INET, AF_INET6 };
+    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
+        if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                                   SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]))) < 0) {
+            snprintf(why, len, "rule for socket: %s", strerror(-rc));
+            goto out;
+        }
+    if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0)) < 0) {
+        snprintf(why, len, "rule for connect: %s", strerror(-rc));
+        goto out;
     }
     if ((rc = seccomp_load(ctx)) < 0)
         snprintf(why, len, "seccomp_load: %s", strerror(-rc));

@@ -263,9 +263,94 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    if ((!strcmp(cmd, "migrate") && arg) || !strcmp(cmd, "migrate-status")
+        || !strcmp(cmd, "migrate-cancel")) {
+        /* migrate ADDR [downtime_ms=N] [bandwidth=BYTES_PER_S] [timeout_ms=N]
+         *              [max_rounds=N] [verify] [wait] */
+        Kvc__Vmx__MigrateSendRequest q = KVC__VMX__MIGRATE_SEND_REQUEST__INIT;
+        Kvc__Vmx__MigrateStatusRequest sq = KVC__VMX__MIGRATE_STATUS_REQUEST__INIT;
+        Kvc__Vmx__MigrateStatus *r;
+        if (!strcmp(cmd, "migrate")) {
+            q.to = (char *)arg;
+            for (int i = optind + 2; i < argc; i++) {
+                const char *a = argv[i], *eq = strchr(a, '=');
+                unsigned long long v = eq ? strtoull(eq + 1, NULL, 10) : 0;
+                if (!strcmp(a, "verify"))
+                    q.verify = 1;
+                else if (!strcmp(a, "wait"))
+                    q.wait = 1;
+                else if (!strncmp(a, "downtime_ms=", 12))
+                    q.downtime_ms = (uint32_t)v;
+                else if (!strncmp(a, "bandwidth=", 10))
+                    q.max_bandwidth = v;
+                else if (!strncmp(a, "timeout_ms=", 11))
+                    q.timeout_ms = (uint32_t)v;
+                else if (!strncmp(a, "max_rounds=", 11))
+                    q.max_rounds = (uint32_t)v;
+                else
+                    goto usage;
+            }
+            if (q.wait && timeout_ms < 3600000)
+                timeout_ms = 3600000;   /* the reply comes when the migration ends */
+            r = (void *)call(sock, KVC__VMX__METHOD__VMX_MIGRATE_SEND, &q.base,
+                             &kvc__vmx__migrate_status__descriptor);
+        } else {
+            r = (void *)call(sock, !strcmp(cmd, "migrate-status") ? KVC__VMX__METHOD__VMX_MIGRATE_STATUS
+                                                                  : KVC__VMX__METHOD__VMX_MIGRATE_CANCEL,
+                             &sq.base, &kvc__vmx__migrate_status__descriptor);
+        }
+        const ProtobufCEnumValue *ph =
+            protobuf_c_enum_descriptor_get_value(&kvc__vmx__migrate_phase__descriptor, r->phase);
+        printf("phase=%s\nsource=%d\npeer=%s\nround=%u\npercent=%u\nram_bytes=%llu\n"
+               "transferred_bytes=%llu\nremaining_bytes=%llu\ndirty_rate_bps=%llu\n"
+               "bandwidth_bps=%llu\nexpected_downtime_ms=%llu\nthrottle_percent=%u\n"
+               "downtime_ms=%llu\ndowntime_target_ms=%u\ntotal_ms=%llu\nzero_pages=%llu\n"
+               "data_pages=%llu\nerror=%s\n", ph ? ph->name : "?", r->source, r->peer, r->round,
+               r->percent, (unsigned long long)r->ram_bytes, (unsigned long long)r->transferred_bytes,
+               (unsigned long long)r->remaining_bytes, (unsigned long long)r->dirty_rate_bps,
+               (unsigned long long)r->bandwidth_bps, (unsigned long long)r->expected_downtime_ms,
+               r->throttle_percent, (unsigned long long)r->downtime_ms, r->downtime_target_ms,
+               (unsigned long long)r->total_ms, (unsigned long long)r->zero_pages,
+               (unsigned long long)r->data_pages, r->error);
+        /* wait: the exit status tells the outcome */
+        return q.wait && r->phase != KVC__VMX__MIGRATE_PHASE__MIGRATE_COMPLETED ? 1 : 0;
+    }
+    if (!strcmp(cmd, "snapshot-delete") && arg) {
+        Kvc__Vmx__SnapshotDeleteRequest q = KVC__VMX__SNAPSHOT_DELETE_REQUEST__INIT;
+        q.path = (char *)arg;
+        Kvc__Vmx__SnapshotDeleteReply *r = (void *)call(sock, KVC__VMX__METHOD__VMX_SNAPSHOT_DELETE,
+                                                        &q.base, &kvc__vmx__snapshot_delete_reply__descriptor);
+        printf("path=%s\nmerged_layer=%s\ninto_layer=%s\nclusters=%llu\ndropped_layer=%d\n"
+               "duration_us=%llu\n", r->path, r->merged_layer, r->into_layer,
+               (unsigned long long)r->clusters, r->dropped_layer, (unsigned long long)r->duration_us);
+        return 0;
+    }
+    if (!strcmp(cmd, "disk-info")) {
+        Kvc__Vmx__DiskInfoRequest q = KVC__VMX__DISK_INFO_REQUEST__INIT;
+        Kvc__Vmx__DiskInfo *r = (void *)call(sock, KVC__VMX__METHOD__VMX_DISK_INFO, &q.base,
+                                             &kvc__vmx__disk_info__descriptor);
+        printf("present=%d\npath=%s\nreadonly=%d\ncapacity_sectors=%llu\nrequests=%llu\n"
+               "errors=%llu\nunsupported=%llu\nread_bytes=%llu\nwrite_bytes=%llu\nflushes=%llu\n"
+               "cow_clusters=%llu\nstatus=%u\nread_requests=%llu\nwrite_requests=%llu\n"
+               "flush_requests=%llu\nlayers=%zu\n", r->present, r->path, r->readonly,
+               (unsigned long long)r->capacity_sectors, (unsigned long long)r->requests,
+               (unsigned long long)r->errors, (unsigned long long)r->unsupported,
+               (unsigned long long)r->read_bytes, (unsigned long long)r->write_bytes,
+               (unsigned long long)r->flushes, (unsigned long long)r->cow_clusters, r->status,
+               (unsigned long long)r->read_requests, (unsigned long long)r->write_requests,
+               (unsigned long long)r->flush_requests, r->n_layers);
+        for (size_t i = 0; i < r->n_layers; i++)
+            printf("layer%zu=%s\nlayer%zu.clusters=%llu\n", i, r->layers[i]->name, i,
+                   (unsigned long long)r->layers[i]->allocated_clusters);
+        return 0;
+    }
 usage:
     fprintf(stderr, "usage: vmxctl -s SOCKET [-t TIMEOUT_MS] info|stats|poweroff|reset|pause|resume|"
                     "shutdown|reboot|console-read [OFFSET]|console-write TEXT|snapshot PATH|"
                     "suspend PATH|balloon MB|net-stats|net-link up|down|ping\n");
+    fprintf(stderr, "       vmxctl -s SOCKET migrate unix:PATH|tcp:IP:PORT [downtime_ms=N] "
+                    "[bandwidth=BYTES_PER_S] [timeout_ms=N] [max_rounds=N] [verify] [wait]\n"
+                    "       vmxctl -s SOCKET migrate-status|migrate-cancel\n"
+                    "       vmxctl -s SOCKET snapshot-delete PATH|disk-info\n");
     return 1;
 }

@@ -111,6 +111,11 @@ static void __attribute__((noreturn)) wl_dirty(void)
     /* Pages per tick, in 1/256ths, so slow rates still progress. */
     uint64_t rate = (uint64_t)g_params.dirty_mb * 256 * 256 / KVC_GUEST_HZ;
     uint64_t acc = 0, pos = 0, gen = 0;
+    /* dirty_mb=0: fill the whole working set once (every word non-zero,
+     * for migration benchmarks), then leave it alone. */
+    if (!g_params.dirty_mb)
+        for (uint64_t i = 0; i < pages << 9; i++)
+            ((volatile uint64_t *)base)[i] = 0x9e3779b97f4a7c15ull * (i + 1);
     for (;;) {
         uint64_t t = g_ticks;
         acc += rate;
