@@ -65,6 +65,8 @@ class Cluster:
         self.user, = get("USER")
         self.password, = get("PASSWORD")
         self.thumb, = get("THUMBPRINT")
+        self.host_user = (get("HOSTUSER") or ["root"])[0]
+        self.host_password = (get("HOSTPASSWORD") or [""])[0]
         self.hosts = []
         for h in get("HOST"):
             w = h.split()
@@ -250,16 +252,17 @@ def test_host_remove_then_add_with_thumbprint(cl):
     assert ok(cl, "host", "remove", "--host", h["id"]) == ""
     assert h["id"] not in [x["host"] for x in cl.rest("GET", "/api/vcenter/host")]
     # Without a thumbprint: nothing is added, the thumbprint is shown.
-    r = kvcli(cl, "host", "add", "-n", "127.0.0.1", "-p", h["port"], "-f", cluster)
+    cred = ["-u", cl.host_user, "-w", cl.host_password]
+    r = kvcli(cl, "host", "add", "-n", "127.0.0.1", "-p", h["port"], "-f", cluster, *cred)
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.startswith("Error: the host's certificate thumbprint is %s" % h["thumbprint"])
     assert len(cl.rest("GET", "/api/vcenter/host")) == 1
     # A wrong one is refused the same way.
-    r = kvcli(cl, "host", "add", "-n", "127.0.0.1", "-p", h["port"], "-f", cluster,
+    r = kvcli(cl, "host", "add", "-n", "127.0.0.1", "-p", h["port"], "-f", cluster, *cred,
               "-t", ":".join(["AB"] * 32))
     assert r.returncode == 1 and "not the one given" in r.stderr
     out = ok(cl, "host", "add", "--hostname", "127.0.0.1", "--port", h["port"],
-             "--folder", cluster, "--thumbprint", h["thumbprint"])
+             "--folder", cluster, "--thumbprint", h["thumbprint"], *cred)
     m = re.fullmatch(r"   Host ID: (host-\d+)\n", out)
     assert m, out
     wait_for(lambda: {x["host"]: x["connection_state"] for x in cl.rest(
