@@ -6,6 +6,9 @@
  *   GET /api/appliance/system/version            {"product","version","build",...}
  *   GET /api/appliance/networking/dns/hostname   "esx-1"
  *   GET /api/kvc/host/vm-processes               running VMs (esxcli vm process list)
+ *   GET /api/vcenter/datastore[/NAME]            the host's datastores, named by
+ *                                                their name (the Automation API's
+ *                                                list and detail shapes)
  *
  * Errors are the Automation API's ({"error_type", "messages"}). */
 #include "config.h"
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "jsonutil.h"
 #include "hostd/hostd.h"
@@ -65,6 +69,24 @@ vm_processes(struct hostd_host *h)
     return a;
 }
 
+static json_t *
+datastore(const struct hostd_datastore *ds, bool detail)
+{
+    struct statvfs sv;
+    json_int_t cap = 0, free_b = 0;
+    bool ok = statvfs(ds->path, &sv) == 0;
+    if (ok) {
+        cap = (json_int_t)((uint64_t)sv.f_blocks * sv.f_frsize);
+        free_b = (json_int_t)((uint64_t)sv.f_bavail * sv.f_frsize);
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I}", "datastore", ds->name, "name", ds->name,
+                          "type", ds->shared ? "NFS" : "DIR", "capacity", cap,
+                          "free_space", free_b);
+    if (o && detail)
+        json_object_set_new(o, "accessible", json_boolean(ok));
+    return o;
+}
+
 void
 hostd_api_call(struct hostd_host *h, const char *method, const char *path,
                const json_t *body, long *status, json_t **reply)
@@ -96,6 +118,20 @@ hostd_api_call(struct hostd_host *h, const char *method, const char *path,
     } else if (!strcmp(route, "/api/kvc/host/vm-processes") && get) {
         *status = 200;
         *reply = vm_processes(h);
+    } else if (!strcmp(route, "/api/vcenter/datastore") && get) {
+        *status = 200;
+        *reply = json_array();
+        for (size_t i = 0; *reply && i < h->n_ds; i++)
+            json_array_append_new(*reply, datastore(&h->ds[i], false));
+    } else if (!strncmp(route, "/api/vcenter/datastore/", 23) && get) {
+        for (size_t i = 0; i < h->n_ds && !*reply; i++)
+            if (!strcmp(route + 23, h->ds[i].name))
+                *reply = datastore(&h->ds[i], true);
+        if (!*reply) {
+            error(status, reply, 404, "NOT_FOUND", "no such datastore on this host");
+            return;
+        }
+        *status = 200;
     } else {
         char msg[400];
         snprintf(msg, sizeof msg, "%s %s: no such resource on this host", method, route);
