@@ -48,10 +48,11 @@ tests_unit_test_vpxd_auth_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS)
 # Integration tests: a real vpxd on 127.0.0.1 (test_vpxd_util.py is their
 # helper module, not a test).
 TESTS += tests/integration/test_vpxd_api.py tests/integration/test_vpxd_rbac.py \
-	tests/integration/test_vpxd_restart.py tests/integration/test_vpxd_stats.py
+	tests/integration/test_vpxd_restart.py tests/integration/test_vpxd_stats.py \
+	tests/integration/test_api_spec.py
 EXTRA_DIST += tests/integration/test_vpxd_api.py tests/integration/test_vpxd_rbac.py \
 	tests/integration/test_vpxd_restart.py tests/integration/test_vpxd_util.py \
-	tests/integration/test_vpxd_stats.py
+	tests/integration/test_vpxd_stats.py tests/integration/test_api_spec.py
 
 # vpxd's host manager (owned by the hosts area): a library vpxd links with
 # `$(VPXD_HOSTMGR_LIBS)` (before $(VPXD_CORE_LIBS)); hostmgr_db_ops records

@@ -35,10 +35,29 @@ static json_t *task_info(json_t *row)
         snprintf(type, sizeof(type), "%.*s", dash ? (int)(dash - tid) : (int)strlen(tid), tid);
         json_object_set_new(o, "target", json_pack("{s:s, s:s}", "type", type, "id", tid));
     }
-    if (res && !json_is_null(res))
-        json_object_set(o, "result", res);
-    if (err && !json_is_null(err))
-        json_object_set(o, "error", err);
+    /* The spec's TaskInfo: result is an object (a bare value such as a new
+     * VM's id comes as {"value": ...}); error is the description of the
+     * failure, and the whole error body goes in result. */
+    if (res && !json_is_null(res)) {
+        if (json_is_object(res))
+            json_object_set(o, "result", res);
+        else
+            json_object_set_new(o, "result", json_pack("{s:O}", "value", res));
+    }
+    if (err && !json_is_null(err)) {
+        if (json_is_object(err)) {
+            json_t *m = json_array_get(json_object_get(err, "messages"), 0);
+            const char *d = json_string_value(json_object_get(m, "default_message"));
+            const char *t = json_string_value(json_object_get(err, "error_type"));
+            json_object_set_new(o, "error", json_string(d ? d : t ? t : "failed"));
+            if (!json_object_get(o, "result"))
+                json_object_set(o, "result", err);
+        } else if (json_is_string(err)) {
+            json_object_set(o, "error", err);
+        } else {
+            json_object_set_new(o, "error", json_string("failed"));
+        }
+    }
     if (json_is_string(json_object_get(row, "start_time")))
         json_object_set(o, "start_time", json_object_get(row, "start_time"));
     if (json_is_string(json_object_get(row, "end_time")))
