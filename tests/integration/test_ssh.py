@@ -367,3 +367,51 @@ def test_group_writable_authorized_keys_is_ignored(env):
     finally:
         os.chmod(env.authorized, 0o600)
     assert ssh(env, "system", "hostname", "get").returncode == 0
+
+
+def two_free_ports():
+    """P and P+1 both free now (hostd gives host i of a sim process port+i)."""
+    for _ in range(50):
+        p = free_port()
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    pytest.skip("no two consecutive free ports")
+
+
+def test_each_simulated_host_has_its_own_shell(env):
+    with tempfile.TemporaryDirectory(prefix="kvc-ssh-sim-") as tmp:
+        port = two_free_ports()
+        h = Hostd(tmp, hosts=2, name="sim", extra=["--ssh-port", str(port),
+                                                    "--authorized-keys", env.authorized])
+        try:
+            fps = set()
+            for i in range(2):
+                m = h.d.wait_log(r"ssh ready index=%d name=sim-%d port=%d fingerprint=(\S+)"
+                                 % (i, i, port + i))
+                fps.add(m.group(1))
+                r = subprocess.run([SSH] + COMMON + ["-o", "BatchMode=yes", "-i", env.key,
+                                                     "-p", str(port + i), "root@127.0.0.1",
+                                                     "system hostname get"],
+                                   capture_output=True, text=True, timeout=60,
+                                   stdin=subprocess.DEVNULL)
+                assert r.returncode == 0, r.stderr
+                assert r.stdout == "   Host Name: sim-%d\n" % i
+            assert len(fps) == 2                # a host key per host
+            # No admin password on this hostd: keys only, passwords refused.
+            argv = [SSH] + COMMON + ["-o", "PreferredAuthentications=password",
+                                     "-o", "PubkeyAuthentication=no",
+                                     "-o", "NumberOfPasswordPrompts=1",
+                                     "-p", str(port), "root@127.0.0.1", "system hostname get"]
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL, env=askpass_env(env, PASSWORD),
+                               start_new_session=True)
+            assert r.returncode == 255
+            assert "Permission denied" in r.stderr
+        finally:
+            assert h.stop() == 0
