@@ -464,13 +464,17 @@ function startConsole(id) {
 
 /* ---------- performance charts ---------- */
 
+const INTERVALS = [['realtime', 'Real-time (last hour)'], ['5min', 'Past day (5-minute averages)'],
+  ['30min', 'Past week (30-minute averages)'], ['2h', 'Past month (2-hour averages)'], ['1day', 'Past year (daily averages)']];
+
 function chartsHtml(isHost) {
-  return `<div class="cards charts">
+  return `<div class="chart-controls"><label>Period <select id="chart-interval">${INTERVALS.map(([v, l]) => `<option value="${v}">${l}</option>`).join('')}</select></label></div>
+    <div class="cards charts">
     <div class="card"><h2>CPU usage</h2><div class="chart-box"><canvas id="chart-cpu" aria-label="CPU usage chart"></canvas></div></div>
     <div class="card"><h2>Memory consumed</h2><div class="chart-box"><canvas id="chart-mem" aria-label="Memory chart"></canvas></div></div>
     <div class="card"><h2>Network</h2><div class="chart-box"><canvas id="chart-net" aria-label="Network chart"></canvas></div></div>
     <div class="card"><h2>Disk</h2><div class="chart-box"><canvas id="chart-disk" aria-label="Disk chart"></canvas></div></div></div>
-    <p class="muted" id="chart-note">${isHost ? 'Host' : 'Virtual machine'} statistics as the host reports them (real-time, the last hour).</p>`;
+    <p class="muted" id="chart-note">${isHost ? 'Host' : 'Virtual machine'} statistics as the host reports them.</p>`;
 }
 
 async function drawCharts(entity) {
@@ -498,12 +502,17 @@ async function drawCharts(entity) {
     series.forEach((d, i) => { c.data.datasets[i].data = d; });
     c.update();
   };
+  let gen = 0;
   async function update() {
     if (stopped) return;
+    const my = ++gen;
     try {
-      const s = await api('GET', `/api/kvc/stats?entity=${entity}&interval=realtime`);
+      const interval = $('#chart-interval')?.value || 'realtime';
+      const s = await api('GET', `/api/kvc/stats?entity=${entity}&interval=${interval}`);
+      if (my !== gen || stopped) return;       // a newer update runs
       const x = s.samples || [];
-      const labels = x.map((p) => fmtTime(p.time));
+      const long = interval === '2h' || interval === '1day';
+      const labels = x.map((p) => (long ? new Date(p.time).toLocaleDateString() + ' ' : '') + fmtTime(p.time));
       const k = (v) => +(v / 1024).toFixed(1);
       // A line needs two points: show the points while there are few.
       Object.values(charts).forEach((c) => c.data.datasets.forEach((d) => { d.pointRadius = x.length < 4 ? 3 : 0; }));
@@ -514,12 +523,14 @@ async function drawCharts(entity) {
       $('#main').dataset.samples = x.length;
       $('#chart-note').textContent = x.length
         ? `${x.length} samples, the last at ${fmtTime(x[x.length - 1].time)}; updated as the host reports.`
-        : 'No samples yet: the host reports statistics every stats interval (20 s by default).';
+        : interval === 'realtime' ? 'No samples yet: the host reports statistics every stats interval (20 s by default).'
+          : 'No samples at this level yet: its first interval has not begun.';
     } catch (e) {
       $('#chart-note').textContent = `Statistics unavailable: ${e.message}`;
     }
     timer = setTimeout(update, 5000);
   }
+  $('#chart-interval').onchange = () => { clearTimeout(timer); update(); };
   update();
   pageCleanup = () => { stopped = true; clearTimeout(timer); Object.values(charts).forEach((c) => c.destroy()); delete $('#main').dataset.samples; };
 }
