@@ -133,6 +133,11 @@ EXTRA_DIST += tests/fuzz/corpus/virtq
 # network workloads (docs/vmx.md "Network", docs/vswitch.md) ----
 TESTS += tests/integration/test_vmx_net.py
 EXTRA_DIST += tests/integration/test_vmx_net.py
+check_PROGRAMS += tests/unit/test_vmx_net
+TESTS += tests/unit/test_vmx_net
+tests_unit_test_vmx_net_SOURCES = tests/unit/test_vmx_net.c
+tests_unit_test_vmx_net_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_vmx_net_LDADD = $(VMX_LIBS) $(CMOCKA_LIBS)
 
 # ---- vmx live migration (vmkernel-kvm/migrate.[ch], docs/vmx.md "Live migration") ----
 vmkernel_kvm_libvmx_a_SOURCES += vmkernel-kvm/migrate.h vmkernel-kvm/migrate.c

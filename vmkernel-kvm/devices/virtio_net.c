@@ -59,10 +59,11 @@ void virtio_net_set_link(struct virtio_net *n, bool up)
 
 /* ---- data path ---- */
 
+/* A queue the driver broke stops alone: the other one keeps working until
+ * the driver resets the device (DEVICE_NEEDS_RESET tells it to). */
 static bool queue_live(struct virtio_net *n, unsigned q)
 {
-    return (n->dev.status & VIRTIO_STATUS_DRIVER_OK) && !(n->dev.status & VIRTIO_STATUS_NEEDS_RESET)
-        && n->dev.q[q].ready && !n->dev.q[q].broken;
+    return (n->dev.status & VIRTIO_STATUS_DRIVER_OK) && n->dev.q[q].ready && !n->dev.q[q].broken;
 }
 
 static void broken(struct virtio_net *n, unsigned q)
@@ -118,6 +119,7 @@ static int do_tx(struct virtio_net *n, bool *kick)
     struct kvc_ring *tx = &n->rg.tx;
     int moved = 0, r = 0;
     bool pushed = false;
+    n->tx_full = false;
     if (!queue_live(n, VIRTIO_NET_Q_TX))
         return 0;
     while (moved < VIRTIO_NET_BATCH) {
@@ -288,8 +290,8 @@ static int load(void *opaque, struct sreader *r)
     if (r->err)
         return -EINVAL;
     if (memcmp(mac, n->mac, 6) || mtu != n->mtu || up > 1) {
-        kvc_err("saved NIC (MTU %u) does not match the configured one (MTU %u) or is corrupt",
-                mtu, n->mtu);
+        kvc_err("saved NIC state (MAC, MTU %u, link) does not match the configured NIC "
+                "(MTU %u) or is corrupt", mtu, n->mtu);
         return -EINVAL;
     }
     n->link_up = up;
