@@ -194,6 +194,29 @@ int vdb_task_progress(struct vdb *, const char *id, const char *status,
 int vdb_task_finish(struct vdb *, const char *id, const json_t *result,
                     const json_t *error);
 
+/* Whether the task can be cancelled now (/api/cis/tasks/{task}?action=cancel). */
+int vdb_task_set_cancelable(struct vdb *, const char *id, bool cancelable);
+
+/* ---- DRS (db_drs.c, sql/0005-drs.sql, docs/drs.md) ---- */
+/* AUTOMATION "manual" | "partiallyAutomated" | "fullyAutomated"; THRESHOLD
+ * 1..5; INTERVAL_S 1..86400.  Also sets cluster.drs_enabled. */
+int vdb_drs_config_set(struct vdb *, const char *cluster, bool enabled,
+                       const char *automation, int threshold, int interval_s);
+/* KIND as in drs_rule.kind; VMS and HOSTS JSON arrays of ids (not stolen). */
+int vdb_drs_rule_create(struct vdb *, const char *cluster, const char *name,
+                        const char *kind, bool enabled, const json_t *vms,
+                        const json_t *hosts, char out_id[VDB_ID_MAX]);
+int vdb_drs_rule_delete(struct vdb *, const char *cluster, const char *id);
+int vdb_drs_rec_add(struct vdb *, const char *cluster, const char *vm,
+                    const char *source, const char *target, const char *reason,
+                    double gain, double cost, int64_t migration_ms,
+                    char out_id[VDB_ID_MAX]);
+/* STATE pending|applying|applied|failed|superseded. */
+int vdb_drs_rec_set_state(struct vdb *, const char *id, const char *state,
+                          const char *message);
+/* Marks the cluster's pending recommendations superseded (a new pass). */
+int vdb_drs_rec_supersede(struct vdb *, const char *cluster);
+
 /* ---- events and alarms ---- */
 /* Appends an event; fires any alarm bound to TYPE on OBJECT.  Returns the
  * event's sequence number (> 0) or -errno.  A listener (the SSE stream)

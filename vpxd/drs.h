@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "vpxd/db.h"
 
 struct vpxd;
@@ -80,6 +82,8 @@ struct drs_params {
     double horizon_s;           /* how long a gain is expected to last; 0: 300 */
     size_t max_moves;           /* per pass; 0: 64 */
     bool no_cost;               /* ignore the migration cost (benchmarks only) */
+    double target_override;     /* > 0: aim under this instead of the threshold's
+                                 * target; < 0: as low as moves can get it */
 };
 
 /* Why a move is recommended. */
@@ -167,5 +171,15 @@ int drs_place_vm(struct vpxd *, const struct drs_place_req *,
 /* Maintenance: hosts being evacuated count as unusable for placement. */
 void drs_host_leaving(struct vpxd *, const char *host_id, bool leaving);
 bool drs_host_is_leaving(const struct vpxd *, const char *host_id);
+
+/* For the REST resource: settings, imbalance and host loads now. */
+int drs_cluster_status(struct vpxd *, const char *cluster, json_t **out);
+/* A pass now (recorded, applied when fully automated); *IDS: the new
+ * recommendations. */
+int drs_run_pass(struct vpxd *, const char *cluster, json_t **ids);
+/* Applies pending recommendations IDS (NULL: all of the cluster's); *OUT:
+ * {rec: {task} | {error}}.  -EINVAL (WHY) if an id is not pending there. */
+int drs_apply(struct vpxd *, const char *cluster, const json_t *ids, const char *user,
+              json_t **out, char *why, size_t whylen);
 
 #endif

@@ -813,6 +813,7 @@ hostmgr_host_status(const struct hostmgr *hm, const char *host_id,
 struct call_ctx {
     hostmgr_vm_cb vm_cb;
     hostmgr_done_cb done_cb;
+    hostmgr_migrate_status_cb mig_cb;
     void *arg;
 };
 
@@ -872,6 +873,39 @@ on_status_reply(int status, const char *error, const ProtobufCMessage *resp, voi
     free(c);
 }
 
+static void
+on_migrate_status_reply(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct call_ctx *c = arg;
+    const Kvc__Host__MigrateStatus *r = (const Kvc__Host__MigrateStatus *)resp;
+    struct hostmgr_migrate_status st = { 0 };
+    int err;
+
+    if (status) {
+        c->mig_cb(c->arg, rpc_errno(status, error), error, NULL);
+    } else {
+        err = r->status ? -r->status->error : 0;
+        switch (r->state) {
+        case KVC__HOST__MIGRATE_STATE__MIGRATE_PRECOPY: st.state = HOSTMGR_MIGRATE_PRECOPY; break;
+        case KVC__HOST__MIGRATE_STATE__MIGRATE_SWITCHOVER:
+            st.state = HOSTMGR_MIGRATE_SWITCHOVER;
+            break;
+        case KVC__HOST__MIGRATE_STATE__MIGRATE_DONE: st.state = HOSTMGR_MIGRATE_DONE; break;
+        case KVC__HOST__MIGRATE_STATE__MIGRATE_FAILED: st.state = HOSTMGR_MIGRATE_FAILED; break;
+        default: st.state = HOSTMGR_MIGRATE_NONE;
+        }
+        st.progress = r->progress > 100 ? 100 : r->progress;
+        st.bytes_sent = r->bytes_sent;
+        st.bytes_total = r->bytes_total;
+        st.estimated_ms = r->estimated_ms;
+        st.downtime_ms = r->downtime_ms;
+        c->mig_cb(c->arg, err,
+                  err ? (r->status->message[0] ? r->status->message : strerror(-err)) : NULL,
+                  &st);
+    }
+    free(c);
+}
+
 static int
 do_call(struct hm_host *h, uint32_t method, const ProtobufCMessage *req,
         const ProtobufCMessageDescriptor *resp, hostmgr_vm_cb vcb,
@@ -887,7 +921,8 @@ do_call(struct hm_host *h, uint32_t method, const ProtobufCMessage *req,
     c->arg = arg;
     rc = kvc_rpc_client_call(h->cl, method, req, resp, h->hm->cfg.call_timeout_ms,
                              resp == &kvc__host__vm_reply__descriptor ? on_vm_reply
-                                                                      : on_status_reply, c);
+                             : resp == &kvc__host__migrate_status__descriptor
+                               ? on_migrate_status_reply : on_status_reply, c);
     if (rc)
         free(c);
     return rc;
@@ -991,4 +1026,121 @@ hostmgr_vm_delete(struct hostmgr *hm, const char *host_id, const char *vm_uuid,
     m.uuid = (char *)vm_uuid;
     return do_call(h, KVC__HOST__METHOD__VM_DELETE, &m.base,
                    &kvc__host__status__descriptor, NULL, cb, arg);
+}
+
+/* ---- live migration ------------------------------------------------------ */
+
+int
+hostmgr_migrate_prepare(struct hostmgr *hm, const char *dest_host, const char *mig_id,
+                        const struct hostmgr_migrate_vm *vm, const char *source_host,
+                        hostmgr_done_cb cb, void *arg)
+{
+    Kvc__Host__MigratePrepare m = KVC__HOST__MIGRATE_PREPARE__INIT;
+    Kvc__Host__VmInfo vi = KVC__HOST__VM_INFO__INIT;
+    struct hm_host *h;
+    int rc;
+
+    if (!mig_id || !vm || !vm->uuid || !vm->name || !vm->datastore)
+        return -EINVAL;
+    if ((rc = ready_host(hm, dest_host, &h)))
+        return rc;
+    vi.uuid = (char *)vm->uuid;
+    vi.name = (char *)vm->name;
+    vi.datastore = (char *)vm->datastore;
+    vi.network = (char *)(vm->network ? vm->network : "");
+    vi.cpu_count = vm->cpu_count;
+    vi.memory_mib = vm->memory_mib;
+    vi.power = vm->powered_on ? KVC__HOST__POWER_STATE__POWERED_ON
+                              : KVC__HOST__POWER_STATE__POWERED_OFF;
+    m.id = (char *)mig_id;
+    m.vm = &vi;
+    m.source_uuid = (char *)(source_host ? source_host : "");
+    return do_call(h, KVC__HOST__METHOD__MIGRATE_PREPARE, &m.base,
+                   &kvc__host__status__descriptor, NULL, cb, arg);
+}
+
+int
+hostmgr_migrate_send(struct hostmgr *hm, const char *src_host, const char *mig_id,
+                     const char *vm_uuid, const char *dest_host, uint64_t bandwidth_bps,
+                     uint32_t downtime_ms, hostmgr_done_cb cb, void *arg)
+{
+    Kvc__Host__MigrateSend m = KVC__HOST__MIGRATE_SEND__INIT;
+    struct hm_host *h, *d;
+    int rc;
+
+    if (!mig_id || !vm_uuid || !dest_host)
+        return -EINVAL;
+    if ((rc = ready_host(hm, src_host, &h)))
+        return rc;
+    if (!(d = find_host(hm, dest_host)))
+        return -ENOENT;
+    m.id = (char *)mig_id;
+    m.uuid = (char *)vm_uuid;
+    m.dest_uuid = d->id;
+    m.dest_address = d->addr;
+    m.dest_port = d->port;
+    m.bandwidth_bps = bandwidth_bps;
+    m.downtime_ms = downtime_ms;
+    return do_call(h, KVC__HOST__METHOD__MIGRATE_SEND, &m.base,
+                   &kvc__host__status__descriptor, NULL, cb, arg);
+}
+
+int
+hostmgr_migrate_status(struct hostmgr *hm, const char *host, const char *mig_id,
+                       hostmgr_migrate_status_cb cb, void *arg)
+{
+    Kvc__Host__MigrateRef m = KVC__HOST__MIGRATE_REF__INIT;
+    struct call_ctx *c;
+    struct hm_host *h;
+    int rc;
+
+    if (!mig_id || !cb)
+        return -EINVAL;
+    if ((rc = ready_host(hm, host, &h)))
+        return rc;
+    if (!(c = calloc(1, sizeof *c)))
+        return -ENOMEM;
+    c->mig_cb = cb;
+    c->arg = arg;
+    m.id = (char *)mig_id;
+    rc = kvc_rpc_client_call(h->cl, KVC__HOST__METHOD__MIGRATE_STATUS, &m.base,
+                             &kvc__host__migrate_status__descriptor,
+                             h->hm->cfg.call_timeout_ms, on_migrate_status_reply, c);
+    if (rc)
+        free(c);
+    return rc;
+}
+
+int
+hostmgr_migrate_abort(struct hostmgr *hm, const char *host, const char *mig_id,
+                      hostmgr_done_cb cb, void *arg)
+{
+    Kvc__Host__MigrateRef m = KVC__HOST__MIGRATE_REF__INIT;
+    struct hm_host *h;
+    int rc;
+
+    if (!mig_id)
+        return -EINVAL;
+    if ((rc = ready_host(hm, host, &h)))
+        return rc;
+    m.id = (char *)mig_id;
+    return do_call(h, KVC__HOST__METHOD__MIGRATE_ABORT, &m.base,
+                   &kvc__host__status__descriptor, NULL, cb, arg);
+}
+
+int
+hostmgr_migrate_finish(struct hostmgr *hm, const char *host, const char *mig_id,
+                       hostmgr_vm_cb cb, void *arg)
+{
+    Kvc__Host__MigrateRef m = KVC__HOST__MIGRATE_REF__INIT;
+    struct hm_host *h;
+    int rc;
+
+    if (!mig_id)
+        return -EINVAL;
+    if ((rc = ready_host(hm, host, &h)))
+        return rc;
+    m.id = (char *)mig_id;
+    return do_call(h, KVC__HOST__METHOD__MIGRATE_FINISH, &m.base,
+                   &kvc__host__vm_reply__descriptor, cb, NULL, arg);
 }

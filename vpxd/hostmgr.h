@@ -266,4 +266,54 @@ int hostmgr_vm_power(struct hostmgr *, const char *host_id,
 int hostmgr_vm_delete(struct hostmgr *, const char *host_id,
                       const char *vm_uuid, hostmgr_done_cb cb, void *arg);
 
+/* ---- live migration (docs/drs.md) ----------------------------------------
+ * vpxd_migrate_vm() (vpxd/migration.h) runs these in order: prepare on the
+ * destination, send on the source, status on the source until it says
+ * SWITCHOVER, finish on the destination (the VM now runs there), finish on
+ * the source (it unregisters the VM).  Abort on both undoes everything
+ * before the destination's finish; the VM keeps running on the source. */
+
+struct hostmgr_migrate_vm {
+    const char *uuid;
+    const char *name;           /* folder name on the datastore */
+    const char *datastore;      /* datastore name */
+    const char *network;        /* port group of its vNIC, or NULL */
+    uint32_t cpu_count;
+    uint64_t memory_mib;
+    bool powered_on;            /* false: cold (only the registration moves) */
+};
+int hostmgr_migrate_prepare(struct hostmgr *, const char *dest_host, const char *mig_id,
+                            const struct hostmgr_migrate_vm *vm, const char *source_host,
+                            hostmgr_done_cb cb, void *arg);
+/* BANDWIDTH_BPS 0: the host's default (1 GbE); DOWNTIME_MS 0: 500. */
+int hostmgr_migrate_send(struct hostmgr *, const char *src_host, const char *mig_id,
+                         const char *vm_uuid, const char *dest_host,
+                         uint64_t bandwidth_bps, uint32_t downtime_ms,
+                         hostmgr_done_cb cb, void *arg);
+
+enum hostmgr_migrate_state {
+    HOSTMGR_MIGRATE_NONE = 0,   /* the host does not know the migration */
+    HOSTMGR_MIGRATE_PRECOPY,
+    HOSTMGR_MIGRATE_SWITCHOVER,
+    HOSTMGR_MIGRATE_DONE,
+    HOSTMGR_MIGRATE_FAILED,
+};
+struct hostmgr_migrate_status {
+    enum hostmgr_migrate_state state;
+    uint32_t progress;          /* 0..100 */
+    uint64_t bytes_sent, bytes_total;
+    int64_t estimated_ms, downtime_ms;
+};
+/* ST is NULL on a transport error. */
+typedef void (*hostmgr_migrate_status_cb)(void *arg, int err, const char *msg,
+                                          const struct hostmgr_migrate_status *st);
+int hostmgr_migrate_status(struct hostmgr *, const char *host, const char *mig_id,
+                           hostmgr_migrate_status_cb cb, void *arg);
+/* CB may be NULL. */
+int hostmgr_migrate_abort(struct hostmgr *, const char *host, const char *mig_id,
+                          hostmgr_done_cb cb, void *arg);
+/* Destination: the VM info as it now runs there; source: VM info NULL. */
+int hostmgr_migrate_finish(struct hostmgr *, const char *host, const char *mig_id,
+                           hostmgr_vm_cb cb, void *arg);
+
 #endif

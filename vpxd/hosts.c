@@ -9,6 +9,7 @@
 #include "lib/log.h"
 #include "vpxd/api/api.h"
 #include "vpxd/db.h"
+#include "vpxd/drs.h"
 #include "vpxd/hostmgr.h"
 #include "vpxd/hostmgr_db.h"
 #include "vpxd/hosts.h"
@@ -104,6 +105,7 @@ static void on_stats(void *arg, const char *host_id, const struct hostmgr_stats_
     if (hostmgr_db_ops.stats)
         hostmgr_db_ops.stats(vx->db, host_id, s, n);
     api_stats_record(vx, host_id, s, n);        /* for GET /api/kvc/stats */
+    drs_stats(vx, host_id, s, n);               /* the demand DRS balances */
     vpxd_stats_record(vx->stats, host_id, s, n);    /* stored, with rollups */
 }
 

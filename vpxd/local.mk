@@ -70,3 +70,21 @@ include $(srcdir)/vpxd/snmp/local.mk
 vpxd_vpxd_SOURCES += vpxd/snmp_provider.c vpxd/snmp_provider.h
 vpxd_vpxd_CFLAGS += $(NETSNMP_CFLAGS)
 vpxd_vpxd_LDADD += $(KVC_SNMP_LIBS)
+
+# Live migration and DRS (docs/drs.md).  The algorithm (drs_algo.c) and the
+# DRS tables' writes (db_drs.c) go in the core library so the unit tests and
+# benchmarks link them without the daemon.
+vpxd_libvpxdcore_a_SOURCES += vpxd/db_drs.c vpxd/drs_algo.c vpxd/drs.h
+VPXD_CORE_LIBS += -lm
+vpxd_vpxd_SOURCES += vpxd/migration.c vpxd/migration.h vpxd/drs.c \
+	vpxd/api/drs.c vpxd/api/relocate.c
+check_PROGRAMS += tests/unit/test_vpxd_drs
+TESTS += tests/unit/test_vpxd_drs
+tests_unit_test_vpxd_drs_SOURCES = tests/unit/test_vpxd_drs.c
+tests_unit_test_vpxd_drs_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_vpxd_drs_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS)
+EXTRA_PROGRAMS += tests/bench/bench_drs
+tests_bench_bench_drs_SOURCES = tests/bench/bench_drs.c
+tests_bench_bench_drs_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
+tests_bench_bench_drs_LDADD = $(VPXD_CORE_LIBS)
+KVC_BENCH_BINS += tests/bench/bench_drs

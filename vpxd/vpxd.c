@@ -23,6 +23,8 @@
 #include "vpxd/auth.h"
 #include "vpxd/cert.h"
 #include "vpxd/db.h"
+#include "vpxd/drs.h"
+#include "vpxd/migration.h"
 #include "vpxd/hosts.h"
 #include "vpxd/stats.h"
 #include "vpxd/snmp_provider.h"
@@ -90,10 +92,24 @@ static const struct kvc_cfg_key snmp_keys[] = {
     KVC_CFG_KEY_END,
 };
 
+/* Live migration and DRS (docs/drs.md). */
+static const struct kvc_cfg_key migration_keys[] = {
+    KVC_CFG_KEY_INT("link-speed", "1", 1, 400, "vMotion network speed in Gb/s (bandwidth"
+                    " of each host's migrations)"),
+    KVC_CFG_KEY_INT("max-per-host", "0", 0, 64, "concurrent migrations per host (0: 2 below"
+                    " 10 Gb/s, else 8)"),
+    KVC_CFG_KEY_DURATION("downtime", "500ms", 10, 10000, "stop-and-copy target"),
+    KVC_CFG_KEY_DURATION("poll", "250ms", 50, 10000, "progress poll period"),
+    KVC_CFG_KEY_DURATION("timeout", "60s", 1000, 3600000, "margin over the estimated time"
+                         " before a migration is aborted"),
+    KVC_CFG_KEY_END,
+};
+
 static const struct kvc_cfg_section_def sections[] = {
     { .name = "server", .keys = server_keys },
     { .name = "auth", .keys = auth_keys },
     { .name = "hosts", .keys = hosts_keys },
+    { .name = "migration", .keys = migration_keys },
     { .name = "stats", .keys = stats_keys },
     { .name = "snmp", .keys = snmp_keys },
     { .name = NULL },
@@ -286,6 +302,19 @@ int main(int argc, char **argv)
             kvc_warn("statistics are not stored: %s", strerror(-rc));
     }
     vpxd_hosts_start(&vx);
+    {
+        const struct kvc_cfg_section *mi = kvc_config_section(cfg, "migration");
+        struct vpxd_migration_config mc = {
+            .link_gbps = (double)kvc_cfg_int(mi, "link-speed"),
+            .max_per_host = (int)kvc_cfg_int(mi, "max-per-host"),
+            .downtime_ms = (uint32_t)kvc_cfg_duration_ms(mi, "downtime"),
+            .poll_ms = (uint32_t)kvc_cfg_duration_ms(mi, "poll"),
+            .timeout_ms = kvc_cfg_duration_ms(mi, "timeout"),
+        };
+        vpxd_migration_configure(&mc);
+        if ((rc = drs_start(&vx)) < 0)
+            kvc_warn("DRS not started: %s", strerror(-rc));
+    }
     if (api_server_start(&vx, &vx.api) < 0)
         goto out;
     {
@@ -307,6 +336,8 @@ int main(int argc, char **argv)
     status = 0;
 out:
     vpxd_snmp_stop(snmp);
+    drs_stop(&vx);
+    vpxd_migration_stop(&vx);
     vpxd_hosts_stop(&vx);
     api_server_stop(vx.api);
     if (sigterm)

@@ -191,6 +191,19 @@ API_HANDLER(api_rp_create);
 API_HANDLER(api_rp_patch);
 API_HANDLER(api_rp_delete);
 
+API_HANDLER(api_vm_relocate);
+API_HANDLER(api_task_cancel);
+API_HANDLER(api_host_enter_maintenance);
+API_HANDLER(api_host_exit_maintenance);
+API_HANDLER(api_drs_get);
+API_HANDLER(api_drs_patch);
+API_HANDLER(api_drs_run);
+API_HANDLER(api_drs_recs_list);
+API_HANDLER(api_drs_recs_apply);
+API_HANDLER(api_drs_rules_list);
+API_HANDLER(api_drs_rule_create);
+API_HANDLER(api_drs_rule_delete);
+
 API_HANDLER(api_task_get);
 API_HANDLER(api_task_list);
 

@@ -13,6 +13,7 @@
 #include "vpxd/api/filters.h"
 #include "vpxd/api/internal.h"
 #include "vpxd/hostmgr.h"
+#include "vpxd/migration.h"
 
 KVC_LOG_MODULE(api_host);
 
@@ -318,4 +319,47 @@ void api_host_disconnect(struct api_req *r)
     if (rc < 0)
         return api_error_errno(r, rc, "host");
     api_reply(r, 204, NULL);
+}
+
+/* ---- maintenance mode (vpxd/migration.c does the evacuation) ---- */
+
+static void on_maintenance_done(void *arg, int err, const char *msg, const char *task)
+{
+    struct api_req *r = arg;
+
+    if (!err)
+        api_reply(r, 204, NULL);
+    else if (err == -EBUSY)
+        api_error(r, 400, "NOT_ALLOWED_IN_CURRENT_STATE", "%s", msg ? msg : "busy");
+    else
+        api_host_error(r, err, msg);
+}
+
+static void maintenance(struct api_req *r, bool enter)
+{
+    const char *id = api_param(r, "host");
+    char why[512] = "";
+    int rc;
+
+    if (!vdb_entity_exists(api_db(r), id, "host"))
+        return api_error(r, 404, "NOT_FOUND", "host %s not found", id);
+    if (api_need_host(r, id) < 0)
+        return;
+    api_hold(r);
+    rc = vpxd_host_maintenance(api_vpxd(r), id, enter, api_user(r), api_task_id(r),
+                               on_maintenance_done, r, why, sizeof(why));
+    if (rc == -EALREADY)
+        api_error(r, 400, "ALREADY_IN_DESIRED_STATE", "%s", why);
+    else if (rc < 0)
+        api_host_error(r, rc, why);
+}
+
+void api_host_enter_maintenance(struct api_req *r)
+{
+    maintenance(r, true);
+}
+
+void api_host_exit_maintenance(struct api_req *r)
+{
+    maintenance(r, false);
 }

@@ -121,6 +121,40 @@ const struct api_route api_routes[] = {
     R("DELETE", "/api/vcenter/resource-pool/{resource_pool}", NULL, api_rp_delete, S,
       "Resource.DeletePool", false, 204, "Delete an empty resource pool", NULL, NULL),
 
+    /* Migration, maintenance mode and DRS (api/relocate.c, api/host.c,
+     * api/drs.c; docs/drs.md). */
+    R("POST", "/api/vcenter/vm/{vm}", "relocate", api_vm_relocate, S, "Resource.HotMigrate",
+      true, 204, "Migrate a VM to another host (live when powered on): {placement: {host,"
+      " cluster, datastore}}; the datastore must be the VM's", "VcenterVMRelocateSpec", NULL),
+    R("POST", "/api/cis/tasks/{task}", "cancel", api_task_cancel, S, NULL, false, 204,
+      "Cancel a running migration's task (the VM stays on its source)", NULL, NULL),
+    R("POST", "/api/kvc/host/{host}", "enter-maintenance", api_host_enter_maintenance, S,
+      "Host.Config.Maintenance", true, 204, "kvcenter: enter maintenance mode, moving the"
+      " host's powered-on VMs to other hosts of its cluster first", NULL, NULL),
+    R("POST", "/api/kvc/host/{host}", "exit-maintenance", api_host_exit_maintenance, S,
+      "Host.Config.Maintenance", true, 204, "kvcenter: exit maintenance mode", NULL, NULL),
+    R("GET", "/api/kvc/cluster/{cluster}/drs", NULL, api_drs_get, S, "System.Read", false, 200,
+      "kvcenter: DRS settings, current imbalance, host loads", NULL, NULL),
+    R("PATCH", "/api/kvc/cluster/{cluster}/drs", NULL, api_drs_patch, S,
+      "Host.Inventory.EditCluster", false, 204, "kvcenter: change DRS settings {enabled,"
+      " automation_level: manual|partiallyAutomated|fullyAutomated, migration_threshold 1-5,"
+      " pass_interval_s}", "KvcDrsUpdateSpec", NULL),
+    R("POST", "/api/kvc/cluster/{cluster}/drs", "run", api_drs_run, S,
+      "Host.Inventory.EditCluster", false, 200, "kvcenter: run a DRS pass now", NULL, NULL),
+    R("GET", "/api/kvc/cluster/{cluster}/drs/recommendations", NULL, api_drs_recs_list, S,
+      "System.Read", false, 200, "kvcenter: DRS recommendations, newest first", NULL, "state"),
+    R("POST", "/api/kvc/cluster/{cluster}/drs/recommendations", "apply", api_drs_recs_apply, S,
+      "Host.Inventory.EditCluster", false, 200, "kvcenter: apply pending recommendations"
+      " {recommendations: [ids]} (no body: all pending)", "KvcDrsApplySpec", NULL),
+    R("GET", "/api/kvc/cluster/{cluster}/rules", NULL, api_drs_rules_list, S, "System.Read",
+      false, 200, "kvcenter: the cluster's VM-VM and VM-host rules", NULL, NULL),
+    R("POST", "/api/kvc/cluster/{cluster}/rules", NULL, api_drs_rule_create, S,
+      "Host.Inventory.EditCluster", false, 201, "kvcenter: add a rule {name, kind:"
+      " VM_AFFINITY|VM_ANTI_AFFINITY|VM_HOST_MUST|VM_HOST_SHOULD|VM_HOST_MUST_NOT|"
+      "VM_HOST_SHOULD_NOT, enabled, vms[], hosts[]}", "KvcDrsRuleCreateSpec", NULL),
+    R("DELETE", "/api/kvc/cluster/{cluster}/rules/{rule}", NULL, api_drs_rule_delete, S,
+      "Host.Inventory.EditCluster", false, 204, "kvcenter: delete a rule", NULL, NULL),
+
     /* Tasks. */
     R("GET", "/api/cis/tasks/{task}", NULL, api_task_get, S, NULL, false, 200,
       "A task", NULL, NULL),

@@ -25,7 +25,7 @@ static json_t *task_info(json_t *row)
         "service", json_object_get(row, "service"),
         "operation", json_object_get(row, "operation"),
         "status", json_object_get(row, "status"),
-        "cancelable", 0);
+        "cancelable", json_integer_value(json_object_get(row, "cancelable")) != 0);
     const char *tid = json_string_value(json_object_get(row, "target_id"));
     json_t *res = json_object_get(row, "result"), *err = json_object_get(row, "error");
 

@@ -15,6 +15,7 @@
 #include "vpxd/api/api.h"
 #include "vpxd/api/filters.h"
 #include "vpxd/api/internal.h"
+#include "vpxd/drs.h"
 #include "vpxd/hostmgr.h"
 #include "vpxd/hosts.h"
 
@@ -193,17 +194,14 @@ static int make_uuid(char out[37])
     return 0;
 }
 
-/* The connected host of CLUSTER (or owning resource pool) with the most
- * memory left, or -ENOENT. */
+/* The host of CLUSTER DRS places a new VM on (vpxd/drs.h: rules, capacity,
+ * the datastore if one was given, lowest resulting imbalance), or -errno. */
 static int pick_host(struct api_req *r, const char *cluster, int64_t mem_mib, char out[VDB_ID_MAX])
 {
-    return vdb_query_str(api_db(r), out, VDB_ID_MAX,
-        "SELECT h.id FROM host h WHERE h.cluster = ? AND h.connection_state = 'CONNECTED'"
-        " AND NOT h.maintenance AND h.memory_bytes / 1048576 - coalesce((SELECT"
-        " sum(v.memory_mib) FROM vm v WHERE v.host = h.id AND v.power_state = 'POWERED_ON'),"
-        " 0) >= ? ORDER BY h.memory_bytes / 1048576 - coalesce((SELECT sum(v.memory_mib)"
-        " FROM vm v WHERE v.host = h.id AND v.power_state = 'POWERED_ON'), 0) DESC LIMIT 1",
-        "sI", cluster, mem_mib);
+    struct drs_place_req q = { .cluster = cluster, .memory_mib = mem_mib, .cpu_count = 1 };
+    char why[256];
+
+    return drs_place_vm(api_vpxd(r), &q, out, why, sizeof(why)) == 0 ? 0 : -ENOENT;
 }
 
 static bool valid_guest_os(const char *s)
