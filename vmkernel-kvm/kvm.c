@@ -447,6 +447,9 @@ void vmx_pause(struct vmx *vm)
         pthread_mutex_unlock(&vm->dev_lock);
         vmx_kick_vcpus(vm);
         pthread_mutex_lock(&vm->dev_lock);
+        /* A vCPU may have parked (and broadcast) while the lock was out. */
+        if (vm->parked >= running || vm->stop != VMX_STOP_NONE)
+            break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 20 * 1000 * 1000;

@@ -763,8 +763,9 @@ static int switch_over(struct vmx_migrate *m)
     vmx_pause(vm);
     m->paused_by_us = true;
     throttle_off(m);
-    kvc_info("VMX-MIGRATE vcpus-stopped mono_ns=%llu realtime_ns=%llu",
-             (unsigned long long)m->t_stop_mono, (unsigned long long)m->t_stop_rt);
+    kvc_info("VMX-MIGRATE vcpus-stopped mono_ns=%llu realtime_ns=%llu pause_us=%llu",
+             (unsigned long long)m->t_stop_mono, (unsigned long long)m->t_stop_rt,
+             (unsigned long long)((vmx_now_ns() - m->t_stop_mono) / 1000));
     if (vm_stopping(vm)) {
         set_error(m, "the VM stopped during the migration");
         return -ECANCELED;
@@ -881,8 +882,9 @@ static void *source_thread(void *arg)
     char name[16] = "vmx-migrate";
     pthread_setname_np(pthread_self(), name);
     m->t_start = vmx_now_ns();
-    kvc_info("VMX-MIGRATE start to=%s downtime_ms=%u max_bandwidth=%llu verify=%d", m->p.to,
-             m->p.downtime_ms, (unsigned long long)m->p.max_bandwidth, m->p.verify);
+    kvc_info("VMX-MIGRATE start to=%s mono_ns=%llu downtime_ms=%u max_bandwidth=%llu verify=%d",
+             m->p.to, (unsigned long long)m->t_start, m->p.downtime_ms,
+             (unsigned long long)m->p.max_bandwidth, m->p.verify);
     if ((rc = connect_to(m)) < 0)
         goto fail;
     if ((rc = send_hello(m)) < 0 || (rc = expect_reply(m, MIG_ACCEPT, NULL, NULL)) < 0)
