@@ -70,6 +70,8 @@ vmkernel_kvm_libvmx_a_SOURCES = \
 	vmkernel-kvm/devices/tools.h vmkernel-kvm/devices/tools.c \
 	vmkernel-kvm/devices/balloon.h vmkernel-kvm/devices/balloon.c \
 	vmkernel-kvm/devices/virtio_net.h vmkernel-kvm/devices/virtio_net.c vmkernel-kvm/vmx_net_ctl.c \
+	vmkernel-kvm/disk.h vmkernel-kvm/disk.c vmkernel-kvm/vmx_disk_ctl.c \
+	vmkernel-kvm/devices/virtio_blk.h vmkernel-kvm/devices/virtio_blk.c \
 	vmkernel-kvm/guest/kvc_guest_abi.h
 vmkernel_kvm_libvmx_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SECCOMP_CFLAGS)
 VMX_LIBS = vmkernel-kvm/libvmx.a vmkernel-kvm/libkvcvswitch.a proto/libkvcproto.a lib/libkvcrpc.a lib/libkvcutil.a \
@@ -93,7 +95,8 @@ VMX_GUEST_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-b
 	-fcf-protection=none -mcmodel=small -static -Wl,--build-id=none \
 	-Wl,-z,noexecstack -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
 VMX_GUEST_SRC = vmkernel-kvm/guest/start.S vmkernel-kvm/guest/kernel.c \
-	vmkernel-kvm/guest/lib.c vmkernel-kvm/guest/user.c vmkernel-kvm/guest/net.c
+	vmkernel-kvm/guest/lib.c vmkernel-kvm/guest/user.c vmkernel-kvm/guest/net.c \
+	vmkernel-kvm/guest/blk.c
 VMX_GUEST_DEPS = $(VMX_GUEST_SRC) vmkernel-kvm/guest/guest.ld vmkernel-kvm/guest/guest.h \
 	vmkernel-kvm/guest/kvc_guest_abi.h
 vmxguestdir = $(pkgdatadir)/guest
@@ -115,6 +118,17 @@ tests_unit_test_vmx_virtq_LDADD = $(VMX_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_vmx_boot_SOURCES = tests/unit/test_vmx_boot.c
 tests_unit_test_vmx_boot_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_vmx_boot_LDADD = $(VMX_LIBS) $(CMOCKA_LIBS)
+
+# virtio-blk and the disk's delta layers (hostile requests, snapshots,
+# consolidation, corrupt metadata).
+check_PROGRAMS += tests/unit/test_vmx_blk
+TESTS += tests/unit/test_vmx_blk
+tests_unit_test_vmx_blk_SOURCES = tests/unit/test_vmx_blk.c
+tests_unit_test_vmx_blk_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_vmx_blk_LDADD = $(VMX_LIBS) $(CMOCKA_LIBS)
+# Guest disk data across power cycles, snapshot/restore, consolidation (pytest).
+TESTS += tests/integration/test_vmx_blk.py
+EXTRA_DIST += tests/integration/test_vmx_blk.py
 
 # vmx integration: the real test guest under /dev/kvm (skips without it).
 TESTS += tests/integration/test_vmx.py
@@ -138,6 +152,23 @@ TESTS += tests/unit/test_vmx_net
 tests_unit_test_vmx_net_SOURCES = tests/unit/test_vmx_net.c
 tests_unit_test_vmx_net_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_vmx_net_LDADD = $(VMX_LIBS) $(CMOCKA_LIBS)
+# Fuzz target virtio_net (tests/fuzz/local.mk's convention): a hostile driver
+# and a hostile switch ring; `make check` replays its corpus.
+KVC_FUZZ_TARGETS += tests/fuzz/fuzz_virtio_net
+KVC_FUZZ_NET_SRCS = vmkernel-kvm/devices/virtio_net.c vmkernel-kvm/devices/virtio_mmio.c \
+	vmkernel-kvm/devices/virtq.c vmkernel-kvm/memory.c vmkernel-kvm/vmx_state.c \
+	vmkernel-kvm/vswitch/ring.c lib/log.c
+tests/fuzz/fuzz_virtio_net: $(srcdir)/tests/fuzz/fuzz_virtio_net.c $(KVC_FUZZ_NET_SRCS:%=$(srcdir)/%) \
+		$(BUILT_SOURCES)
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CCLD)$(KVC_FUZZ_CC) -o $@ $(srcdir)/tests/fuzz/fuzz_virtio_net.c \
+	  $(KVC_FUZZ_NET_SRCS:%=$(srcdir)/%) -lpthread
+check_PROGRAMS += tests/fuzz/replay_virtio_net
+TESTS += tests/fuzz/replay_virtio_net
+tests_fuzz_replay_virtio_net_SOURCES = tests/fuzz/fuzz_virtio_net.c tests/fuzz/replay-main.c
+tests_fuzz_replay_virtio_net_CPPFLAGS = $(AM_CPPFLAGS) -DKVC_FUZZ_NAME='"virtio_net"'
+tests_fuzz_replay_virtio_net_LDADD = $(VMX_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/virtio_net tests/fuzz/make-virtio-net-corpus.py
 
 # ---- vmx live migration (vmkernel-kvm/migrate.[ch], docs/vmx.md "Live migration") ----
 vmkernel_kvm_libvmx_a_SOURCES += vmkernel-kvm/migrate.h vmkernel-kvm/migrate.c
