@@ -77,6 +77,7 @@ struct vmkd_power_on {
     const char *vm_id;
     const char *config_path;
     const char *log_path;       /* NULL: vmx's default */
+    const char *restore_path;   /* NULL: boot; else resume from this suspend file */
     uint32_t vcpus;
     struct kvc_res_alloc alloc;
     uint64_t cpu_affinity;      /* bit n: host CPU n allowed; 0: any CPU */

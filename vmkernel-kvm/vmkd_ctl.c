@@ -194,6 +194,7 @@ static void on_power_on(struct kvc_rpc_call *call, const ProtobufCMessage *m, vo
         .vm_id = req->vm_id,
         .config_path = req->config_path,
         .log_path = req->log_path,
+        .restore_path = req->restore_path,
         .vcpus = req->vcpus,
     };
     alloc_from_pb(req->alloc, &po.alloc);

@@ -60,6 +60,7 @@ struct vmkd_vm {
     bool stop_requested, forced;
     unsigned long long starttime;
     char *dir, *sock, *out, *statefile, *config, *log;
+    char *restore;              /* --restore file of this start (resume), or NULL */
     uint32_t vcpus;
     struct kvc_res_alloc alloc;
     uint64_t weight;
@@ -319,6 +320,7 @@ static void vm_free(struct vmkd_vm *vm, bool remove)
     free(vm->statefile);
     free(vm->config);
     free(vm->log);
+    free(vm->restore);
     free(vm);
 }
 
@@ -619,6 +621,17 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         snprintf(why, VMKD_WHY_MAX, "the VM log path must be absolute");
         return -EINVAL;
     }
+    if (req->restore_path && req->restore_path[0]) {
+        if (req->restore_path[0] != '/') {
+            snprintf(why, VMKD_WHY_MAX, "the suspend file path must be absolute");
+            return -EINVAL;
+        }
+        if (access(req->restore_path, R_OK) < 0) {
+            snprintf(why, VMKD_WHY_MAX, "suspend file %s: %s", req->restore_path,
+                     strerror(errno));
+            return -ENOENT;
+        }
+    }
     if (req->vcpus > 4096) {
         snprintf(why, VMKD_WHY_MAX, "vcpus %u out of range", req->vcpus);
         return -EINVAL;
@@ -646,6 +659,7 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
     vm->alloc = req->alloc;
     vm->config = strdup(req->config_path);
     vm->log = req->log_path && req->log_path[0] ? strdup(req->log_path) : NULL;
+    vm->restore = req->restore_path && req->restore_path[0] ? strdup(req->restore_path) : NULL;
     if (!vm->config) {
         rc = -ENOMEM;
         goto err_msg;
@@ -695,7 +709,7 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
             goto err;
         vm->has_port = true;
     }
-    const char *argv[12];
+    const char *argv[16];
     int ac = 0;
     argv[ac++] = d->cfg.vmx_path;
     argv[ac++] = "-c";
@@ -705,6 +719,10 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
     if (vm->log) {
         argv[ac++] = "-l";
         argv[ac++] = vm->log;
+    }
+    if (vm->restore) {
+        argv[ac++] = "--restore";
+        argv[ac++] = vm->restore;
     }
     if (vm->has_port) {
         /* The child puts the port's fds at 3, 4, 5. */

@@ -15,7 +15,11 @@
  * heartbeat is fresh.  Guest shutdown and reboot go to vmx the same way
  * (VMX_GUEST_SHUTDOWN / VMX_GUEST_REBOOT, through the guest's tools).
  *
- * Not done yet: suspend/resume (vmx snapshots are not wired to vmkd). */
+ * Suspend asks vmx for a snapshot that powers the VM off once written
+ * (<dir>/<name>.vmss, VMX_SNAPSHOT with power_off); resume (a power-on of a
+ * suspended VM) starts vmx through vmkd with --restore of that file, which
+ * is removed once the VM runs again.  A VM whose suspend file exists and
+ * that does not run is suspended, also across hostd restarts. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +59,20 @@ struct kvm_vm {
 };
 
 static void vmx_link(struct hostd_host *, struct hostd_vm *, const char *sock);
+
+/* The VM's suspend file (its memory and device state while suspended). */
+static int
+suspend_path(const struct hostd_vm *vm, char *buf, size_t len)
+{
+    return snprintf(buf, len, "%s/%s.vmss", vm->dir, vm->name) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+static bool
+has_suspend_file(const struct hostd_vm *vm)
+{
+    char p[PATH_MAX + 16];
+    return !suspend_path(vm, p, sizeof p) && access(p, R_OK) == 0;
+}
 static void vmx_unlink(struct hostd_vm *);
 
 /* ---- runtime config for vmx ---------------------------------------------*/
@@ -131,6 +149,10 @@ set_off(struct hostd_host *h, struct hostd_vm *vm, const char *why)
 {
     if (vm->power == VM_OFF)
         return;
+    if (vm->power == VM_SUSPENDED) {
+        vmx_unlink(vm);         /* vmx exits after writing its suspend file */
+        return;
+    }
     kvc_info("%s: VM %s stopped: %s", h->name, vm->name, why);
     vm->power = VM_OFF;
     vm->tools_running = false;
@@ -183,6 +205,14 @@ apply_list(struct hostd_host *h, const Kvc__Vmkd__VmList *l, bool announce)
             kvc_info("%s: VM %s is running under vmkd", h->name, vm->name);
             if (announce)
                 hostd_vm_changed(h, vm, false);
+        } else if (!running && has_suspend_file(vm)) {
+            if (vm->power != VM_SUSPENDED) {
+                vm->power = VM_SUSPENDED;
+                vm->tools_running = false;
+                vmx_unlink(vm);
+                if (announce)
+                    hostd_vm_changed(h, vm, false);
+            }
         } else if (!running && vm->power != VM_OFF) {
             if (announce)
                 set_off(h, vm, "not running under vmkd");
@@ -504,6 +534,7 @@ struct op {
     Kvc__Host__PowerOp op;
     hostd_be_done_fn done;
     void *ctx;
+    bool resume;                /* power-on from the suspend file */
 };
 
 static void power_on_step(struct op *o);
@@ -527,6 +558,13 @@ on_power_on(int status, const char *error, const ProtobufCMessage *resp, void *a
     o->vm->power = VM_ON;
     o->vm->tools_running = false;
     vmx_link(o->h, o->vm, ((const Kvc__Vmkd__VmInfo *)resp)->control_socket);
+    if (o->resume) {
+        char p[PATH_MAX + 16];
+        /* Running from it now: a later power-on boots afresh. */
+        if (!suspend_path(o->vm, p, sizeof p) && unlink(p) < 0)
+            kvc_warn("%s: VM %s: remove %s: %s", o->h->name, o->vm->name, p, strerror(errno));
+        kvc_info("%s: VM %s resumed", o->h->name, o->vm->name);
+    }
     finish(o, 0, NULL);
 }
 
@@ -539,6 +577,12 @@ on_power_off(int status, const char *error, const ProtobufCMessage *resp, void *
     if (status && status != KVC_RPC_E_NOT_FOUND) {
         finish(o, vmkd_errno(status), error);
         return;
+    }
+    if (o->vm->power == VM_SUSPENDED) {
+        char p[PATH_MAX + 16];
+        /* Powering off a suspended VM discards its suspended state. */
+        if (!suspend_path(o->vm, p, sizeof p) && unlink(p) < 0 && errno != ENOENT)
+            kvc_warn("%s: VM %s: remove %s: %s", o->h->name, o->vm->name, p, strerror(errno));
     }
     o->vm->power = VM_OFF;
     o->vm->tools_running = false;
@@ -556,7 +600,7 @@ power_on_step(struct op *o)
 {
     struct kvm_host *k = o->h->be_priv;
     Kvc__Vmkd__PowerOnRequest r = KVC__VMKD__POWER_ON_REQUEST__INIT;
-    char cfg[PATH_MAX + 32], logp[PATH_MAX + 16];
+    char cfg[PATH_MAX + 32], logp[PATH_MAX + 16], vmss[PATH_MAX + 16];
     int rc;
 
     if ((rc = write_run_config(o->h, o->vm, cfg, sizeof cfg))) {
@@ -567,11 +611,36 @@ power_on_step(struct op *o)
     r.vm_id = o->vm->uuid;
     r.config_path = cfg;
     r.log_path = logp;
+    if (o->resume) {
+        if ((rc = suspend_path(o->vm, vmss, sizeof vmss))) {
+            finish(o, rc, "suspend file path too long");
+            return;
+        }
+        r.restore_path = vmss;
+    }
     r.vcpus = o->vm->cpu_count;
     rc = kvc_rpc_client_call(k->cl, KVC__VMKD__METHOD__VMKD_POWER_ON, &r.base,
                              &kvc__vmkd__vm_info__descriptor, KVM_CALL_MS, on_power_on, o);
     if (rc)
         finish(o, rc, "vmkd is not reachable");
+}
+
+/* Suspend: vmx wrote the suspend file and powers off (vmkd reports its exit,
+ * which leaves the VM suspended). */
+static void
+on_suspended(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct op *o = arg;
+
+    if (status) {
+        finish(o, vmkd_errno(status), error);
+        return;
+    }
+    o->vm->power = VM_SUSPENDED;
+    o->vm->tools_running = false;
+    kvc_info("%s: VM %s suspended to %s", o->h->name, o->vm->name,
+             ((const Kvc__Vmx__SnapshotReply *)resp)->path);
+    finish(o, 0, NULL);
 }
 
 /* A guest shutdown or reboot asked of the guest through vmx: the guest
@@ -607,12 +676,35 @@ kvm_power_async(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op
     *o = (struct op){ h, vm, op, done, ctx };
     switch (op) {
     case KVC__HOST__POWER_OP__POWER_ON:
-        if (vm->power == VM_SUSPENDED) {
-            finish(o, -ENOTSUP, "resume is not supported by the kvm backend yet");
+    case KVC__HOST__POWER_OP__POWER_RESUME:
+        o->resume = vm->power == VM_SUSPENDED;
+        if (o->resume && !has_suspend_file(vm)) {
+            finish(o, -ENOENT, "the VM's suspend file is missing");
             return;
         }
         power_on_step(o);
         return;
+    case KVC__HOST__POWER_OP__POWER_SUSPEND: {
+        struct kvm_vm *kv = vm->be;
+        Kvc__Vmx__SnapshotRequest sr = KVC__VMX__SNAPSHOT_REQUEST__INIT;
+        char vmss[PATH_MAX + 16];
+        if (!kv || !kv->vmx) {
+            finish(o, -ENOTCONN, "vmx is not reachable");
+            return;
+        }
+        if ((rc = suspend_path(vm, vmss, sizeof vmss))) {
+            finish(o, rc, "suspend file path too long");
+            return;
+        }
+        sr.path = vmss;
+        sr.power_off = true;
+        rc = kvc_rpc_client_call(kv->vmx, KVC__VMX__METHOD__VMX_SNAPSHOT, &sr.base,
+                                 &kvc__vmx__snapshot_reply__descriptor, KVM_CALL_MS,
+                                 on_suspended, o);
+        if (rc)
+            finish(o, rc, "vmx is not reachable");
+        return;
+    }
     case KVC__HOST__POWER_OP__GUEST_SHUTDOWN:
     case KVC__HOST__POWER_OP__GUEST_REBOOT: {
         struct kvm_vm *kv = vm->be;
@@ -643,7 +735,7 @@ kvm_power_async(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op
             finish(o, rc, "vmkd is not reachable");
         return;
     default:
-        finish(o, -ENOTSUP, "suspend and resume are not supported by the kvm backend yet");
+        finish(o, -ENOTSUP, "unknown power operation");
         return;
     }
 }

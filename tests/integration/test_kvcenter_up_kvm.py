@@ -59,6 +59,7 @@ def group_members(pgid):
 class Cluster:
     def __init__(self, tmp, hosts, vms):
         self.port = free_port()
+        self.dir = os.path.join(tmp, "c")
         self.errpath = os.path.join(tmp, "up.err")
         self.p = subprocess.Popen([UP, "--dir", os.path.join(tmp, "c"), "--hosts", str(hosts),
                                    "--vms", str(vms), "--backend", "kvm", "--port",
@@ -173,6 +174,54 @@ def test_kvm_hosts_groups_tools_guest_shutdown_and_host_kill(cluster):
     wait_for(lambda: not group_members(victim), 15, "the killed host's processes gone")
     other = [pg for pg in leaders if pg != victim][0]
     assert group_members(other), "the other host is untouched"
+
+
+def test_suspend_resume_keeps_the_running_guest(cluster):
+    c = cluster
+    c.wait_ready()
+    st, vms = c.api("GET", "/api/vcenter/vm")
+    vm = vms[0]
+    wait_for(lambda: c.api("GET", "/api/vcenter/vm/%s/tools" % vm["vm"])[1]["run_state"]
+             == "RUNNING", 30, "tools RUNNING")
+    folder = os.path.join(c.dir, "datastores", "shared", vm["name"])
+    serial = os.path.join(folder, "serial.log")
+
+    def readies():
+        with open(serial) as f:
+            return f.read().count("KVC-GUEST: ready")
+    assert readies() == 1
+    leaders = [int(h.split()[1]) for h in c.get("HOST")]
+
+    def vmx_count():
+        return sum([x for _, x in group_members(pg)].count("vmx") for pg in leaders)
+    assert vmx_count() == 2
+
+    st, body = c.api("POST", "/api/vcenter/vm/%s/power?action=suspend" % vm["vm"])
+    assert st == 204, (st, body)
+    wait_for(lambda: c.api("GET", "/api/vcenter/vm/%s/power" % vm["vm"])[1]["state"]
+             == "SUSPENDED", 30, "SUSPENDED")
+    wait_for(lambda: vmx_count() == 1, 30, "the suspended VM's vmx gone")
+    assert os.path.exists(os.path.join(folder, vm["name"] + ".vmss"))
+
+    # Resume: the same guest runs on (no second boot), tools beat again, and
+    # the suspend file is gone.
+    st, body = c.api("POST", "/api/vcenter/vm/%s/power?action=start" % vm["vm"])
+    assert st == 204, (st, body)
+    assert c.api("GET", "/api/vcenter/vm/%s/power" % vm["vm"])[1]["state"] == "POWERED_ON"
+    wait_for(lambda: vmx_count() == 2, 30, "vmx running again")
+    wait_for(lambda: c.api("GET", "/api/vcenter/vm/%s/tools" % vm["vm"])[1]["run_state"]
+             == "RUNNING", 30, "tools RUNNING after resume")
+    assert readies() == 1, "resumed, not rebooted"
+    assert not os.path.exists(os.path.join(folder, vm["name"] + ".vmss"))
+
+    # Suspend again, then power off: the suspended state is discarded.
+    st, body = c.api("POST", "/api/vcenter/vm/%s/power?action=suspend" % vm["vm"])
+    assert st == 204, (st, body)
+    wait_for(lambda: vmx_count() == 1, 30, "vmx gone")
+    st, body = c.api("POST", "/api/vcenter/vm/%s/power?action=stop" % vm["vm"])
+    assert st == 204, (st, body)
+    assert c.api("GET", "/api/vcenter/vm/%s/power" % vm["vm"])[1]["state"] == "POWERED_OFF"
+    assert not os.path.exists(os.path.join(folder, vm["name"] + ".vmss"))
 
 
 def test_stop_leaves_no_vmx(cluster):
