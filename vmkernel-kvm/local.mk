@@ -129,6 +129,9 @@ tests_unit_test_vmx_blk_LDADD = $(VMX_LIBS) $(CMOCKA_LIBS)
 # Guest disk data across power cycles, snapshot/restore, consolidation (pytest).
 TESTS += tests/integration/test_vmx_blk.py
 EXTRA_DIST += tests/integration/test_vmx_blk.py
+# BENCH vmx-blk-seq-write, vmx-blk-seq-read: guest disk MB/s beside host dd.
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmx_blk.py
+EXTRA_DIST += tests/bench/bench_vmx_blk.py
 
 # vmx integration: the real test guest under /dev/kvm (skips without it).
 TESTS += tests/integration/test_vmx.py

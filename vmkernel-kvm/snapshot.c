@@ -203,6 +203,12 @@ int vmx_state_save_devices(struct vmx *vm, struct sbuf *out)
         section(out, VMX_ST_VIRTIO, 1, &b);
         sbuf_free(&b);
     }
+    if (vm->blk_on) {
+        sbuf_init(&b);
+        virtio_mmio_save(&vm->blk.dev, &b);
+        section(out, VMX_ST_VIRTIO, KVC_MMIO_SLOT_BLK, &b);
+        sbuf_free(&b);
+    }
     if (vm->net_on) {
         sbuf_init(&b);
         virtio_mmio_save(&vm->net.dev, &b);
@@ -372,7 +378,31 @@ int vmx_state_load_section(struct vmx *vm, uint32_t type, uint32_t inst, const u
         rc = virtio_mmio_load(&vm->tools.dev, &r);
         pthread_mutex_unlock(&vm->dev_lock);
         break;
+    case VMX_ST_DISK: {
+        char name[DISK_NAME_MAX];
+        memset(name, 0, sizeof(name));
+        sreader_blob(&r, name, sizeof(name) - 1);
+        uint64_t id = sreader_u64(&r);
+        if (r.err) {
+            snprintf(err, errlen, "bad disk section");
+            return -EINVAL;
+        }
+        if (!vm->blk_on || vm->blk.readonly) {
+            snprintf(err, errlen, "the snapshot has disk state, this VM has no writable disk");
+            return -EINVAL;
+        }
+        pthread_mutex_lock(&vm->dev_lock);
+        rc = disk_revert(&vm->blk.disk, name, id, err, errlen);
+        pthread_mutex_unlock(&vm->dev_lock);
+        return rc;
+    }
     case VMX_ST_VIRTIO:
+        if (inst == KVC_MMIO_SLOT_BLK && vm->blk_on) {
+            pthread_mutex_lock(&vm->dev_lock);
+            rc = virtio_mmio_load(&vm->blk.dev, &r);
+            pthread_mutex_unlock(&vm->dev_lock);
+            break;
+        }
         if (inst == KVC_MMIO_SLOT_NET && vm->net_on) {
             pthread_mutex_lock(&vm->dev_lock);
             rc = virtio_mmio_load(&vm->net.dev, &r);
@@ -490,6 +520,30 @@ int vmx_snapshot_save(struct vmx *vm, const char *path, struct vmx_snapshot_info
     rc = b.err ? b.err : wr(f, b.p, b.len);
     sbuf_free(&b);
     sbuf_free(&hdr);
+    /* The disk: freeze its top layer (a new delta takes the writes from
+     * now on) and record which layer holds the state of this snapshot. */
+    char frozen[DISK_NAME_MAX] = "";
+    if (!rc && vm->blk_on && !vm->blk.readonly) {
+        char why[256] = "";
+        uint64_t id = 0;
+        pthread_mutex_lock(&vm->dev_lock);
+        rc = disk_snapshot(&vm->blk.disk, frozen, &id, why, sizeof(why));
+        pthread_mutex_unlock(&vm->dev_lock);
+        if (rc) {
+            kvc_err("snapshot: disk: %s", why);
+            frozen[0] = 0;
+        } else {
+            struct sbuf body;
+            sbuf_init(&body);
+            sbuf_init(&b);
+            sbuf_blob(&body, frozen, strlen(frozen));
+            sbuf_u64(&body, id);
+            section(&b, VMX_ST_DISK, 0, &body);
+            rc = b.err ? b.err : wr(f, b.p, b.len);
+            sbuf_free(&b);
+            sbuf_free(&body);
+        }
+    }
     if (!rc)
         rc = write_memory(vm, f, &info->memory_pages);
     if (!rc) {
@@ -512,8 +566,14 @@ int vmx_snapshot_save(struct vmx *vm, const char *path, struct vmx_snapshot_info
         rc = -EIO;
     if (!rc && rename(tmp, path) < 0)
         rc = -errno;
-    if (rc)
+    if (rc) {
         unlink(tmp);
+        if (frozen[0]) {
+            pthread_mutex_lock(&vm->dev_lock);
+            disk_snapshot_abort(&vm->blk.disk, frozen);
+            pthread_mutex_unlock(&vm->dev_lock);
+        }
+    }
     info->duration_us = (vmx_now_ns() - t0) / 1000;
     return rc;
 }

@@ -20,6 +20,7 @@
 #include "vmkernel-kvm/devices/device.h"
 #include "vmkernel-kvm/devices/serial.h"
 #include "vmkernel-kvm/devices/tools.h"
+#include "vmkernel-kvm/devices/virtio_blk.h"
 #include "vmkernel-kvm/devices/virtio_net.h"
 #include "vmkernel-kvm/guest/kvc_guest_abi.h"
 #include "vmkernel-kvm/memory.h"
@@ -56,6 +57,11 @@ struct vmx_config {
     unsigned guest_net_count, guest_net_size;
     bool guest_net_forge;
     unsigned guest_net_vlan;
+    /* virtio-blk (disk.*) and the test guest's disk test (guest.disk_*) */
+    char disk_path[PATH_MAX];
+    bool disk_readonly;
+    unsigned guest_disk_test;   /* index in vmx_disk_test_names */
+    unsigned guest_disk_seed, guest_disk_mb;
 };
 
 /* Parse PATH.  On -EINVAL, ERR holds "file:line: message". */
@@ -115,6 +121,8 @@ struct vmx {
     struct virtio_net net;
     bool net_on;
     int net_fds[3];             /* --net-fds: ring memfd, kick, call; -1: none */
+    struct virtio_blk blk;
+    bool blk_on;
 
     /* Requests to the vCPU threads, under dev_lock. */
     bool pause_req;
@@ -170,6 +178,9 @@ int vmx_net_bind_kvm(struct vmx *);
 struct vmx_ctl_method;
 const struct vmx_ctl_method *vmx_net_ctl_table(size_t *n);
 extern const char *const vmx_net_mode_names[];
+/* Control methods of the disk (vmx_disk_ctl.c), served beside them too. */
+const struct vmx_ctl_method *vmx_disk_ctl_table(size_t *n);
+extern const char *const vmx_disk_test_names[];
 
 /* boot.c: load the guest and set the boot vCPU state (see boot.h). */
 int vmx_boot(struct vmx *);

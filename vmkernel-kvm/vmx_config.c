@@ -48,8 +48,16 @@ static const struct kvc_cfg_key vm_keys[] = {
     KVC_CFG_KEY_INT("guest.net_size", "56", 0, 8972, "ping/flood: payload bytes"),
     KVC_CFG_KEY_BOOL("guest.net_forge", "false", "send with a source MAC not the adapter's"),
     KVC_CFG_KEY_INT("guest.net_vlan", "0", 0, 4094, "tag what the guest sends with this VLAN (trunk)"),
+    KVC_CFG_KEY_STRING("disk.path", NULL, "virtio-blk disk: a raw (sparse) file; its size is the capacity"),
+    KVC_CFG_KEY_BOOL("disk.readonly", "false", "the guest may only read the disk"),
+    KVC_CFG_KEY_ENUM("guest.disk_test", "off", "test guest disk test (needs disk.path)",
+                     "off", "write", "verify", "bench"),
+    KVC_CFG_KEY_INT("guest.disk_seed", "1", 0, 2147483647, "disk test: pattern seed"),
+    KVC_CFG_KEY_INT("guest.disk_mb", "4", 1, 1024, "disk test: MiB from sector 0"),
     KVC_CFG_KEY_END,
 };
+
+const char *const vmx_disk_test_names[] = { "off", "write", "verify", "bench", NULL };
 
 const char *const vmx_net_mode_names[] = { "none", "listen", "echo", "ping", "flood", "udping", NULL };
 
@@ -202,6 +210,18 @@ static int from_config(struct vmx_config *c, const struct kvc_config *kc, char *
     }
     if (!msg && net_from_config(c, s, buf, sizeof(buf)) < 0)
         msg = buf;
+    if (!msg) {
+        rc = copy_path(c, c->disk_path, sizeof(c->disk_path), kvc_cfg_string(s, "disk.path"),
+                       "disk.path", err, errlen);
+        if (rc)
+            return -EINVAL;
+        c->disk_readonly = kvc_cfg_bool(s, "disk.readonly");
+        c->guest_disk_test = (unsigned)kvc_cfg_enum_index(s, "guest.disk_test");
+        c->guest_disk_seed = (unsigned)kvc_cfg_int(s, "guest.disk_seed");
+        c->guest_disk_mb = (unsigned)kvc_cfg_int(s, "guest.disk_mb");
+        if (c->guest_disk_test && !c->disk_path[0])
+            msg = "key 'guest.disk_test': needs 'disk.path'";
+    }
     if (msg) {
         snprintf(err, errlen, "%s: %s", c->path, msg);
         return -EINVAL;

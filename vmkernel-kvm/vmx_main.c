@@ -77,6 +77,8 @@ static int reset_vm(struct vmx *vm)
         virtio_mmio_write(&vm->balloon.dev, 0x70, zero, 4);
     if (vm->net_on)
         virtio_mmio_write(&vm->net.dev, 0x70, zero, 4);
+    if (vm->blk_on)
+        virtio_mmio_write(&vm->blk.dev, 0x70, zero, 4);
     vm->serial.ier = 0;
     vm->serial.mcr = 0;
     vm->serial.rx_len = 0;
@@ -305,15 +307,19 @@ int main(int argc, char **argv)
     } else if ((rc = vmx_boot(vm)) < 0) {
         goto out;
     }
-    /* vmx's own methods, then the NIC's (vmx_net_ctl.c). */
+    /* vmx's own methods, then the NIC's (vmx_net_ctl.c), then the disk's
+     * (vmx_disk_ctl.c). */
     static struct vmx_ctl_method methods[64];
-    size_t n_net;
+    size_t n_net, n_disk;
     const struct vmx_ctl_method *net_methods = vmx_net_ctl_table(&n_net);
-    if (vmx_ctl_n_methods + n_net > 64)
+    const struct vmx_ctl_method *disk_methods = vmx_disk_ctl_table(&n_disk);
+    if (vmx_ctl_n_methods + n_net + n_disk > 64)
         goto out;
     memcpy(methods, vmx_ctl_methods, sizeof(methods[0]) * vmx_ctl_n_methods);
     memcpy(methods + vmx_ctl_n_methods, net_methods, sizeof(methods[0]) * n_net);
-    if ((rc = vmx_ctl_listen(g_base, sock, methods, vmx_ctl_n_methods + n_net, vm, &ctl)) < 0) {
+    memcpy(methods + vmx_ctl_n_methods + n_net, disk_methods, sizeof(methods[0]) * n_disk);
+    if ((rc = vmx_ctl_listen(g_base, sock, methods, vmx_ctl_n_methods + n_net + n_disk, vm,
+                             &ctl)) < 0) {
         kvc_err("control socket %s: %s", sock, strerror(-rc));
         goto out;
     }

@@ -37,6 +37,8 @@ static const char *const allowed[] = {
     /* snapshots, serial log */
     "openat", "fstat", "newfstatat", "lseek", "fsync", "fdatasync", "rename", "renameat",
     "renameat2", "unlink", "unlinkat", "getuid", "getrandom",
+    /* virtio-blk and its delta files (disk.c) */
+    "pread64", "pwrite64", "preadv", "pwritev", "ftruncate",
     /* thread CPU times for stats */
     "getrusage", "times",
     /* signals we send ourselves (kicks) */

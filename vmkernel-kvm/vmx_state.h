@@ -55,6 +55,7 @@ enum vmx_state_section {
     VMX_ST_SERIAL = 16,
     VMX_ST_TOOLS = 17,
     VMX_ST_VIRTIO = 18,     /* instance = virtio-mmio slot */
+    VMX_ST_DISK = 19,       /* snapshots only: the disk layer the snapshot froze */
     VMX_ST_END = 0xffff,
 };
 

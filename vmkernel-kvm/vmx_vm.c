@@ -95,6 +95,23 @@ int vmx_devices_init(struct vmx *vm)
             || (rc = virtio_net_start(&vm->net)) < 0 || (rc = vmx_net_bind_kvm(vm)) < 0)
             return rc;
     }
+    if (vm->cfg.disk_path[0]) {
+        char err[512] = "";
+        const char *id = vm->cfg.uuid[0] ? vm->cfg.uuid : vm->cfg.name;
+        struct irq_line di = { .opaque = vm, .set = vmx_irq_set, .gsi = KVC_MMIO_IRQ_BASE + KVC_MMIO_SLOT_BLK };
+        if ((rc = virtio_blk_init(&vm->blk, &vm->mem, &di, vm->cfg.disk_path, vm->cfg.disk_readonly,
+                                  id, err, sizeof(err))) < 0) {
+            kvc_err("disk.path %s: %s", vm->cfg.disk_path, err[0] ? err : strerror(-rc));
+            return rc;
+        }
+        vm->blk_on = true;
+        kvc_info("virtio-blk: %s, %llu sectors%s, %u layer(s)", vm->cfg.disk_path,
+                 (unsigned long long)virtio_blk_capacity(&vm->blk),
+                 vm->cfg.disk_readonly ? ", read-only" : "", vm->blk.disk.n);
+        if ((rc = virtio_mmio_attach(&vm->blk.dev, &vm->mmio,
+                                     KVC_GPA_MMIO_BASE + KVC_MMIO_SLOT_BLK * KVC_MMIO_SLOT_SIZE)) < 0)
+            return rc;
+    }
     /* Port 0x80 (POST codes) and QEMU's isa-debug-exit port are accepted
      * and ignored, so guests that poke them do not fill the log. */
     struct bus_dev sink = { .name = "sink", .base = 0x80, .len = 1 };
@@ -104,6 +121,9 @@ int vmx_devices_init(struct vmx *vm)
 
 void vmx_devices_destroy(struct vmx *vm)
 {
+    if (vm->blk_on)
+        virtio_blk_destroy(&vm->blk);
+    vm->blk_on = false;
     if (vm->net_on)
         virtio_net_destroy(&vm->net);
     for (int i = 0; i < 3; i++)
@@ -259,6 +279,13 @@ int vmx_boot(struct vmx *vm)
                  vm->cfg.guest_peer[0] ? vm->cfg.guest_peer : "0.0.0.0", vm->cfg.guest_net_count,
                  vm->cfg.guest_net_size, vm->cfg.guest_net_forge, vm->cfg.guest_net_vlan,
                  bi->tsc_khz);
+    }
+    if (vm->blk_on && vm->cfg.guest_disk_test) {
+        /* The disk test's words (guest/blk.c). */
+        size_t l = strlen(bi->cmdline);
+        snprintf(bi->cmdline + l, sizeof(bi->cmdline) - l, " disk=%s disk_seed=%u disk_mb=%u",
+                 vmx_disk_test_names[vm->cfg.guest_disk_test], vm->cfg.guest_disk_seed,
+                 vm->cfg.guest_disk_mb);
     }
     rc = set_boot_state(vm, entry, KVC_GPA_BOOTINFO, 0);
 out:

@@ -4,8 +4,9 @@
  *
  * Commands: info, stats, poweroff, reset, pause, resume, shutdown, reboot,
  * console-read [OFFSET], console-write TEXT, snapshot PATH, suspend PATH,
- * balloon MB, ping.  Prints the reply as `key=value` lines; exits 0 on
- * success, 1 with the error on stderr otherwise. */
+ * balloon MB, snapshot-delete PATH, disk-info, ping.  Prints the reply as
+ * `key=value` lines; exits 0 on success, 1 with the error on stderr
+ * otherwise. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>

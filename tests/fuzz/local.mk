@@ -52,3 +52,21 @@ tests_fuzz_replay_rpc_frame_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CF
 tests_fuzz_replay_rpc_frame_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
 	$(KVC_RPC_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/rpc_frame tests/fuzz/make-rpc-frame-corpus.py
+
+# ---- virtio_blk: virtio-blk requests and the disk's metadata parsers -----
+KVC_FUZZ_TARGETS += tests/fuzz/fuzz_virtio_blk
+KVC_FUZZ_BLK_SRCS = vmkernel-kvm/devices/virtio_blk.c vmkernel-kvm/disk.c \
+	vmkernel-kvm/devices/virtio_mmio.c vmkernel-kvm/devices/virtq.c \
+	vmkernel-kvm/devices/bus.c vmkernel-kvm/memory.c vmkernel-kvm/vmx_state.c lib/log.c
+tests/fuzz/fuzz_virtio_blk: $(srcdir)/tests/fuzz/fuzz_virtio_blk.c $(KVC_FUZZ_BLK_SRCS:%=$(srcdir)/%) \
+		$(BUILT_SOURCES)
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CCLD)$(KVC_FUZZ_CC) -o $@ $(srcdir)/tests/fuzz/fuzz_virtio_blk.c \
+	  $(KVC_FUZZ_BLK_SRCS:%=$(srcdir)/%)
+
+check_PROGRAMS += tests/fuzz/replay_virtio_blk
+TESTS += tests/fuzz/replay_virtio_blk
+tests_fuzz_replay_virtio_blk_SOURCES = tests/fuzz/fuzz_virtio_blk.c tests/fuzz/replay-main.c
+tests_fuzz_replay_virtio_blk_CPPFLAGS = $(AM_CPPFLAGS) -DKVC_FUZZ_NAME='"virtio_blk"'
+tests_fuzz_replay_virtio_blk_LDADD = $(VMX_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/virtio_blk

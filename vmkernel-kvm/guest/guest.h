@@ -44,6 +44,8 @@ static inline long syscall2(long nr, long a, long b)
 void user_main(uint64_t cpu);
 /* user.c: heartbeat and host requests, for workloads outside user.c */
 void user_heartbeat(void);
+/* blk.c: the disk test, when the boot words ask for one (returns after it) */
+void blk_main(void);
 /* net.c: the network workload, when the boot words ask for one */
 int net_configured(void);
 void net_main(void) __attribute__((noreturn));

@@ -167,6 +167,7 @@ void user_main(uint64_t cpu)
     uprint(buf);
     next_hb = 0;
     heartbeat();
+    blk_main();
     if (net_configured())
         net_main();
     switch (g_params.workload) {
