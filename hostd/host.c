@@ -460,6 +460,15 @@ power_check(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op,
             *why = "host is in maintenance mode";
             return -EBUSY;
         }
+        if (vm->power == VM_OFF) {
+            /* The VM's lease: not while another host runs it. */
+            static char lease_why[PATH_MAX + 512];
+            int lrc = vmstore_lease_check(h, vm, lease_why, sizeof lease_why);
+            if (lrc) {
+                *why = lease_why;
+                return lrc;
+            }
+        }
         if (vm->power == VM_OFF && !fits(h, vm)) {
             *why = "not enough memory on the host";
             return -ENOSPC;

@@ -38,6 +38,8 @@ static const struct kvc_cfg_key hostd_keys[] = {
     KVC_CFG_KEY_STRING("vmkd_socket", "/run/kvcenter/vmkd.sock", "vmkd control socket (kvm)"),
     KVC_CFG_KEY_STRING("guest_image", KVC_PKGDATADIR "/guest/kvc-guest.elf",
                        "test guest the kvm backend's VMs boot"),
+    KVC_CFG_KEY_DURATION("lease", "10s", 100, 600000,
+                         "VM lease duration (renewed every fifth; lib/lease.h)"),
     KVC_CFG_KEY_STRING("log_file", NULL, "log here instead of stderr"),
     KVC_CFG_KEY_END,
 };
@@ -94,6 +96,7 @@ usage(FILE *f)
 "             [--heartbeat MS] [--datastore NAME=/PATH[:shared]]...\n"
 "             [--network NAME[@VSWITCH][:VLAN]]... [--admin-password PW]\n"
 "             [--vmkd-socket PATH] [--guest-image FILE]\n"
+"             [--lease-ms MS]\n"
 "             [--ssh-port P] [--api-port P] [--authorized-keys FILE]\n"
 "             [--log FILE] [--debug] [--check-start]\n"
 "  -n             check the config file (-c) and print it normalised\n"
@@ -211,6 +214,7 @@ apply_config(struct hostd *d, const struct kvc_config *c, char **strs, size_t *n
     o->admin_password = kvc_cfg_string(s, "admin_password");
     o->vmkd_socket = kvc_cfg_string(s, "vmkd_socket");
     o->guest_image = kvc_cfg_string(s, "guest_image");
+    o->lease_ms = (unsigned)kvc_cfg_duration_ms(s, "lease");
     sim = kvc_config_section(c, "sim");
     o->sim_hosts = (unsigned)kvc_cfg_int(sim, "hosts");
     o->sim_cores = (unsigned)kvc_cfg_int(sim, "cores");
@@ -237,7 +241,7 @@ int
 main(int argc, char **argv)
 {
     enum { O_BACKEND = 256, O_SIM_HOSTS, O_STATE, O_LISTEN, O_PORT, O_NAME,
-           O_HB, O_DS, O_NET, O_PW, O_LOG, O_DEBUG, O_CHECK_START, O_VMKD, O_GUEST,
+           O_HB, O_DS, O_NET, O_PW, O_LOG, O_DEBUG, O_CHECK_START, O_VMKD, O_GUEST, O_LEASE,
            O_SSH_PORT, O_API_PORT, O_AUTH_KEYS };
     static const struct option longopts[] = {
         { "config", required_argument, NULL, 'c' },
@@ -257,6 +261,7 @@ main(int argc, char **argv)
         { "check-start", no_argument, NULL, O_CHECK_START },
         { "vmkd-socket", required_argument, NULL, O_VMKD },
         { "guest-image", required_argument, NULL, O_GUEST },
+        { "lease-ms", required_argument, NULL, O_LEASE },
         { "ssh-port", required_argument, NULL, O_SSH_PORT },
         { "api-port", required_argument, NULL, O_API_PORT },
         { "authorized-keys", required_argument, NULL, O_AUTH_KEYS },
@@ -330,6 +335,14 @@ main(int argc, char **argv)
         case O_CHECK_START: check_start = true; break;
         case O_VMKD: cli.vmkd_socket = optarg; break;
         case O_GUEST: cli.guest_image = optarg; break;
+        case O_LEASE:
+            v = strtol(optarg, &end, 10);
+            if (*end || v < 100 || v > 600000) {
+                fprintf(stderr, "hostd: --lease-ms: 100..600000\n");
+                return 2;
+            }
+            cli.lease_ms = (unsigned)v;
+            break;
         case O_SSH_PORT:
         case O_API_PORT:
             v = strtol(optarg, &end, 10);
@@ -392,6 +405,7 @@ main(int argc, char **argv)
 #define OVR(F) do { if (cli.F) d.opt.F = cli.F; } while (0)
     OVR(backend); OVR(sim_hosts); OVR(state_dir); OVR(listen); OVR(name);
     OVR(heartbeat_ms); OVR(admin_password); OVR(vmkd_socket); OVR(guest_image);
+    OVR(lease_ms);
 #undef OVR
     if (cli.port >= 0)
         d.opt.port = cli.port;

@@ -39,6 +39,7 @@ struct hostd_vm {
     char dir[PATH_MAX];         /* <datastore path>/<name> */
     char config[PATH_MAX];      /* dir/<name>.vmx */
     void *be;                   /* backend's runtime state */
+    struct kvc_lease_watch *lease_watch;  /* vmstore.c: its lease as we last saw it */
 };
 
 struct hostd_datastore {
@@ -113,6 +114,7 @@ struct hostd_options {
     const char *admin_user, *admin_password;
     const char *vmkd_socket;
     const char *guest_image;            /* kvm: the test guest vmx boots */
+    unsigned lease_ms;                  /* VM lease duration (lib/lease.h); 0: default */
     /* Datastores and networks given on the command line (name=path[:shared]). */
     char **ds_specs;
     size_t n_ds_specs;
@@ -155,6 +157,18 @@ int vmstore_create(struct hostd_host *, const Kvc__Host__VmSpec *,
 int vmstore_write_config(struct hostd_host *, struct hostd_vm *);
 int vmstore_delete(struct hostd_host *, struct hostd_vm *);
 void vmstore_vm_free(struct hostd_vm *);
+/* The VM's lease <dir>/<name>.lck (lib/lease.h; docs/hosts.md "Leases").
+ * check: may this host start the VM now?  0, or -EBUSY (live on another
+ * host) / -EBADMSG (corrupt) with WHY.  acquire: take it for this host.
+ * release_owned: free it if this host holds it (its vmx died). */
+struct kvc_lease;
+struct kvc_lease_opts;
+void vmstore_lease_opts(struct hostd_host *, struct hostd_vm *, struct kvc_lease_opts *,
+                        char *path, size_t len);
+int vmstore_lease_check(struct hostd_host *, struct hostd_vm *, char *why, size_t len);
+int vmstore_lease_acquire(struct hostd_host *, struct hostd_vm *, bool force,
+                          struct kvc_lease **out, char *why, size_t len);
+void vmstore_lease_release_owned(struct hostd_host *, struct hostd_vm *);
 struct hostd_datastore *vmstore_datastore(struct hostd_host *, const char *name);
 /* Datastore heartbeat file DS/.kvc-hb/<host uuid> (shared datastores). */
 int vmstore_write_ds_heartbeat(struct hostd_host *, int64_t now_ms);

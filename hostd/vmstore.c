@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "lib/configfile.h"
+#include "lib/lease.h"
 #include "log.h"
 #include "hostd/backend.h"
 #include "hostd/hostd.h"
@@ -106,6 +107,7 @@ vmstore_vm_free(struct hostd_vm *vm)
     free(vm->guest_os);
     free(vm->network);
     free(vm->workload);
+    free(vm->lease_watch);
     free(vm);
 }
 
@@ -433,6 +435,73 @@ vmstore_delete(struct hostd_host *h, struct hostd_vm *vm)
     if (nftw(vm->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
         return -errno;
     return access(vm->dir, F_OK) == 0 ? -ENOTEMPTY : 0;
+}
+
+/* ---- the VM's lease ----------------------------------------------------- */
+
+void
+vmstore_lease_opts(struct hostd_host *h, struct hostd_vm *vm, struct kvc_lease_opts *o,
+                   char *path, size_t len)
+{
+    snprintf(path, len, "%s/%s.lck", vm->dir, vm->name);
+    memset(o, 0, sizeof *o);
+    o->path = path;
+    o->owner = h->uuid;
+    o->owner_name = h->name;
+    o->vm = vm->name;
+    o->duration_ms = h->d->opt.lease_ms;
+    if (!vm->lease_watch)
+        vm->lease_watch = calloc(1, sizeof *vm->lease_watch);
+    o->watch = vm->lease_watch;         /* NULL (no memory): wall clock only */
+}
+
+int
+vmstore_lease_check(struct hostd_host *h, struct hostd_vm *vm, char *why, size_t len)
+{
+    struct kvc_lease_opts o;
+    struct kvc_lease_record r;
+    char path[PATH_MAX + 96], err[PATH_MAX + 256];
+    int64_t wait = 0;
+    int rc;
+
+    vmstore_lease_opts(h, vm, &o, path, sizeof path);
+    rc = kvc_lease_read(path, &r, err, sizeof err);
+    if (rc == -EBADMSG) {
+        snprintf(why, len, "%s (if no host runs this VM, remove the file)", err);
+        return rc;
+    }
+    if (rc && rc != -ENOENT)
+        return 0;               /* unreadable now: the acquire decides */
+    if (kvc_lease_judge(rc ? NULL : &r, h->uuid, o.watch, kvc_lease_wall_ms(),
+                        kvc_lease_mono_ms(), &wait) != KVC_LEASE_LIVE)
+        return 0;
+    snprintf(why, len, "VM %s is running on host %s (%s): its lease is live "
+             "(renewed %lld ms ago, duration %u ms; it expires if not renewed within %lld ms)",
+             vm->name, r.owner_name[0] ? r.owner_name : r.owner, r.owner,
+             (long long)(kvc_lease_wall_ms() - r.time_ms), r.duration_ms, (long long)wait);
+    return -EBUSY;
+}
+
+int
+vmstore_lease_acquire(struct hostd_host *h, struct hostd_vm *vm, bool force,
+                      struct kvc_lease **out, char *why, size_t len)
+{
+    struct kvc_lease_opts o;
+    char path[PATH_MAX + 96];
+
+    vmstore_lease_opts(h, vm, &o, path, sizeof path);
+    o.force = force;
+    return kvc_lease_acquire(&o, out, NULL, why, len);
+}
+
+void
+vmstore_lease_release_owned(struct hostd_host *h, struct hostd_vm *vm)
+{
+    char path[PATH_MAX + 96], err[PATH_MAX + 256];
+
+    snprintf(path, sizeof path, "%s/%s.lck", vm->dir, vm->name);
+    if (kvc_lease_release_owned(path, h->uuid, err, sizeof err))
+        kvc_warn("%s: VM %s: %s", h->name, vm->name, err);
 }
 
 int

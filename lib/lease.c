@@ -48,6 +48,16 @@ static int64_t real_mono(void)
 static int64_t (*wall_ms)(void) = real_wall;
 static int64_t (*mono_ms)(void) = real_mono;
 
+int64_t kvc_lease_wall_ms(void)
+{
+    return wall_ms();
+}
+
+int64_t kvc_lease_mono_ms(void)
+{
+    return mono_ms();
+}
+
 void kvc_lease_set_clocks(int64_t (*w)(void), int64_t (*m)(void))
 {
     wall_ms = w ? w : real_wall;
@@ -551,7 +561,10 @@ int kvc_lease_acquire(const struct kvc_lease_opts *o, struct kvc_lease **out,
     int64_t wait = 0;
     enum kvc_lease_state st = kvc_lease_judge(exists ? &cur : NULL, o->owner, o->watch,
                                               wall_ms(), mono_ms(), &wait);
-    if (st == KVC_LEASE_LIVE) {
+    if (st == KVC_LEASE_LIVE && o->force) {
+        kvc_warn("%s: taking over the live lease of host %s (%s), generation %" PRIu64
+                 " (forced hand-over)", o->path, cur.owner_name, cur.owner, cur.generation);
+    } else if (st == KVC_LEASE_LIVE) {
         if (holder)
             *holder = cur;
         busy_message(&cur, o->path, wait, err, errlen);
@@ -629,6 +642,11 @@ const char *kvc_lease_path(const struct kvc_lease *l)
 bool kvc_lease_lost(const struct kvc_lease *l)
 {
     return l->lost || l->transferred;
+}
+
+bool kvc_lease_transferred(const struct kvc_lease *l)
+{
+    return l->transferred;
 }
 
 /* The holder's fence: read the file back and make sure it is still ours.

@@ -124,6 +124,10 @@ struct kvc_lease_opts {
     const char *vm;             /* VM name (may be NULL) */
     uint32_t duration_ms;       /* 0: KVC_LEASE_DEFAULT_MS */
     struct kvc_lease_watch *watch;  /* the contender's memory, or NULL */
+    /* Take it even from a live holder.  Only for a hand-over that has no
+     * source process to call kvc_lease_transfer (the sim backend's live
+     * migration switch-over); the old holder is fenced at its next renewal. */
+    bool force;
 };
 
 /* One attempt to take the lease: a new record with generation + 1.  On
@@ -147,7 +151,10 @@ int kvc_lease_renew(struct kvc_lease *, struct kvc_lease_record *holder,
 uint32_t kvc_lease_renew_interval_ms(const struct kvc_lease *);
 uint64_t kvc_lease_generation(const struct kvc_lease *);
 const char *kvc_lease_path(const struct kvc_lease *);
+/* True once renew would return -ESTALE: lost, or handed over. */
 bool kvc_lease_lost(const struct kvc_lease *);
+/* True once kvc_lease_transfer handed it over (not a loss: do not stop the VM). */
+bool kvc_lease_transferred(const struct kvc_lease *);
 
 /* Release (state=free, generation + 1) if still held, and free the handle.
  * Accepts NULL.  Returns 0, -ESTALE (it was not ours any more: nothing
@@ -177,6 +184,9 @@ int kvc_lease_adopt(const struct kvc_lease_opts *, uint64_t generation,
  * (generation + 1).  0 also when there was nothing to do. */
 int kvc_lease_release_owned(const char *path, const char *owner, char *err, size_t errlen);
 
+/* The clocks the lease code judges by (ms): CLOCK_REALTIME, CLOCK_MONOTONIC. */
+int64_t kvc_lease_wall_ms(void);
+int64_t kvc_lease_mono_ms(void);
 /* Tests: replace the clocks (NULL: the real CLOCK_REALTIME / CLOCK_MONOTONIC). */
 void kvc_lease_set_clocks(int64_t (*wall_ms)(void), int64_t (*mono_ms)(void));
 

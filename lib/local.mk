@@ -87,3 +87,6 @@ TESTS += tests/unit/test_lease
 tests_unit_test_lease_SOURCES = tests/unit/test_lease.c
 tests_unit_test_lease_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_lease_LDADD = lib/libkvcutil.a $(CMOCKA_LIBS)
+# Leases across two hosts (sim, and kvm with vmkd + vmx where /dev/kvm works).
+TESTS += tests/integration/test_lease.py
+EXTRA_DIST += tests/integration/test_lease.py

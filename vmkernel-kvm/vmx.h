@@ -47,6 +47,12 @@ struct vmx_config {
     char serial_log[PATH_MAX];
     unsigned heartbeat_timeout_ms;
     bool balloon;
+    /* The VM's lease (lib/lease.h), when lease.path is set: taken before the
+     * guest runs, renewed by the event loop, released at exit. */
+    char lease_path[PATH_MAX];
+    char lease_owner[64];       /* host uuid */
+    char lease_owner_name[128];
+    unsigned lease_duration_ms;
     /* virtio-net (net.*) and the test guest's network workload (guest.net_*) */
     bool net;
     uint8_t net_mac[6];
@@ -72,6 +78,8 @@ int vmx_config_parse(const char *name, const char *text, struct vmx_config *,
 const char *vmx_workload_name(enum kvc_workload);
 struct kvc_cfg_schema;
 extern const struct kvc_cfg_schema vmx_config_schema;
+
+struct kvc_lease;
 
 /* ---- the VM ---- */
 enum vmx_run_state {
@@ -136,6 +144,12 @@ struct vmx {
     bool hb_lost_logged;
     unsigned resets;
     bool restored;              /* started from a snapshot */
+    /* Held lease or NULL (main thread only).  Live migration hands it over
+     * with kvc_lease_transfer() at switch-over; the renewal timer then
+     * stops and exit does not release it. */
+    struct kvc_lease *lease;
+    bool lease_adopt;           /* incoming migration: the lease comes by
+                                 * kvc_lease_adopt, vmx does not acquire it */
 
     /* Live migration (migrate.c): its state, and the auto-converge throttle
      * the vCPU threads obey (each time throttle_gen changes, a vCPU sleeps

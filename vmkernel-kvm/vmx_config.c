@@ -36,6 +36,11 @@ static const struct kvc_cfg_key vm_keys[] = {
     KVC_CFG_KEY_INT("tools.heartbeat_timeout_ms", "3000", 100, 3600000,
                     "heartbeat age after which the guest counts as hung"),
     KVC_CFG_KEY_BOOL("balloon.enabled", "true", "virtio-balloon device"),
+    KVC_CFG_KEY_STRING("lease.path", NULL, "the VM's lease file (lib/lease.h); unset: no lease"),
+    KVC_CFG_KEY_STRING("lease.owner", NULL, "lease owner id: the host uuid"),
+    KVC_CFG_KEY_STRING("lease.owner_name", NULL, "host name, for messages"),
+    KVC_CFG_KEY_INT("lease.duration_ms", "10000", 100, 600000,
+                    "renewed every duration/5; lost after 3/5 without renewal"),
     KVC_CFG_KEY_BOOL("net.enabled", "false", "virtio-net adapter (backend: a vSwitch port from vmkd)"),
     KVC_CFG_KEY_STRING("net.mac", NULL, "the adapter's MAC, xx:xx:xx:xx:xx:xx (unicast)"),
     KVC_CFG_KEY_STRING("net.portgroup", NULL, "port group the adapter connects to (vmkd's power-on)"),
@@ -190,6 +195,17 @@ static int from_config(struct vmx_config *c, const struct kvc_config *kc, char *
     rc |= copy_path(c, c->serial_log, sizeof(c->serial_log), kvc_cfg_string(s, "serial.log"), "serial.log", err, errlen);
     c->heartbeat_timeout_ms = (unsigned)kvc_cfg_int(s, "tools.heartbeat_timeout_ms");
     c->balloon = kvc_cfg_bool(s, "balloon.enabled");
+    rc |= copy_path(c, c->lease_path, sizeof(c->lease_path), kvc_cfg_string(s, "lease.path"),
+                    "lease.path", err, errlen);
+    rc |= copy_str(c->lease_owner, sizeof(c->lease_owner), kvc_cfg_string(s, "lease.owner"),
+                   "lease.owner", err, errlen, c->path);
+    rc |= copy_str(c->lease_owner_name, sizeof(c->lease_owner_name),
+                   kvc_cfg_string(s, "lease.owner_name"), "lease.owner_name", err, errlen, c->path);
+    c->lease_duration_ms = (unsigned)kvc_cfg_int(s, "lease.duration_ms");
+    if (!rc && c->lease_path[0] && !c->lease_owner[0]) {
+        snprintf(err, errlen, "%s: key 'lease.path' needs 'lease.owner' (the host uuid)", c->path);
+        return -EINVAL;
+    }
     if (rc)
         return -EINVAL;
 

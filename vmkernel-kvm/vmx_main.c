@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "lib/lease.h"
 #include "lib/log.h"
 #include "vmkernel-kvm/migrate.h"
 #include "vmkernel-kvm/vmx.h"
@@ -187,6 +188,61 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&vm->dev_lock);
 }
 
+/* The VM's lease (lib/lease.h, docs/hosts.md): renewed from this loop every
+ * duration/5.  Anything that blocks the loop for 3/5 of the duration loses
+ * it.  A lease taken by another host powers the guest off at once. */
+static struct event *g_ev_lease;
+
+static void on_lease(evutil_socket_t fd, short what, void *arg)
+{
+    static struct kvc_ratelimit rl = KVC_RATELIMIT_INIT(3, 60);
+    struct vmx *vm = arg;
+    char err[PATH_MAX + 512];
+    (void)fd; (void)what;
+    if (!vm->lease || kvc_lease_transferred(vm->lease))
+        return;
+    int rc = kvc_lease_renew(vm->lease, NULL, err, sizeof(err));
+    if (rc == -ESTALE) {
+        kvc_err("VMX-EVENT lease-lost: %s", err);
+        vmx_request_stop(vm, VMX_STOP_POWEROFF, "lease-lost");
+        event_del(g_ev_lease);
+    } else if (rc) {
+        kvc_warn_rl(&rl, "lease renewal failed, retrying: %s", err);
+    }
+}
+
+/* Take the lease (unless an incoming migration hands it over) and start
+ * renewing it.  A lease live on another host: -EBUSY, the VM must not run. */
+static int lease_start(struct vmx *vm)
+{
+    const struct vmx_config *c = &vm->cfg;
+    char err[PATH_MAX + 512];
+    if (!c->lease_path[0])
+        return 0;
+    if (!vm->lease && !vm->lease_adopt) {
+        struct kvc_lease_opts o = {
+            .path = c->lease_path, .owner = c->lease_owner,
+            .owner_name = c->lease_owner_name[0] ? c->lease_owner_name : c->lease_owner,
+            .vm = c->name, .duration_ms = c->lease_duration_ms,
+        };
+        /* A short retry covers a contender's lock held for a moment. */
+        int rc = kvc_lease_acquire_wait(&o, 200, &vm->lease, NULL, err, sizeof(err));
+        if (rc) {
+            kvc_err("lease: %s", err);
+            fprintf(stderr, "vmx: not starting: %s\n", err);
+            return rc;
+        }
+        kvc_info("VMX-LEASE acquired path=%s generation=%llu duration_ms=%u", c->lease_path,
+                 (unsigned long long)kvc_lease_generation(vm->lease), c->lease_duration_ms);
+    }
+    unsigned iv = vm->lease ? kvc_lease_renew_interval_ms(vm->lease) : c->lease_duration_ms / 5;
+    struct timeval tv = { iv / 1000, (iv % 1000) * 1000 };
+    g_ev_lease = event_new(g_base, -1, EV_PERSIST, on_lease, vm);
+    if (!g_ev_lease || event_add(g_ev_lease, &tv))
+        return -ENOMEM;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg_path = NULL, *sock = NULL, *logfile = NULL, *restore = NULL, *incoming = NULL;
@@ -332,6 +388,8 @@ int main(int argc, char **argv)
         || event_add(ev_term, NULL) || event_add(ev_int, NULL) || event_add(ev_wd, &wd))
         goto out;
 
+    if ((rc = lease_start(vm)) < 0)
+        goto out;
     if (no_seccomp) {
         kvc_warn("seccomp filter not installed (--no-seccomp)");
     } else {
@@ -387,6 +445,13 @@ out:
         vmx_request_stop(vm, VMX_STOP_POWEROFF, "shutting down");
     vmx_vcpus_join(vm);
     vmx_ctl_free(ctl);
+    /* Released whatever the end (power-off, crash, failed start); a lost
+     * or handed-over lease is not written. */
+    if (vm->lease)
+        kvc_lease_release(vm->lease);
+    vm->lease = NULL;
+    if (g_ev_lease)
+        event_free(g_ev_lease);
     if (ev_notify) event_free(ev_notify);
     if (ev_term) event_free(ev_term);
     if (ev_int) event_free(ev_int);

@@ -32,6 +32,7 @@
 #include "rpc.h"
 #include "vmkd.pb-c.h"
 #include "vmx.pb-c.h"
+#include "lib/lease.h"
 #include "hostd/backend.h"
 #include "hostd/backends/sim.h"
 
@@ -76,6 +77,19 @@ has_suspend_file(const struct hostd_vm *vm)
 static void vmx_unlink(struct hostd_vm *);
 
 /* ---- runtime config for vmx ---------------------------------------------*/
+/* A config-file string: quoted, with its quotes and backslashes escaped. */
+static void
+put_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
 
 static int
 write_run_config(struct hostd_host *h, struct hostd_vm *vm, char *path, size_t len)
@@ -121,6 +135,15 @@ write_run_config(struct hostd_host *h, struct hostd_vm *vm, char *path, size_t l
                "serial.log = \"serial.log\"\n",
             vm->name, plain ? vm->name : vm->uuid, vm->uuid, (unsigned long long)mem,
             vm->cpu_count > 64 ? 64 : vm->cpu_count, h->d->opt.guest_image, wl, extra);
+    /* The lease: this host holds it; vmx takes it over and renews it. */
+    char lname[PATH_MAX];
+    snprintf(lname, sizeof lname, "%s.lck", vm->name);
+    fprintf(f, "lease.path = ");
+    put_quoted(f, lname);
+    fprintf(f, "\nlease.owner = \"%s\"\nlease.owner_name = ", h->uuid);
+    put_quoted(f, h->name);
+    fprintf(f, "\nlease.duration_ms = %u\n",
+            h->d->opt.lease_ms ? h->d->opt.lease_ms : KVC_LEASE_DEFAULT_MS);
     if (fclose(f))
         return -errno;
     return 0;
@@ -177,6 +200,13 @@ on_vmkd_event(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
             default: break;
             }
         }
+        char lp[PATH_MAX + 16];
+        struct kvc_lease_record lr;
+        snprintf(lp, sizeof lp, "%s/%s.lck", vm->dir, vm->name);
+        if (kvc_lease_read(lp, &lr, NULL, 0) == 0 && lr.held && strcmp(lr.owner, h->uuid))
+            why = "its lease was taken over by another host";
+        /* A vmx that crashed or was killed could not release its lease. */
+        vmstore_lease_release_owned(h, vm);
         set_off(h, vm, why);
     }
     kvc_rpc_reply(call, NULL);
@@ -552,7 +582,10 @@ on_power_on(int status, const char *error, const ProtobufCMessage *resp, void *a
     struct op *o = arg;
 
     if (status) {
-        finish(o, vmkd_errno(status), error);
+        /* A vmx that did not start leaves the lease free again; one that
+         * refused it (live on another host) says so. */
+        vmstore_lease_release_owned(o->h, o->vm);
+        finish(o, error && strstr(error, "its lease") ? -EBUSY : vmkd_errno(status), error);
         return;
     }
     o->vm->power = VM_ON;
@@ -587,6 +620,7 @@ on_power_off(int status, const char *error, const ProtobufCMessage *resp, void *
     o->vm->power = VM_OFF;
     o->vm->tools_running = false;
     vmx_unlink(o->vm);
+    vmstore_lease_release_owned(o->h, o->vm);     /* a killed vmx could not */
     if (o->op == KVC__HOST__POWER_OP__POWER_RESET ||
         o->op == KVC__HOST__POWER_OP__GUEST_REBOOT) {
         power_on_step(o);
@@ -603,6 +637,16 @@ power_on_step(struct op *o)
     char cfg[PATH_MAX + 32], logp[PATH_MAX + 16], vmss[PATH_MAX + 16];
     int rc;
 
+    /* This host takes the lease first (with its memory of what the lease
+     * looked like, so an expired one can be taken over); vmx, the same
+     * owner, then takes it from us and renews it. */
+    struct kvc_lease *lease = NULL;
+    char why[PATH_MAX + 512];
+    if ((rc = vmstore_lease_acquire(o->h, o->vm, false, &lease, why, sizeof why))) {
+        finish(o, rc, why);
+        return;
+    }
+    kvc_lease_free(lease);
     if ((rc = write_run_config(o->h, o->vm, cfg, sizeof cfg))) {
         finish(o, rc, "cannot write the VM's runtime config");
         return;

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "lib/lease.h"
 #include "hostd/backend.h"
 #include "hostd/backends/sim.h"
 
@@ -31,6 +32,8 @@ struct sim_vm {
     int64_t shutdown_at;        /* ms; 0: none pending */
     bool hung, crash_pending;
     uint64_t net_rx, net_tx, disk_rd, disk_wr;
+    struct kvc_lease *lease;    /* held while on or suspended (lib/lease.h) */
+    int64_t lease_next;         /* ms: its next renewal */
 };
 
 struct sim_host {
@@ -205,6 +208,50 @@ halt(struct hostd_vm *vm, struct sim_vm *s)
     vm->tools_running = false;
     s->boot_start = 0;
     s->shutdown_at = 0;
+    kvc_lease_release(s->lease);
+    s->lease = NULL;
+}
+
+/* Renews VM's lease when due, as a vmx would.  True if the VM stopped: the
+ * lease was taken by another host (fencing) or could not be renewed in
+ * time.  A VM migrating out lets it go: the destination took it. */
+static bool
+lease_tick(struct hostd_host *h, struct hostd_vm *vm, struct sim_vm *s, int64_t now)
+{
+    static struct kvc_ratelimit rl = KVC_RATELIMIT_INIT(5, 60);
+    char err[PATH_MAX + 512], path[PATH_MAX + 16], line[256] = "", host[64] = "";
+    FILE *f;
+    int rc;
+
+    if (!s->lease || vm->power == VM_OFF || now < s->lease_next)
+        return false;
+    s->lease_next = now + kvc_lease_renew_interval_ms(s->lease);
+    if ((rc = kvc_lease_renew(s->lease, NULL, err, sizeof err)) != -ESTALE) {
+        if (rc)
+            kvc_warn_rl(&rl, "%s: VM %s: lease renewal failed, retrying: %s", h->name,
+                        vm->name, err);
+        return false;
+    }
+    kvc_lease_free(s->lease);
+    s->lease = NULL;
+    if (vm->busy) {
+        kvc_info("%s: VM %s: lease handed to the migration's destination (%s)", h->name,
+                 vm->name, err);
+        return false;
+    }
+    kvc_err("%s: VM %s: lease lost, powering off: %s", h->name, vm->name, err);
+    halt(vm, s);
+    /* The run record goes only if it is ours: the new holder wrote its own. */
+    runfile_path(vm, path, sizeof path);
+    if ((f = fopen(path, "r"))) {
+        if (fgets(line, sizeof line, f))
+            sscanf(line, "power=%*31s host=%63s", host);
+        fclose(f);
+    }
+    if (!host[0] || !strcmp(host, h->uuid))
+        unlink(path);
+    hostd_vm_changed(h, vm, false);
+    return true;
 }
 
 static void
@@ -217,6 +264,8 @@ sim_tick(evutil_socket_t fd, short what, void *arg)
         return;
     for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
         struct sim_vm *s = vm->be;
+        if (s && lease_tick(h, vm, s, now))
+            continue;
         if (!s || vm->power != VM_ON)
             continue;
         if (s->shutdown_at && now >= s->shutdown_at) {
@@ -246,6 +295,26 @@ sim_tick(evutil_socket_t fd, short what, void *arg)
         s->disk_rd += (uint64_t)(d * 250000 * SIM_TICK_MS / 1000);
         s->disk_wr += (uint64_t)(d * 100000 * SIM_TICK_MS / 1000);
     }
+}
+
+/* Takes VM's lease for this host (FORCE: a migration switch-over). */
+static int
+sim_lease_take(struct hostd_host *h, struct hostd_vm *vm, bool force)
+{
+    struct sim_vm *s = vm->be;
+    char err[PATH_MAX + 512];
+    int rc;
+
+    if (s->lease && !kvc_lease_lost(s->lease))
+        return 0;
+    kvc_lease_free(s->lease);
+    s->lease = NULL;
+    if ((rc = vmstore_lease_acquire(h, vm, force, &s->lease, err, sizeof err))) {
+        kvc_warn("%s: VM %s: %s", h->name, vm->name, err);
+        return rc;
+    }
+    s->lease_next = hostd_now_ms() + kvc_lease_renew_interval_ms(s->lease);
+    return 0;
 }
 
 /* ---- ops ---------------------------------------------------------------- */
@@ -283,6 +352,8 @@ sim_vm_detach(struct hostd_host *h, struct hostd_vm *vm)
     }
     if (!host[0] || !strcmp(host, h->uuid))
         unlink(path);
+    if (vm->be)
+        kvc_lease_release(((struct sim_vm *)vm->be)->lease);
     free(vm->be);
     vm->be = NULL;
 }
@@ -311,6 +382,13 @@ sim_init(struct hostd_host *h, void **priv)
             return rc;
         }
         runfile_read(h, vm);
+        /* Still ours only if no other host took the lease meanwhile. */
+        if (vm->power != VM_OFF && sim_lease_take(h, vm, false)) {
+            kvc_warn("%s: VM %s: not running it here: its lease is not ours", h->name,
+                     vm->name);
+            vm->power = VM_OFF;
+            runfile_write(h, vm);
+        }
         if (vm->power == VM_ON) {
             struct sim_vm *s = vm->be;
             /* Still running from before hostd restarted: already booted. */
@@ -334,6 +412,8 @@ sim_fini(struct hostd_host *h, void *priv)
     struct sim_host *sh = priv;
 
     for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
+        if (vm->be)             /* the VMs keep running: no release */
+            kvc_lease_free(((struct sim_vm *)vm->be)->lease);
         free(vm->be);
         vm->be = NULL;
     }
@@ -345,6 +425,10 @@ sim_fini(struct hostd_host *h, void *priv)
 static int
 sim_power_on(struct hostd_host *h, struct hostd_vm *vm)
 {
+    int rc = sim_lease_take(h, vm, false);
+
+    if (rc)
+        return rc;
     boot(vm, vm->be);
     runfile_write(h, vm);
     return 0;
@@ -446,6 +530,13 @@ static int
 sim_migrate_in(struct hostd_host *h, struct hostd_vm *vm)
 {
     struct sim_vm *s = vm->be;
+    int rc;
+
+    /* The switch-over: the sim source has no vmx to hand the lease over
+     * (kvc_lease_transfer), so the destination takes it and the source,
+     * migrating the VM out, lets it go at its next renewal. */
+    if ((rc = sim_lease_take(h, vm, true)))
+        return rc;
 
     /* The guest arrives already booted: no new boot, tools keep running. */
     vm->power = VM_ON;
@@ -460,6 +551,8 @@ sim_migrate_in(struct hostd_host *h, struct hostd_vm *vm)
 static void
 sim_migrate_out(struct hostd_host *h, struct hostd_vm *vm)
 {
+    if (vm->be)                 /* the destination holds the lease */
+        kvc_lease_free(((struct sim_vm *)vm->be)->lease);
     free(vm->be);               /* the .sim record now belongs to the destination */
     vm->be = NULL;
 }
@@ -467,6 +560,7 @@ sim_migrate_out(struct hostd_host *h, struct hostd_vm *vm)
 static void
 sim_migrate_abort(struct hostd_host *h, struct hostd_vm *vm)
 {
+    sim_lease_take(h, vm, true);
     runfile_write(h, vm);       /* take the lease back, whoever wrote it */
 }
 
@@ -476,6 +570,9 @@ sim_crash(struct hostd_host *h)
     for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
         if (vm->power == VM_OFF)
             continue;
+        /* A dead host writes nothing: its leases expire. */
+        kvc_lease_free(((struct sim_vm *)vm->be)->lease);
+        ((struct sim_vm *)vm->be)->lease = NULL;
         halt(vm, vm->be);
         runfile_write(h, vm);
         /* Nobody hears it now; the next inventory tells vpxd. */

@@ -462,8 +462,9 @@ static void test_transfer_and_adopt(void **state)
     assert_string_equal(r.owner, B);
     assert_string_equal(r.owner_name, "esx-b");
     assert_true(r.held);
-    /* The source is no holder any more. */
+    /* The source is no holder any more, and knows it was a hand-over. */
     assert_true(kvc_lease_lost(la));
+    assert_true(kvc_lease_transferred(la));
     assert_int_equal(kvc_lease_renew(la, NULL, err, sizeof(err)), -ESTALE);
     kvc_lease_free(la);
     /* Only the named destination, with that generation, adopts it. */
@@ -482,7 +483,17 @@ static void test_transfer_and_adopt(void **state)
     assert_int_equal(gen, 3);
     kvc_lease_free(lb);
     assert_int_equal(kvc_lease_adopt(&oa, gen, &la, err, sizeof(err)), 0);
-    assert_int_equal(kvc_lease_release(la), 0);
+    /* A forced hand-over (no source process to transfer it) fences the
+     * holder at its next renewal. */
+    struct kvc_lease_opts force = ob;
+    force.force = true;
+    assert_int_equal(kvc_lease_acquire(&ob, &lb, NULL, err, sizeof(err)), -EBUSY);
+    assert_int_equal(kvc_lease_acquire(&force, &lb, NULL, err, sizeof(err)), 0);
+    assert_int_equal(kvc_lease_generation(lb), 4);
+    advance(100);
+    assert_int_equal(kvc_lease_renew(la, NULL, err, sizeof(err)), -ESTALE);
+    assert_int_equal(kvc_lease_release(la), -ESTALE);
+    assert_int_equal(kvc_lease_release(lb), 0);
 }
 
 static void test_lock_file(void **state)
