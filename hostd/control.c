@@ -44,7 +44,7 @@ answer(struct bufferevent *bev, const char *s)
 static void
 run(struct control *c, struct bufferevent *bev, char *line)
 {
-    char *argv[8], out[256] = "OK", *save = NULL;
+    char *argv[8], out[4096] = "OK", *save = NULL;
     int argc = 0;
     struct hostd_host *h;
     unsigned long idx;

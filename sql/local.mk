@@ -4,6 +4,7 @@ KVC_SQL_MIGRATIONS = \
 	sql/0001-inventory.sql \
 	sql/0002-tasks-events-alarms.sql \
 	sql/0003-access-control.sql \
+	sql/0004-ha.sql \
 	sql/0005-drs.sql \
 	sql/0006-stats.sql
 EXTRA_DIST += $(KVC_SQL_MIGRATIONS) sql/embed.sh

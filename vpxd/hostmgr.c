@@ -945,6 +945,65 @@ hostmgr_host_maintenance(struct hostmgr *hm, const char *host_id, bool enter,
                    &kvc__host__status__descriptor, NULL, cb, arg);
 }
 
+/* ---- HA (vpxd/ha.c, docs/ha.md) ----------------------------------------- */
+
+int
+hostmgr_vm_register(struct hostmgr *hm, const char *host_id, const char *config_path,
+                    const char *vm_uuid, hostmgr_vm_cb cb, void *arg)
+{
+    Kvc__Host__VmRegister m = KVC__HOST__VM_REGISTER__INIT;
+    struct hm_host *h;
+    int rc;
+
+    if (!config_path || !config_path[0])
+        return -EINVAL;
+    if ((rc = ready_host(hm, host_id, &h)))
+        return rc;
+    m.config_path = (char *)config_path;
+    m.expect_uuid = (char *)(vm_uuid ? vm_uuid : "");
+    return do_call(h, KVC__HOST__METHOD__VM_REGISTER, &m.base,
+                   &kvc__host__vm_reply__descriptor, cb, NULL, arg);
+}
+
+int
+hostmgr_vm_unregister(struct hostmgr *hm, const char *host_id, const char *vm_uuid,
+                      hostmgr_done_cb cb, void *arg)
+{
+    Kvc__Host__VmRef m = KVC__HOST__VM_REF__INIT;
+    struct hm_host *h;
+    int rc;
+
+    if (!vm_uuid)
+        return -EINVAL;
+    if ((rc = ready_host(hm, host_id, &h)))
+        return rc;
+    m.uuid = (char *)vm_uuid;
+    return do_call(h, KVC__HOST__METHOD__VM_UNREGISTER, &m.base,
+                   &kvc__host__status__descriptor, NULL, cb, arg);
+}
+
+int
+hostmgr_host_ha_config(struct hostmgr *hm, const char *host_id,
+                       const struct hostmgr_ha_config *cfg, hostmgr_done_cb cb, void *arg)
+{
+    Kvc__Host__HaConfig m = KVC__HOST__HA_CONFIG__INIT;
+    struct hm_host *h;
+    int rc;
+
+    if (!cfg || cfg->isolation_response < 0 || cfg->isolation_response > 2)
+        return -EINVAL;
+    if ((rc = ready_host(hm, host_id, &h)))
+        return rc;
+    m.enabled = cfg->enabled;
+    m.detection_ms = cfg->detection_ms;
+    m.isolation_response = (Kvc__Host__IsolationResponse)cfg->isolation_response;
+    m.isolation_address = (char *)(cfg->isolation_address ? cfg->isolation_address : "");
+    m.n_peers = cfg->n_peers;
+    m.peers = (char **)cfg->peers;
+    return do_call(h, KVC__HOST__METHOD__HA_CONFIG, &m.base,
+                   &kvc__host__status__descriptor, NULL, cb, arg);
+}
+
 int
 hostmgr_vm_create(struct hostmgr *hm, const char *host_id,
                   const struct hostmgr_vm_spec *spec, hostmgr_vm_cb cb, void *arg)

@@ -221,6 +221,18 @@ int hostmgr_host_status(const struct hostmgr *, const char *host_id,
 int hostmgr_host_maintenance(struct hostmgr *, const char *host_id, bool enter,
                              hostmgr_done_cb cb, void *arg);
 
+/* HA (docs/ha.md).  What the host applies while vpxd is away: */
+struct hostmgr_ha_config {
+    bool enabled;
+    uint32_t detection_ms;          /* 100..600000 */
+    int isolation_response;         /* 0 leave powered on, 1 power off, 2 shut down */
+    const char *isolation_address;  /* "IP:PORT" or NULL */
+    const char *const *peers;       /* the cluster's other hosts, "IP:PORT" */
+    size_t n_peers;
+};
+int hostmgr_host_ha_config(struct hostmgr *, const char *host_id,
+                           const struct hostmgr_ha_config *, hostmgr_done_cb cb, void *arg);
+
 /* ---- VMs ---------------------------------------------------------------- */
 
 struct hostmgr_vm_spec {
@@ -261,6 +273,16 @@ enum hostmgr_power_op {
 int hostmgr_vm_power(struct hostmgr *, const char *host_id,
                      const char *vm_uuid, enum hostmgr_power_op op,
                      hostmgr_vm_cb cb, void *arg);
+
+/* Register the VM whose config is CONFIG_PATH ("[ds] name/name.vmx", on a
+ * datastore of that host) for an HA restart; VM_UUID: what the config must
+ * hold.  -EEXIST (with the VM's info) if the host holds it already, -EBUSY
+ * while another live host runs it.  Unregister drops a powered-off VM from
+ * the host's registry and leaves its files alone (-EBUSY if it runs). */
+int hostmgr_vm_register(struct hostmgr *, const char *host_id, const char *config_path,
+                        const char *vm_uuid, hostmgr_vm_cb cb, void *arg);
+int hostmgr_vm_unregister(struct hostmgr *, const char *host_id, const char *vm_uuid,
+                          hostmgr_done_cb cb, void *arg);
 
 /* Deletes the VM and its folder (config, disks, log).  -EBUSY if powered on. */
 int hostmgr_vm_delete(struct hostmgr *, const char *host_id,

@@ -10,6 +10,7 @@
 #include "vpxd/api/api.h"
 #include "vpxd/db.h"
 #include "vpxd/drs.h"
+#include "vpxd/ha.h"
 #include "vpxd/hostmgr.h"
 #include "vpxd/hostmgr_db.h"
 #include "vpxd/hosts.h"
@@ -62,6 +63,7 @@ static void on_host_info(void *arg, const char *host_id, const struct hostmgr_ho
     struct vpxd *vx = arg;
 
     hostmgr_db_ops.host_info(vx->db, host_id, in);
+    ha_host_info(vx, host_id, in);
 }
 
 static void on_inventory(void *arg, const char *host_id, uint64_t generation,
@@ -79,6 +81,7 @@ static void on_inventory(void *arg, const char *host_id, uint64_t generation,
         if (!is_pending(vms[i].uuid))
             keep[n++] = vms[i];
     hostmgr_db_ops.inventory(vx->db, host_id, generation, ds, n_ds, nets, n_nets, keep, n);
+    ha_inventory(vx, host_id, keep, n);
     free(keep);
 }
 

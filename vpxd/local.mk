@@ -5,7 +5,7 @@ noinst_LIBRARIES += vpxd/libvpxdcore.a
 vpxd_libvpxdcore_a_SOURCES = \
 	vpxd/db.c vpxd/db.h vpxd/db_internal.h vpxd/db_inventory.c \
 	vpxd/db_stats.c vpxd/db_stats.h \
-	vpxd/migrations.h vpxd/auth.c vpxd/auth.h
+	vpxd/migrations.h vpxd/auth.c vpxd/auth.h vpxd/db_ha.c vpxd/db_ha.h
 nodist_vpxd_libvpxdcore_a_SOURCES = vpxd/migrations.c
 vpxd_libvpxdcore_a_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS) \
 	$(GNUTLS_CFLAGS) $(ARGON2_CFLAGS)
@@ -16,6 +16,7 @@ VPXD_CORE_LIBS = vpxd/libvpxdcore.a lib/libkvcutil.a $(SQLITE_LIBS) $(JANSSON_LI
 sbin_PROGRAMS += vpxd/vpxd
 vpxd_vpxd_SOURCES = \
 	vpxd/vpxd.c vpxd/vpxd.h vpxd/cert.c vpxd/cert.h vpxd/hosts.c vpxd/hosts.h \
+	vpxd/ha.c vpxd/ha.h vpxd/api/ha.c \
 	vpxd/stats.c vpxd/stats.h \
 	vpxd/api/api.h vpxd/api/internal.h vpxd/api/filters.h vpxd/api/http.c \
 	vpxd/api/routes.c vpxd/api/common.c vpxd/api/session.c vpxd/api/vm.c \
@@ -88,3 +89,8 @@ tests_bench_bench_drs_SOURCES = tests/bench/bench_drs.c
 tests_bench_bench_drs_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
 tests_bench_bench_drs_LDADD = $(VPXD_CORE_LIBS)
 KVC_BENCH_BINS += tests/bench/bench_drs
+
+# vSphere-style HA (vpxd/ha.c, hostd/ha.c; docs/ha.md).
+TESTS += tests/integration/test_ha.py
+EXTRA_DIST += tests/integration/test_ha.py tests/bench/bench_ha.py
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_ha.py

@@ -25,6 +25,7 @@
 #include "vpxd/db.h"
 #include "vpxd/drs.h"
 #include "vpxd/migration.h"
+#include "vpxd/ha.h"
 #include "vpxd/hosts.h"
 #include "vpxd/stats.h"
 #include "vpxd/snmp_provider.h"
@@ -315,6 +316,8 @@ int main(int argc, char **argv)
         if ((rc = drs_start(&vx)) < 0)
             kvc_warn("DRS not started: %s", strerror(-rc));
     }
+    if ((rc = ha_start(&vx)) < 0)
+        kvc_warn("HA not started: %s", strerror(-rc));
     if (api_server_start(&vx, &vx.api) < 0)
         goto out;
     {
@@ -339,6 +342,7 @@ out:
     drs_stop(&vx);
     vpxd_migration_stop(&vx);
     vpxd_hosts_stop(&vx);
+    ha_stop(&vx);                       /* after the host calls are cancelled */
     api_server_stop(vx.api);
     if (sigterm)
         event_free(sigterm);

@@ -12,6 +12,7 @@ struct vdb;
 struct hostmgr;
 struct api_server;
 struct auth;
+struct ha;
 struct vpxd_stats;
 
 struct vpxd_options {
@@ -38,6 +39,7 @@ struct vpxd {
     char *hm_error;             /* why hm is NULL */
     struct api_server *api;
     struct auth *auth;
+    struct ha *ha;              /* vSphere-style HA (ha.h); NULL: not started */
     struct vpxd_stats *stats;   /* NULL: statistics are not stored */
     char thumbprint[96];        /* SHA-256 of vpxd's certificate */
     char *cert_pem, *key_pem;

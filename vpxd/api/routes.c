@@ -38,17 +38,17 @@ const struct api_route api_routes[] = {
       NULL, NULL),
     R("GET", "/api/vcenter/vm/{vm}/power", NULL, api_vm_power_get, S, "System.Read", false,
       200, "A VM's power state", NULL, NULL),
-    R("POST", "/api/vcenter/vm/{vm}/power", "start", api_vm_power_start, S,
+    R("POST", "/api/vcenter/vm/{vm}/power", "start", api_ha_vm_power_start, S,
       "VirtualMachine.Interact.PowerOn", true, 204, "Power on (or resume)", NULL, NULL),
-    R("POST", "/api/vcenter/vm/{vm}/power", "stop", api_vm_power_stop, S,
+    R("POST", "/api/vcenter/vm/{vm}/power", "stop", api_ha_vm_power_stop, S,
       "VirtualMachine.Interact.PowerOff", true, 204, "Power off", NULL, NULL),
-    R("POST", "/api/vcenter/vm/{vm}/power", "suspend", api_vm_power_suspend, S,
+    R("POST", "/api/vcenter/vm/{vm}/power", "suspend", api_ha_vm_power_suspend, S,
       "VirtualMachine.Interact.Suspend", true, 204, "Suspend", NULL, NULL),
     R("POST", "/api/vcenter/vm/{vm}/power", "reset", api_vm_power_reset, S,
       "VirtualMachine.Interact.Reset", true, 204, "Reset", NULL, NULL),
     R("GET", "/api/vcenter/vm/{vm}/guest/power", NULL, api_vm_guest_power_get, S,
       "System.Read", false, 200, "Guest OS power state", NULL, NULL),
-    R("POST", "/api/vcenter/vm/{vm}/guest/power", "shutdown", api_vm_guest_shutdown, S,
+    R("POST", "/api/vcenter/vm/{vm}/guest/power", "shutdown", api_ha_vm_guest_shutdown, S,
       "VirtualMachine.Interact.PowerOff", false, 204, "Ask the guest to shut down", NULL,
       NULL),
     R("POST", "/api/vcenter/vm/{vm}/guest/power", "reboot", api_vm_guest_reboot, S,
@@ -96,6 +96,23 @@ const struct api_route api_routes[] = {
     R("DELETE", "/api/kvc/cluster/{cluster}", NULL, api_cluster_delete, S,
       "Host.Inventory.DeleteCluster", false, 204, "kvcenter: delete an empty cluster", NULL,
       NULL),
+    /* vSphere HA (api/ha.c, docs/ha.md). */
+    R("GET", "/api/kvc/cluster/{cluster}/ha", NULL, api_ha_cluster_get, S, "System.Read",
+      false, 200, "kvcenter: vSphere HA settings of a cluster, its hosts' HA states and the"
+      " failover queue", NULL, NULL),
+    R("PATCH", "/api/kvc/cluster/{cluster}/ha", NULL, api_ha_cluster_patch, S,
+      "Host.Inventory.EditCluster", false, 204, "kvcenter: change vSphere HA settings"
+      " (enabled, host_monitoring, failure_detection_time_ms, admission_control{policy,"
+      " host_failures_tolerated, cpu_percent, memory_percent, failover_hosts},"
+      " restart_priority, isolation_response, isolation_address, vm_monitoring{enabled,"
+      " failure_interval_s, min_uptime_s, max_resets, max_resets_window_s})",
+      "KvcHaClusterUpdateSpec", NULL),
+    R("GET", "/api/kvc/vm/{vm}/ha", NULL, api_ha_vm_get, S, "System.Read", false, 200,
+      "kvcenter: a VM's HA restart priority and protection", NULL, NULL),
+    R("PATCH", "/api/kvc/vm/{vm}/ha", NULL, api_ha_vm_patch, S,
+      "VirtualMachine.Config.Settings", false, 204,
+      "kvcenter: a VM's restart priority {restart_priority: disabled|lowest|low|medium|high|"
+      "highest, or null for the cluster's}", "KvcHaVmUpdateSpec", NULL),
     R("GET", "/api/vcenter/folder", NULL, api_folder_list, S, NULL, false, 200,
       "List folders", NULL, "folders,names,type,parent_folders,datacenters"),
     R("POST", "/api/kvc/folder", NULL, api_folder_create, S, NULL, false, 201,
