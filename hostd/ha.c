@@ -467,6 +467,15 @@ hostd_ha_tick(struct hostd_host *h, int64_t now)
 int
 hostd_ha_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
 {
+    if (argc == 1 && !strcmp(argv[0], "vms")) {
+        /* The host's own view: every VM it holds and its power state. */
+        size_t n = (size_t)snprintf(out, len, "OK");
+        for (struct hostd_vm *vm = h->vms; vm && n < len; vm = vm->next)
+            n += (size_t)snprintf(out + n, len - n, " %s=%s", vm->uuid,
+                                  vm->power == VM_ON ? "on" : vm->power == VM_SUSPENDED
+                                  ? "suspended" : "off");
+        return 0;
+    }
     if (argc < 1 || strcmp(argv[0], "net"))
         return -ENOENT;
     if (argc != 2 || (strcmp(argv[1], "cut") && strcmp(argv[1], "restore"))) {
