@@ -219,6 +219,8 @@ static int lease_start(struct vmx *vm)
     char err[PATH_MAX + 512];
     if (!c->lease_path[0])
         return 0;
+    if (vm->state == VMX_INCOMING)
+        vm->lease_adopt = true;         /* the source hands it over at switch-over */
     if (!vm->lease && !vm->lease_adopt) {
         struct kvc_lease_opts o = {
             .path = c->lease_path, .owner = c->lease_owner,
