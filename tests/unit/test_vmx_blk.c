@@ -281,6 +281,47 @@ static void test_disk_chain_of_snapshots(void **st)
     disk_close(&d);
 }
 
+static void test_disk_merge_into_delta(void **st)
+{
+    (void)st;
+    struct disk d;
+    char err[256], s1[DISK_NAME_MAX], s2[DISK_NAME_MAX];
+    uint64_t i1, i2;
+    static uint8_t a[8192], b[8192], c[4096], r[8192];
+    pattern(a, sizeof(a), 1);
+    pattern(b, sizeof(b), 2);
+    pattern(c, sizeof(c), 3);
+    assert_int_equal(disk_open(&d, base, false, err, sizeof(err)), 0);
+    assert_int_equal(dwrite(&d, 0, a, 8192), 0);
+    assert_int_equal(disk_snapshot(&d, s1, &i1, err, sizeof(err)), 0);     /* S1: a */
+    assert_int_equal(dwrite(&d, 0, b, 8192), 0);                          /* d1: b b */
+    assert_int_equal(disk_snapshot(&d, s2, &i2, err, sizeof(err)), 0);     /* S2 froze d1 */
+    assert_int_equal(dwrite(&d, 4096, c, 4096), 0);                       /* d2: . c */
+    /* Deleting the newest snapshot merges the top into the delta below. */
+    struct disk_merge_info mi;
+    assert_int_equal(disk_delete_snapshot(&d, s2, i2, &mi, err, sizeof(err)), 0);
+    assert_string_equal(mi.merged, "t-000002-delta");
+    assert_string_equal(mi.into, "t-000001-delta");
+    assert_int_equal(mi.clusters, 1);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(d.layers[1].name, "t-000001-delta");
+    assert_int_equal(d.layers[1].allocated, 2);
+    assert_int_equal(dread(&d, 0, r, 8192), 0);
+    assert_memory_equal(r, b, 4096);
+    assert_memory_equal(r + 4096, c, 4096);
+    /* the merged map reached the file: same view after close and open */
+    disk_close(&d);
+    assert_int_equal(disk_open(&d, base, false, err, sizeof(err)), 0);
+    assert_int_equal(d.layers[1].allocated, 2);
+    assert_int_equal(dread(&d, 4096, r, 4096), 0);
+    assert_memory_equal(r, c, 4096);
+    /* and S1 still goes back to a */
+    assert_int_equal(disk_revert(&d, s1, i1, err, sizeof(err)), 0);
+    assert_int_equal(dread(&d, 0, r, 8192), 0);
+    assert_memory_equal(r, a, 8192);
+    disk_close(&d);
+}
+
 static void write_file(const char *name, const void *p, size_t n)
 {
     char path[600];
@@ -662,6 +703,7 @@ int main(void)
         cmocka_unit_test_setup(test_disk_raw_io, fresh),
         cmocka_unit_test_setup(test_disk_snapshot_layers, fresh),
         cmocka_unit_test_setup(test_disk_chain_of_snapshots, fresh),
+        cmocka_unit_test_setup(test_disk_merge_into_delta, fresh),
         cmocka_unit_test_setup(test_disk_corrupt_metadata, fresh),
         cmocka_unit_test_setup_teardown(test_blk_requests, dev_setup, dev_teardown),
         cmocka_unit_test_setup_teardown(test_blk_bad_requests, dev_setup, dev_teardown),
