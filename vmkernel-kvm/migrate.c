@@ -779,6 +779,7 @@ static int switch_over(struct vmx_migrate *m)
     pthread_mutex_unlock(&m->lock);
     if ((rc = send_pending(m, false)) < 0)
         return rc;
+    uint64_t t_pages = vmx_now_ns();
 
     struct sbuf b;
     sbuf_init(&b);
@@ -818,10 +819,14 @@ static int switch_over(struct vmx_migrate *m)
     sbuf_free(&b);
     if (rc)
         return rc;
-    kvc_info("VMX-MIGRATE state-sent last_pages=%llu bytes=%llu", (unsigned long long)last,
-             (unsigned long long)m->chan.sent);
+    uint64_t t_sent = vmx_now_ns();
+    kvc_info("VMX-MIGRATE state-sent last_pages=%llu bytes=%llu pages_us=%llu state_us=%llu",
+             (unsigned long long)last, (unsigned long long)m->chan.sent,
+             (unsigned long long)((t_pages - m->t_stop_mono) / 1000),
+             (unsigned long long)((t_sent - t_pages) / 1000));
     if ((rc = expect_reply(m, MIG_READY, NULL, NULL)) < 0)
         return rc;
+    uint64_t t_ready = vmx_now_ns();
     /* The point of no return: from here the destination owns the VM. */
     if (cancelled(&m->chan) || vm_stopping(vm)) {
         set_error(m, cancelled(&m->chan) ? "cancelled by request" : "the VM stopped during the migration");
@@ -831,8 +836,8 @@ static int switch_over(struct vmx_migrate *m)
     set_phase(m, VMX_MIG_COMMIT);
     if ((rc = chan_record(&m->chan, MIG_GO, 0, NULL, 0)) == 0)
         rc = chan_flush(&m->chan);
-    kvc_info("VMX-MIGRATE confirmed: destination loaded the state; handing over%s",
-             rc ? " (GO may not have reached it)" : "");
+    kvc_info("VMX-MIGRATE confirmed: destination loaded the state in %llu us; handing over%s",
+             (unsigned long long)((t_ready - t_sent) / 1000), rc ? " (GO may not have reached it)" : "");
     return 0;
 }
 
@@ -900,7 +905,7 @@ static void *source_thread(void *arg)
         m->pending[m->words - 1] = (1ull << (m->npages % 64)) - 1;
     set_phase(m, VMX_MIG_PRECOPY);
 
-    uint64_t target_ns = (uint64_t)m->p.downtime_ms * 1000000ull;
+    uint64_t target_ns = (uint64_t)m->p.downtime_ms * 1000000ull, prev_dirty = vm->mem.size;
     for (uint32_t round = 1;; round++) {
         pthread_mutex_lock(&m->lock);
         m->st.round = round;
@@ -926,8 +931,13 @@ static void *source_thread(void *arg)
         m->st.transferred_bytes = m->chan.sent;
         pthread_mutex_unlock(&m->lock);
         log_round(m, "progress");
-        if (expect_ns <= target_ns)
+        /* Switch over once the last copy fits the target -- but while each
+         * round still halves the dirty set, one more round is cheaper than
+         * the downtime it saves (the guest runs during it). */
+        if (expect_ns <= target_ns
+            && (expect_ns <= 1000000ull || dirty * 2 >= prev_dirty || round >= 10))
             break;
+        prev_dirty = dirty;
         if (round >= m->p.max_rounds) {
             kvc_warn("VMX-MIGRATE not converged after %u rounds: switching over with %llu bytes "
                      "left (expected downtime %llu ms)", round, (unsigned long long)dirty,
@@ -1231,6 +1241,7 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
             has_hash = sreader_u32(&r);
             sreader_get(&r, hash, 32);
             switched = true;
+            m->t_stop_mono = vmx_now_ns();  /* destination: when the state began */
             set_phase(m, VMX_MIG_STOPCOPY);
         } else if (type == MIG_CANCEL) {
             char why[128] = "";
@@ -1265,7 +1276,10 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
             char err[256] = "";
             if (type == VMX_ST_VCPU)
                 vcpus_seen++;
-            if ((rc = vmx_state_load_section(vm, type, arg, sec, len, err, sizeof(err))) < 0) {
+            uint64_t t0 = vmx_now_ns();
+            rc = vmx_state_load_section(vm, type, arg, sec, len, err, sizeof(err));
+            kvc_dbg("section %u/%u loaded in %llu us", type, arg, (unsigned long long)((vmx_now_ns() - t0) / 1000));
+            if (rc < 0) {
                 set_error(m, "state section %u: %s", type, err[0] ? err : strerror(-rc));
                 goto out;
             }
@@ -1356,7 +1370,8 @@ static void *dest_thread(void *arg)
     if ((rc = chan_record(&m->chan, MIG_READY, 0, NULL, 0)) || (rc = chan_flush(&m->chan)))
         goto fail;
     set_phase(m, VMX_MIG_COMMIT);
-    kvc_info("VMX-MIGRATE loaded: state complete, waiting for the source to hand over");
+    kvc_info("VMX-MIGRATE loaded: state complete in %llu us, waiting for the source to hand over",
+             (unsigned long long)((vmx_now_ns() - m->t_stop_mono) / 1000));
     uint32_t type, a;
     uint64_t len;
     if ((rc = recv_header(&m->chan, &type, &a, &len)) < 0) {
