@@ -38,6 +38,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -286,7 +287,8 @@ def kvm_backend_works(hostd, tmp):
 
 def main():
     ap = argparse.ArgumentParser(prog="kvcenter-up", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dir", required=True, help="state directory for the whole cluster")
+    ap.add_argument("--dir", required=True, help="state directory for the whole cluster "
+                    "(what an earlier run left there is removed first)")
     ap.add_argument("--hosts", type=int, required=True, help="number of hosts")
     ap.add_argument("--backend", choices=["kvm", "sim"], help="default: kvm where it works")
     ap.add_argument("--vms", type=int, default=0, help="running VMs to create")
@@ -394,9 +396,32 @@ def write_private(path, text):
     os.rename(tmp, path)
 
 
+MARKER = ".kvcenter-up"
+
+
+def fresh_dir(d):
+    """Each run starts the same cluster from scratch: what an earlier run left
+    in D (it holds MARKER) is removed first; a non-empty D that kvcenter-up did
+    not make is refused, so nothing else is ever deleted."""
+    os.makedirs(d, exist_ok=True)
+    mark = os.path.join(d, MARKER)
+    left = [n for n in os.listdir(d) if n != MARKER]
+    if left and not os.path.exists(mark):
+        raise Fail("--dir %s is not empty and was not made by kvcenter-up; "
+                   "give an empty or new directory" % d)
+    for n in left:
+        p = os.path.join(d, n)
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+    with open(mark, "w") as f:
+        f.write("made by kvcenter-up; removed and remade by its next run\n")
+
+
 def run(a, procs):
     d = os.path.abspath(a.dir)
-    os.makedirs(d, exist_ok=True)
+    fresh_dir(d)
     vpxd = find_prog("KVC_VPXD", "vpxd/vpxd", "vpxd")
     hostd = find_prog("KVC_HOSTD", "hostd/hostd", "hostd")
     backend = a.backend

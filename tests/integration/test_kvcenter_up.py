@@ -308,3 +308,25 @@ def test_up_agentx_serves_the_inventory_through_snmpd(tmp):
             rc = up.stop()
             assert rc == 0
         snmpd.stop()
+
+
+def test_second_run_in_the_same_dir_starts_afresh(tmp):
+    """README's demo command runs kvcenter-up on the same --dir every time:
+    a second run must work (fresh cluster, new password), and a directory
+    kvcenter-up did not make is never emptied."""
+    for _ in range(2):
+        up = Up(tmp, 1, 1)
+        try:
+            up.wait_ready()
+            assert len(up.get("HOST")) == 1
+        finally:
+            up.p.send_signal(signal.SIGTERM)
+            assert up.p.wait(60) == 0
+    other = os.path.join(tmp, "mine")
+    os.makedirs(other)
+    with open(os.path.join(other, "keep"), "w") as f:
+        f.write("x")
+    r = subprocess.run([UP, "--dir", other, "--hosts", "1", "--backend", "sim"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "not empty" in r.stderr
+    assert os.path.exists(os.path.join(other, "keep"))
