@@ -688,6 +688,7 @@ kvc_snmp_agent_stop(struct kvc_snmp_agent *a)
     if (!a)
         return;
     if (agent == a) {
+        netsnmp_tdata *td[NTABLES];
         snmp_shutdown("kvcenter");
         for (size_t k = 0; k < NTABLES; k++) {
             table_clear(&tables[k]);
@@ -696,10 +697,16 @@ kvc_snmp_agent_stop(struct kvc_snmp_agent *a)
                 free(tables[k].ti);
                 tables[k].ti = NULL;
             }
+            td[k] = tables[k].td;
             tables[k].td = NULL;
             tables[k].reg = NULL;
         }
         shutdown_agent();
+        /* The tdata handler does not own its table: free it once the
+         * handlers that point at it are gone. */
+        for (size_t k = 0; k < NTABLES; k++)
+            if (td[k])
+                netsnmp_tdata_delete_table(td[k]);
         agent = NULL;
     }
     for (size_t k = 0; k < a->nfds; k++)
