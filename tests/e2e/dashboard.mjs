@@ -138,7 +138,7 @@ const visible = (sel, timeout = STEP_MS) => page.waitForSelector(sel, { state: '
 
 /* ---- the run ---- */
 
-const STEPS = 14;
+const STEPS = 16;
 const watchdog = setTimeout(async () => {
   console.log(`Bail out! the run took longer than ${WATCHDOG_MS} ms`);
   await stopCluster().catch(() => {});
@@ -209,19 +209,27 @@ try {
     await shot('03-host-summary');
   });
 
+  await step('cluster page shows vSphere HA and DRS', async () => {
+    await page.click('#tree a[href^="#/cluster/"]');
+    await visible('.card h2:has-text("vSphere HA")');
+    await visible('.card h2:has-text("vSphere DRS")');
+    for (const h of c.hosts) await visible(`table.grid a[href="#/host/${h.id}"]`);
+    await shot('04-cluster');
+  });
+
   await step('create a VM with the wizard', async () => {
     await page.click('#btn-new-vm');
     await visible('#dlg-vm');
     await page.fill('#vm-name', vmName);
-    await shot('04-wizard-name');
+    await shot('05-wizard-name');
     await page.click('#vm-next');
     await visible('#vm-cpus');
     await page.fill('#vm-cpus', '2');
     await page.fill('#vm-mem', '128');
-    await shot('05-wizard-hardware');
+    await shot('06-wizard-hardware');
     await page.click('#vm-next');
     await visible(`#vm-review dd:has-text("${vmName}")`);
-    await shot('06-wizard-review');
+    await shot('07-wizard-review');
     await page.click('#vm-finish');
     await page.waitForFunction(() => /^#\/vm\/vm-\d+$/.test(location.hash), null, { timeout: STEP_MS });
     vmId = await page.evaluate(() => location.hash.split('/')[2]);
@@ -230,7 +238,7 @@ try {
     const r = await rest('GET', `/api/vcenter/vm/${vmId}`);
     if (r.status !== 200 || r.body.cpu.count !== 2 || r.body.memory.size_MiB !== 128 || r.body.power_state !== 'POWERED_OFF')
       throw new Error(`the VM is not as created: ${JSON.stringify(r)}`);
-    await shot('07-vm-created');
+    await shot('08-vm-created');
   });
 
   await step('power it on: the summary follows the event stream', async () => {
@@ -238,34 +246,34 @@ try {
     await visible('#vm-state .state.POWERED_ON');
     await visible('#act-stop:not([disabled])');
     await visible(`#tree a[href="#/vm/${vmId}"] .ico.POWERED_ON`);
-    await shot('08-vm-powered-on');
+    await shot('09-vm-powered-on');
   });
 
   await step('the power-on task finishes in the tasks panel with a full progress bar', async () => {
     await visible(`#recent-tasks tr[data-operation="start"][data-target="${vmId}"][data-status="SUCCEEDED"]`);
     const w = await page.$eval(`#recent-tasks tr[data-target="${vmId}"][data-status="SUCCEEDED"] .meter > div`, (e) => e.style.width);
     if (w !== '100%') throw new Error(`progress bar at ${w}`);
-    await shot('09-task-done');
+    await shot('10-task-done');
   });
 
   await step('the power-on event appears on the events page', async () => {
     await page.click('a[data-nav="events"]');
     await visible(`#event-rows tr[data-type="VmPoweredOnEvent"][data-object="${vmId}"], #event-rows tr[data-type="VmPowerStateChangedEvent"][data-object="${vmId}"]`);
     await visible(`#event-rows tr[data-type="VmCreatedEvent"][data-object="${vmId}"]`);
-    await shot('10-events');
+    await shot('11-events');
   });
 
   await step('the serial console shows the guest output and takes typed input', async () => {
     await page.goto(`${c.url}/ui/#/vm/${vmId}/console`);
     await visible('#console');
     await page.waitForFunction(() => document.querySelector('#console').textContent.length > 0, null, { timeout: STEP_MS });
-    await shot('11-console');
+    await shot('12-console');
     if (await page.$('#console.unavailable')) return `console unavailable: ${await page.textContent('#console')}`;
     const before = await page.textContent('#console');
     await page.fill('#console-line', 'hello from the dashboard');
     await page.press('#console-line', 'Enter');
     await page.waitForFunction((b) => document.querySelector('#console').textContent.length > b, before.length, { timeout: STEP_MS });
-    await shot('11-console');
+    await shot('12-console');
   });
 
   await step('performance charts draw the host\'s samples from the stats API', async () => {
@@ -273,14 +281,32 @@ try {
     await visible('#chart-cpu');
     // Hosts report every stats interval (20 s by kvcenter-up's default).
     await page.waitForFunction(() => +(document.querySelector('#main').dataset.samples || 0) > 0, null, { timeout: 60000 });
-    await shot('12-charts');
+    await shot('13-charts');
   });
 
   await step('alarms page lists the alarm the power change triggered', async () => {
     await page.click('a[data-nav="alarms"]');
     await visible('#alarms-triggered');
     await visible(`#alarms-triggered a[href="#/vm/${vmId}"]`);
-    await shot('13-alarms');
+    await shot('14-alarms');
+  });
+
+  await step('migrate the running VM to the other host: the task and the tree follow', async () => {
+    await page.click(`#tree a[href="#/vm/${vmId}"]`);
+    await visible(`h1:has-text("${vmName}")`);
+    const from = (await rest('GET', `/api/vcenter/vm?hosts=${c.hosts[0].id}`)).body.some((v) => v.vm === vmId) ? c.hosts[0] : c.hosts[1];
+    const to = from === c.hosts[0] ? c.hosts[1] : c.hosts[0];
+    await page.click('#act-migrate');
+    await visible('#dlg-migrate');
+    await page.selectOption('#migrate-host', to.id);
+    await shot('15-migrate');
+    await page.click('#migrate-ok');
+    await page.waitForSelector('#dlg-migrate', { state: 'hidden' });
+    await visible(`#recent-tasks tr[data-operation="relocate"][data-target="${vmId}"][data-status="SUCCEEDED"]`);
+    await visible(`#tree li:has(> a[href="#/host/${to.id}"]) a[href="#/vm/${vmId}"]`);
+    const r = await rest('GET', `/api/vcenter/vm?hosts=${to.id}`);
+    if (!r.body.some((v) => v.vm === vmId)) throw new Error(`${vmId} is not on ${to.id}: ${JSON.stringify(r.body)}`);
+    await shot('16-migrated');
   });
 
   await step('add a host: the wizard shows its thumbprint and adds it once trusted', async () => {
@@ -301,13 +327,13 @@ try {
     await visible('#host-thumb');
     const shown = (await page.textContent('#host-thumb-value')).trim();
     if (shown !== h.thumbprint) throw new Error(`thumbprint shown ${shown}, host has ${h.thumbprint}`);
-    await shot('14-add-host-thumbprint');
+    await shot('17-add-host-thumbprint');
     await page.click('#host-submit:has-text("Trust and add")');
     await page.waitForSelector('#dlg-host', { state: 'hidden' });
     await page.waitForFunction(() => /^#\/host\/host-\d+$/.test(location.hash), null, { timeout: STEP_MS });
     await visible(`h1:has-text("${h.name}")`);
     await visible('.kv .state.CONNECTED');
-    await shot('15-host-added');
+    await shot('18-host-added');
   });
 
   await step('power the VM off', async () => {
@@ -318,7 +344,7 @@ try {
     await visible(`#recent-tasks tr[data-operation="stop"][data-target="${vmId}"][data-status="SUCCEEDED"]`);
     const r = await rest('GET', `/api/vcenter/vm/${vmId}/power`);
     if (r.body?.state !== 'POWERED_OFF') throw new Error(`power state ${JSON.stringify(r.body)}`);
-    await shot('16-vm-powered-off');
+    await shot('19-vm-powered-off');
   });
 
   await step('log out: back at the login page, the session is gone', async () => {
@@ -326,7 +352,7 @@ try {
     await visible('#login-form');
     const r = await ctx.request.get(`${c.url}/api/session`, { headers: { 'vmware-api-session-id': uiToken }, timeout: STEP_MS });
     if (r.status() !== 401) throw new Error(`the old session still answers ${r.status()}`);
-    await shot('17-logged-out');
+    await shot('20-logged-out');
   });
 
   await step('no JavaScript errors on any page', async () => {

@@ -269,14 +269,60 @@ function datastoreTable(list) {
 }
 
 async function pageCluster(id) {
-  const c = await api('GET', `/api/vcenter/cluster/${id}`);
+  const [c, ha, drs, recs] = await Promise.all([
+    api('GET', `/api/vcenter/cluster/${id}`),
+    api('GET', `/api/kvc/cluster/${id}/ha`).catch(() => null),
+    api('GET', `/api/kvc/cluster/${id}/drs`).catch(() => null),
+    api('GET', `/api/kvc/cluster/${id}/drs/recommendations?state=pending`).catch(() => null),
+  ]);
   const hosts = inv.hosts.filter((h) => h.cluster === id);
   const vms = inv.vms.filter((v) => hosts.some((h) => h.host === v.host));
+  const haCard = ha ? `<div class="card"><h2>vSphere HA</h2>${kv([
+      ['State', ha.enabled ? '<span class="state green">On</span>' : 'Off'],
+      ['Host monitoring', ha.host_monitoring ? 'On' : 'Off'],
+      ['Admission control', esc(ha.admission_control?.policy === 'host_failures'
+        ? `tolerates ${ha.admission_control.host_failures_tolerated} host failure(s)` : ha.admission_control?.policy ?? '—')],
+      ['Restart priority', esc(ha.restart_priority ?? '—')],
+      ['Hosts', (ha.hosts || []).map((h) => `${objLink(h.host)} ${pill(h.state)}`).join('<br>') || '—'],
+      ['Failover queue', (ha.failover || []).length ? `${ha.failover.length} VM(s) waiting` : 'empty']])}</div>`
+    : `<div class="card"><h2>vSphere HA</h2>${kv([['State', c.ha_enabled ? 'On' : 'Off']])}</div>`;
+  const loads = drs?.host_loads || {};
+  const drsCard = drs ? `<div class="card"><h2>vSphere DRS</h2>${kv([
+      ['State', drs.enabled ? '<span class="state green">On</span>' : 'Off'], ['Automation', esc({ manual: 'Manual', partiallyAutomated: 'Partially automated', fullyAutomated: 'Fully automated' }[drs.automation_level] ?? drs.automation_level)],
+      ['Migration threshold', esc(drs.migration_threshold)],
+      ['Imbalance', `${(100 * (drs.imbalance || 0)).toFixed(1)} % (target ${(100 * (drs.target_imbalance || 0)).toFixed(0)} %)`],
+      ['Last pass', esc(fmtDateTime(drs.last_pass))]])}
+      <div class="loads">${Object.entries(loads).map(([h, l]) => `<div class="usage-row"><span>${objLink(h)}</span>
+        <div class="meter"><div style="width:${Math.min(100, Math.round(100 * l))}%"></div></div><span>${(100 * l).toFixed(1)} % load</span></div>`).join('')}</div>
+      <div class="toolbar"><button id="act-drs-run" class="small">Run DRS now</button></div></div>`
+    : `<div class="card"><h2>vSphere DRS</h2>${kv([['State', c.drs_enabled ? 'On' : 'Off']])}</div>`;
+  const recList = Array.isArray(recs) ? recs : (recs?.recommendations || []);
+  const recHtml = recs ? `<h2 class="section">DRS recommendations</h2>${recList.length
+    ? `<table class="grid" id="drs-recs"><thead><tr><th>Action</th><th>VM</th><th>From</th><th>To</th><th>Reason</th><th></th></tr></thead><tbody>
+      ${recList.map((r) => `<tr><td>${esc(r.action ?? 'migrate')}</td><td>${objLink(r.vm)}</td><td>${objLink(r.source ?? r.from)}</td>
+        <td>${objLink(r.target ?? r.to ?? r.host)}</td><td>${esc(r.reason ?? '')}</td>
+        <td><button class="small" data-rec="${esc(r.id ?? r.recommendation)}">Apply</button></td></tr>`).join('')}</tbody></table>`
+    : '<p class="muted">No pending recommendations: the cluster is balanced.</p>'}` : '';
   setPage(`<h1><span class="ico big-ico">${ICON.cluster}</span>${esc(c.name)}</h1><div class="subtitle">Cluster · ${esc(id)}</div>
-    <div class="cards stats">${stat('vSphere HA', c.ha_enabled ? 'On' : 'Off')}${stat('DRS', c.drs_enabled ? 'On' : 'Off')}
-      ${stat('Hosts', hosts.length)}${stat('Virtual machines', vms.length, `${vms.filter((v) => v.power_state === 'POWERED_ON').length} powered on`)}</div>
+    <div class="cards stats">${stat('Hosts', hosts.length, `${hosts.filter((h) => h.connection_state === 'CONNECTED').length} connected`)}
+      ${stat('Virtual machines', vms.length, `${vms.filter((v) => v.power_state === 'POWERED_ON').length} powered on`)}</div>
+    <div class="cards" style="margin-top:16px">${haCard}${drsCard}</div>
+    ${recHtml}
     <h2 class="section">Hosts</h2>${hostTable(hosts)}
     <h2 class="section">Virtual machines</h2>${vmTable(vms)}`);
+  const run = $('#act-drs-run');
+  if (run) {
+    run.onclick = async () => {
+      try { await api('POST', `/api/kvc/cluster/${id}/drs?action=run`); toast('DRS pass done'); } catch (e) { toast(`DRS failed: ${e.message}`, 6000); }
+      route();
+    };
+  }
+  document.querySelectorAll('[data-rec]').forEach((b) => {
+    b.onclick = async () => {
+      try { await api('POST', `/api/kvc/cluster/${id}/drs/recommendations?action=apply`, { recommendations: [b.dataset.rec] }); toast('Recommendation applied'); } catch (e) { toast(`Apply failed: ${e.message}`, 6000); }
+      refreshSoon();
+    };
+  });
 }
 
 function tabs(base, current, names) {
@@ -304,6 +350,8 @@ async function pageHost(id, tab = 'summary') {
     <div class="toolbar">
       <button id="act-connect" ${connected ? 'disabled' : ''}>Connect</button>
       <button id="act-disconnect" ${connected ? '' : 'disabled'}>Disconnect</button>
+      <button id="act-maint-enter" ${connected ? '' : 'disabled'} title="Moves its running VMs to other hosts of the cluster first">Enter maintenance mode</button>
+      <button id="act-maint-exit" ${connected ? '' : 'disabled'}>Exit maintenance mode</button>
       <button id="act-remove" class="danger">Remove from inventory</button></div>
     ${tabs(`#/host/${id}`, tab, [['summary', 'Summary'], ['monitor', 'Monitor'], ['vms', 'VMs']])}${body}`);
   const act = (label, fn) => async () => {
@@ -312,6 +360,12 @@ async function pageHost(id, tab = 'summary') {
   };
   $('#act-connect').onclick = act('Connect', () => api('POST', `/api/vcenter/host/${id}?action=connect`));
   $('#act-disconnect').onclick = act('Disconnect', () => api('POST', `/api/vcenter/host/${id}?action=disconnect`));
+  const maint = (label, action) => act(label, async () => {
+    const t = await api('POST', `/api/kvc/host/${id}?action=${action}&vmw-task=true`);
+    if (typeof t === 'string') trackTask(t);
+  });
+  $('#act-maint-enter').onclick = maint('Enter maintenance mode', 'enter-maintenance');
+  $('#act-maint-exit').onclick = maint('Exit maintenance mode', 'exit-maintenance');
   $('#act-remove').onclick = async () => {
     if (!await confirmDialog(`Remove host ${h.name} from the inventory? Its virtual machines are removed from the inventory with it.`, 'Remove')) return;
     await act('Removed', () => api('DELETE', `/api/vcenter/host/${id}`))();
@@ -351,6 +405,7 @@ async function pageVm(id, tab = 'summary') {
       <button id="act-suspend" ${on ? '' : 'disabled'}>Suspend</button>
       <button id="act-reset" ${on ? '' : 'disabled'}>Reset</button>
       <button id="act-shutdown" ${on && tools?.run_state === 'RUNNING' ? '' : 'disabled'} title="Needs the guest's tools">Shut down guest OS</button>
+      <button id="act-migrate" ${st === 'SUSPENDED' ? 'disabled' : ''} title="Move it to another host (live when powered on)">Migrate…</button>
       <span class="spacer"></span>
       <button id="act-delete" class="danger" ${st === 'POWERED_OFF' ? '' : 'disabled'}>Delete</button></div>`;
   let body;
@@ -366,7 +421,7 @@ async function pageVm(id, tab = 'summary') {
       <div class="card"><h2>Guest</h2>${kv([
         ['Power state', `<span id="vm-state">${pill(st)}</span>`],
         ['Guest OS', esc(vm.guest_OS)], ['Tools', pill(tools?.run_state ?? 'unknown', '-tools')],
-        ['Host name', esc(ident?.host_name ?? '—')], ['IP address', esc(ident?.ip_address ?? '—')]])}</div>
+        ['Host name', esc(ident?.host_name || '—')], ['IP address', esc(ident?.ip_address || '—')]])}</div>
       <div class="card"><h2>Hardware</h2>${kv([
         ['vCPUs', esc(vm.cpu?.count)], ['Memory', vm.memory ? fmtMiB(vm.memory.size_MiB) : ''],
         ['Disks', disks.length ? disks.map((d) => fmtBytes(d.capacity || 0)).join(', ') : 'none'],
@@ -391,6 +446,7 @@ async function pageVm(id, tab = 'summary') {
   $('#act-suspend').onclick = power('Suspend', 'suspend');
   $('#act-reset').onclick = power('Reset', 'reset');
   $('#act-shutdown').onclick = power('Shut down guest OS', 'shutdown', 'guest/power');
+  $('#act-migrate').onclick = () => openMigrateDialog(id, vm.name, hostId);
   $('#act-delete').onclick = async () => {
     if (!await confirmDialog(`Delete ${vm.name} and its files from the datastore?`, 'Delete')) return;
     try { await api('DELETE', `/api/vcenter/vm/${id}`); toast(`${vm.name} deleted`); location.hash = '#/'; } catch (e) { toast(`Delete failed: ${e.message}`, 6000); }
@@ -398,6 +454,36 @@ async function pageVm(id, tab = 'summary') {
   };
   if (tab === 'console') startConsole(id);
   if (tab === 'monitor') drawCharts(id, false);
+}
+
+// Migrate: another connected host of the same cluster (shared storage);
+// vpxd moves it live when it runs and reports progress in the task.
+function openMigrateDialog(id, name, fromHost) {
+  const d = $('#dlg-migrate');
+  const from = inv.hosts.find((h) => h.host === fromHost);
+  const targets = inv.hosts.filter((h) => h.host !== fromHost && h.connection_state === 'CONNECTED'
+    && (!from?.cluster || h.cluster === from.cluster));
+  $('#migrate-text').textContent = `Move ${name} from ${from?.name ?? 'its host'} to:`;
+  $('#migrate-host').innerHTML = targets.map((h) => `<option value="${esc(h.host)}">${esc(h.name)}</option>`).join('');
+  $('#migrate-error').classList.add('hidden');
+  $('#migrate-ok').disabled = !targets.length;
+  if (!targets.length) {
+    const el = $('#migrate-error'); el.textContent = 'No other connected host in this cluster.'; el.classList.remove('hidden');
+  }
+  $('#migrate-ok').onclick = async () => {
+    $('#migrate-ok').disabled = true;
+    try {
+      const t = await api('POST', `/api/vcenter/vm/${id}?action=relocate&vmw-task=true`, { placement: { host: $('#migrate-host').value } });
+      if (typeof t === 'string') trackTask(t);
+      d.close();
+      toast(`Migrating ${name}`);
+    } catch (e) {
+      const el = $('#migrate-error'); el.textContent = e.message; el.classList.remove('hidden');
+    } finally {
+      $('#migrate-ok').disabled = false;
+    }
+  };
+  d.showModal();
 }
 
 function notFound(id, msg) {
@@ -541,6 +627,7 @@ const OPS = {
   start: 'Power on virtual machine', stop: 'Power off virtual machine', suspend: 'Suspend virtual machine',
   reset: 'Reset virtual machine', shutdown: 'Shut down guest OS', reboot: 'Restart guest OS',
   relocate: 'Migrate virtual machine', create: 'Create', delete: 'Delete',
+  'enter-maintenance': 'Enter maintenance mode', 'exit-maintenance': 'Exit maintenance mode',
 };
 const taskName = (t) => t.description?.default_message || OPS[t.operation] || `${t.service ?? ''} ${t.operation ?? ''}`.trim() || t.id;
 
