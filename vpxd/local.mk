@@ -84,6 +84,9 @@ TESTS += tests/unit/test_vpxd_drs
 tests_unit_test_vpxd_drs_SOURCES = tests/unit/test_vpxd_drs.c
 tests_unit_test_vpxd_drs_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
 tests_unit_test_vpxd_drs_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/integration/test_vpxd_migrate.py tests/integration/test_vpxd_drs.py
+EXTRA_DIST += tests/integration/test_vpxd_migrate.py tests/integration/test_vpxd_drs.py \
+	tests/integration/drs_util.py
 EXTRA_PROGRAMS += tests/bench/bench_drs
 tests_bench_bench_drs_SOURCES = tests/bench/bench_drs.c
 tests_bench_bench_drs_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
