@@ -145,7 +145,8 @@ def param_values(tree):
             "cluster": tree["cluster"], "folder": tree["vm_folder"],
             "datastore": "datastore-999999", "resource_pool": tree["root_pool"],
             "task": "task-999999", "alarm": "alarm-1", "user": "someone",
-            "role": "-2", "entity": tree["datacenter"], "principal": "someone"}
+            "role": "-2", "entity": tree["datacenter"], "principal": "someone",
+            "rule": "drsrule-999999"}
 
 
 def fill_path(path, values):
