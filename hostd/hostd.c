@@ -97,7 +97,7 @@ usage(FILE *f)
 "             [--network NAME[@VSWITCH][:VLAN]]... [--admin-password PW]\n"
 "             [--vmkd-socket PATH] [--guest-image FILE]\n"
 "             [--lease-ms MS]\n"
-"             [--ssh-port P] [--api-port P] [--authorized-keys FILE]\n"
+"             [--ssh-port P|any] [--api-port P|any] [--authorized-keys FILE]\n"
 "             [--log FILE] [--debug] [--check-start]\n"
 "  -n             check the config file (-c) and print it normalised\n"
 "  --check-start  start every host, then exit (0 if they all came up)\n");
@@ -123,8 +123,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* The shell's settings ([ssh], [api]; the command line wins). */
+#define PORT_ANY (-2)                   /* --ssh-port any: a free port per host */
 struct shell_opts {
-    int ssh_port, api_port;             /* -1: not given */
+    int ssh_port, api_port;             /* -1: not given; PORT_ANY */
     const char *ssh_listen, *authorized_keys;
     unsigned max_sessions;
 };
@@ -144,7 +145,7 @@ shell_start(struct hostd *d, const struct shell_opts *so, struct shell *sh)
 {
     int rc;
 
-    if (so->ssh_port <= 0 && so->api_port <= 0)
+    if (so->ssh_port == 0 && so->api_port == 0)
         return 0;
     if (so->ssh_port > 0 && so->ssh_port + (int)d->n_hosts - 1 > 65535) {
         kvc_err("ssh ports %d.. for %zu hosts run past 65535", so->ssh_port, d->n_hosts);
@@ -164,19 +165,20 @@ shell_start(struct hostd *d, const struct shell_opts *so, struct shell *sh)
     sh->n = d->n_hosts;
     for (size_t i = 0; i < d->n_hosts; i++) {
         struct hostd_host *h = d->hosts[i];
-        if (so->ssh_port > 0) {
+        if (so->ssh_port != 0) {
             struct hostd_ssh_opts o = {
                 .listen = so->ssh_listen && so->ssh_listen[0] ? so->ssh_listen : d->opt.listen,
-                .port = (uint16_t)(so->ssh_port + (int)i),
+                .port = so->ssh_port == PORT_ANY ? 0 : (uint16_t)(so->ssh_port + (int)i),
                 .authorized_keys = so->authorized_keys,
                 .max_sessions = so->max_sessions,
             };
             if ((rc = hostd_ssh_start(h, sh->br, sh->auth, &o, &sh->ssh[i])))
                 return rc;
         }
-        if (so->api_port > 0 &&
+        if (so->api_port != 0 &&
             (rc = hostd_rest_start(h, sh->br, sh->auth, d->opt.listen,
-                                   (uint16_t)(so->api_port + (int)i), &sh->rest[i])))
+                                   so->api_port == PORT_ANY ? 0
+                                   : (uint16_t)(so->api_port + (int)i), &sh->rest[i])))
             return rc;
     }
     return 0;
@@ -346,8 +348,10 @@ main(int argc, char **argv)
         case O_SSH_PORT:
         case O_API_PORT:
             v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 65535) {
-                fprintf(stderr, "hostd: --%s-port: 0..65535 (0: off)\n",
+            if (!strcmp(optarg, "any")) {
+                v = PORT_ANY;
+            } else if (*end || v < 0 || v > 65535) {
+                fprintf(stderr, "hostd: --%s-port: 0..65535 (0: off) or 'any'\n",
                         opt == O_SSH_PORT ? "ssh" : "api");
                 return 2;
             }
@@ -382,8 +386,8 @@ main(int argc, char **argv)
         goto out;
     {
         const struct kvc_cfg_section *ss = kvc_config_section(cfg, "ssh");
-        so.ssh_port = cli_sh.ssh_port >= 0 ? cli_sh.ssh_port : (int)kvc_cfg_int(ss, "port");
-        so.api_port = cli_sh.api_port >= 0 ? cli_sh.api_port
+        so.ssh_port = cli_sh.ssh_port != -1 ? cli_sh.ssh_port : (int)kvc_cfg_int(ss, "port");
+        so.api_port = cli_sh.api_port != -1 ? cli_sh.api_port
                       : (int)kvc_cfg_int(kvc_config_section(cfg, "api"), "port");
         so.ssh_listen = kvc_cfg_string(ss, "listen");
         so.authorized_keys = cli_sh.authorized_keys ? cli_sh.authorized_keys

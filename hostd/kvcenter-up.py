@@ -485,9 +485,11 @@ def run(a, procs):
                       % host_password)
         if a.ssh_key_text:
             write_private(os.path.join(state, "authorized_keys"), a.ssh_key_text)
-        ports = dict(ssh=free_port(), api=free_port(), cim=free_port() if cimd else None)
+        # Free ports chosen by the programs themselves (no race with
+        # anything else on the machine); they say which in their logs.
+        ports = dict(ssh=None, api=None, cim=None)
         argv = [hostd, "-c", hconf, "--backend", backend, "--state-dir", state,
-                "--ssh-port", str(ports["ssh"]), "--api-port", str(ports["api"]),
+                "--ssh-port", "any", "--api-port", "any",
                 "--port", "0", "--name", "esx-%d" % i, "--heartbeat", str(a.heartbeat),
                 "--datastore", "shared=%s:shared" % shared,
                 "--datastore", "local-esx-%d=%s" % (i, os.path.join(hd, "local")),
@@ -509,7 +511,7 @@ def run(a, procs):
             write_private(pwfile, host_password + "\n")
             p.cim_vms = os.path.join(hd, "cim-vms.json")
             write_private(p.cim_vms, "[]")
-            c = Proc([cimd, "--listen", "127.0.0.1:%d" % ports["cim"], "--user", "root",
+            c = Proc([cimd, "--listen", "127.0.0.1:0", "--user", "root",
                       "--password-file", pwfile, "--hostname", "esx-%d" % i,
                       "--vms", p.cim_vms], os.path.join(hd, "cimd.log"),
                      "kvc-cimd esx-%d" % i, pgid=p.pid)
@@ -525,10 +527,10 @@ def run(a, procs):
         m = p.wait_log(r"host ready index=0 name=(\S+) uuid=(\S+) port=(\d+) thumbprint=(\S+)", 30)
         info.append(dict(name=m.group(1), uuid=m.group(2), port=int(m.group(3)),
                          thumbprint=m.group(4), proc=p))
-        p.wait_log(r"ssh ready index=0 name=\S+ port=%d " % p.ports["ssh"], 30)
-        p.wait_log(r"api ready index=0 name=\S+ port=%d " % p.ports["api"], 30)
+        p.ports["ssh"] = int(p.wait_log(r"ssh ready index=0 name=\S+ port=(\d+) ", 30).group(1))
+        p.ports["api"] = int(p.wait_log(r"api ready index=0 name=\S+ port=(\d+) ", 30).group(1))
         if cimd:
-            p.cimd.wait_log(r"ready on port %d" % p.ports["cim"], 30)
+            p.ports["cim"] = int(p.cimd.wait_log(r"ready on port (\d+)", 30).group(1))
 
     api = Api(url, ADMIN, password)
     dc = api.call("POST", "/api/vcenter/datacenter", {"name": "Datacenter"})
