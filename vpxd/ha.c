@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "lib/lease.h"
 #include "lib/log.h"
 #include "vpxd/db.h"
 #include "vpxd/db_ha.h"
@@ -62,6 +63,8 @@ struct ha_restart {
     char exclude[HA_MAX_EXCLUDE][VDB_ID_MAX];
     int n_exclude;
     bool no_room_reported;
+    struct kvc_lease_watch watch;   /* the VM's lease as last seen */
+    bool lease_logged;
 };
 
 struct ha {
@@ -635,6 +638,35 @@ static void restart_one(struct ha *ha, json_t *row, int64_t now)
 
     if (!r || r->in_flight || now < r->not_before)
         return;
+    /* Wait for the VM's lease (lib/lease.h) to be free or expired: the
+     * host that held it may still run the VM.  The host we register it on
+     * checks again before its power-on; this only saves useless tries. */
+    if (*js(row, "ds_url") && *js(row, "config_path")) {
+        char dir[4096], path[4096 + 300], err[256];
+        const char *rel = strchr(js(row, "config_path"), ']');
+        struct kvc_lease_record rec;
+        int64_t wait = 0;
+        url_path(js(row, "ds_url"), dir, sizeof(dir));
+        rel = rel ? rel + 1 : "";
+        while (*rel == ' ')
+            rel++;
+        size_t rl = strlen(rel);
+        if (rl > 4 && !strcmp(rel + rl - 4, ".vmx")) {
+            snprintf(path, sizeof(path), "%s/%.*s.lck", dir, (int)(rl - 4), rel);
+            int lrc = kvc_lease_read(path, &rec, err, sizeof(err));
+            if ((lrc == 0 || lrc == -ENOENT) &&
+                kvc_lease_judge(lrc ? NULL : &rec, "", &r->watch, kvc_lease_wall_ms(),
+                                kvc_lease_mono_ms(), &wait) == KVC_LEASE_LIVE &&
+                strcmp(rec.owner, js(row, "target_uuid")) && strcmp(rec.owner, js(row, "cur_uuid"))) {
+                if (!r->lease_logged)
+                    kvc_info("VM %s: waiting for its lease (held by %s, %lld ms to expiry)",
+                             vm, rec.owner_name, (long long)wait);
+                r->lease_logged = true;
+                r->not_before = now + (wait < HA_RETRY_MS ? (wait > 50 ? wait : 50) : HA_RETRY_MS);
+                return;
+            }
+        }
+    }
     /* Someone runs it already (the host came back with it, or it was
      * restarted elsewhere): nothing to do. */
     if (!strcmp(js(row, "power_state"), "POWERED_ON") && *cur &&
@@ -705,7 +737,11 @@ static void run_restarts(struct ha *ha, int64_t now)
     vdb_query_json(ha->vx->db, &rows,
         "SELECT r.vm, r.cluster, r.from_host, r.rank, r.state, r.target, r.attempts, r.reason,"
         " v.instance_uuid, v.config_path, coalesce(v.host, '') AS cur_host, v.power_state,"
-        " coalesce((SELECT connection_state FROM host WHERE id = v.host), '') AS cur_conn"
+        " coalesce((SELECT connection_state FROM host WHERE id = v.host), '') AS cur_conn,"
+        " coalesce((SELECT url FROM datastore WHERE id = v.datastore), '') AS ds_url,"
+        " coalesce((SELECT uuid FROM ha_host WHERE host = r.target), '') AS target_uuid,"
+        " CASE WHEN v.host != r.from_host THEN coalesce((SELECT uuid FROM ha_host"
+        " WHERE host = v.host), '') ELSE '' END AS cur_uuid"
         " FROM ha_restart r JOIN vm v ON v.id = r.vm ORDER BY r.rank DESC, r.created", NULL);
     json_array_foreach(rows, i, row) {
         const char *cl = js(row, "cluster");

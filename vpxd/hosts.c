@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "lib/log.h"
 #include "vpxd/api/api.h"
 #include "vpxd/db.h"
@@ -121,13 +123,69 @@ static const struct hostmgr_ops ops = {
     .stats = on_stats,
 };
 
+/* A host that cannot be reached when vpxd starts (it is down, or its
+ * network is) is tried again every second until it answers or leaves the
+ * database: HA must judge it, and it must be managed again when it
+ * returns. */
+struct reattach {
+    struct reattach *next;
+    struct vpxd *vx;
+    char id[VDB_ID_MAX];
+    struct event *ev;
+    bool warned;
+};
+static struct reattach *retries;
+
+static int attach_from_db(struct vpxd *vx, struct reattach *ra);
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct reattach *ra = arg, **pp;
+    int rc;
+
+    for (pp = &retries; *pp && *pp != ra; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = ra->next;
+    event_free(ra->ev);
+    ra->ev = NULL;
+    if (!ra->vx->hm || (rc = attach_from_db(ra->vx, ra)) < 0)
+        free(ra);                       /* gone from the database, or managed already */
+}
+
 static void on_reattach(void *arg, int err, const char *msg)
 {
-    char *id = arg;
+    struct reattach *ra = arg;
+    struct timeval tv = { 1, 0 };
 
-    if (err)
-        kvc_warn("host %s: cannot reconnect: %s", id, msg ? msg : strerror(-err));
-    free(id);
+    if (!err || err == -ECANCELED || !(ra->ev = evtimer_new(ra->vx->base, retry_cb, ra))) {
+        free(ra);
+        return;
+    }
+    if (!ra->warned)
+        kvc_warn("host %s: cannot reconnect: %s; retrying every second", ra->id,
+                 msg ? msg : strerror(-err));
+    ra->warned = true;
+    ra->next = retries;
+    retries = ra;
+    event_add(ra->ev, &tv);
+}
+
+/* Returns 0 (the callback owns RA) or -errno. */
+static int attach_from_db(struct vpxd *vx, struct reattach *ra)
+{
+    json_t *h = NULL;
+    int rc = vdb_query_row(vx->db, &h, "SELECT hostname, port, thumbprint FROM host"
+                           " WHERE id = ?", "s", ra->id);
+
+    if (rc < 0)
+        return rc;
+    rc = hostmgr_host_attach(vx->hm, ra->id, json_string_value(json_object_get(h, "hostname")),
+                             (uint16_t)json_integer_value(json_object_get(h, "port")),
+                             json_string_value(json_object_get(h, "thumbprint")),
+                             NULL, NULL, on_reattach, ra);
+    json_decref(h);
+    return rc;
 }
 
 void vpxd_hosts_start(struct vpxd *vx)
@@ -154,15 +212,14 @@ void vpxd_hosts_start(struct vpxd *vx)
     /* Hosts of the database come back; their VMs' states follow. */
     vdb_query_json(vx->db, &rows, "SELECT id, hostname, port, thumbprint FROM host", NULL);
     json_array_foreach(rows, i, h) {
-        char *id = strdup(json_string_value(json_object_get(h, "id")));
-        rc = hostmgr_host_attach(vx->hm, id,
-                                 json_string_value(json_object_get(h, "hostname")),
-                                 (uint16_t)json_integer_value(json_object_get(h, "port")),
-                                 json_string_value(json_object_get(h, "thumbprint")),
-                                 NULL, NULL, on_reattach, id);
-        if (rc < 0) {
-            kvc_warn("host %s: cannot reconnect: %s", id, strerror(-rc));
-            free(id);
+        struct reattach *ra = calloc(1, sizeof(*ra));
+        if (!ra)
+            continue;
+        ra->vx = vx;
+        snprintf(ra->id, sizeof(ra->id), "%s", json_string_value(json_object_get(h, "id")));
+        if ((rc = attach_from_db(vx, ra)) < 0) {
+            kvc_warn("host %s: cannot reconnect: %s", ra->id, strerror(-rc));
+            free(ra);
         }
     }
     json_decref(rows);
@@ -172,4 +229,10 @@ void vpxd_hosts_stop(struct vpxd *vx)
 {
     hostmgr_free(vx->hm);
     vx->hm = NULL;
+    while (retries) {
+        struct reattach *ra = retries;
+        retries = ra->next;
+        event_free(ra->ev);
+        free(ra);
+    }
 }

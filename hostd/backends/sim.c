@@ -31,7 +31,6 @@ struct sim_vm {
     int64_t boot_start;         /* ms; 0 when off */
     int64_t shutdown_at;        /* ms; 0: none pending */
     bool hung, crash_pending;
-    int64_t owner_checked;      /* last look at the run record's owner */
     uint64_t net_rx, net_tx, disk_rd, disk_wr;
     struct kvc_lease *lease;    /* held while on or suspended (lib/lease.h) */
     int64_t lease_next;         /* ms: its next renewal */
@@ -283,26 +282,6 @@ sim_tick(evutil_socket_t fd, short what, void *arg)
             runfile_write(h, vm);
             hostd_vm_changed(h, vm, false);
             continue;
-        }
-        if (now - s->owner_checked >= 1000) {
-            /* Another host took the VM over (HA restart after this host
-             * was thought dead): this copy must stop at once. */
-            char path[PATH_MAX + 16], line[256] = "", owner[64] = "";
-            FILE *f;
-            s->owner_checked = now;
-            runfile_path(vm, path, sizeof path);
-            if ((f = fopen(path, "r"))) {
-                if (fgets(line, sizeof line, f))
-                    sscanf(line, "power=%*31s host=%63s", owner);
-                fclose(f);
-            }
-            if (owner[0] && strcmp(owner, h->uuid)) {
-                kvc_warn("%s: VM %s now runs on host %s: stopping this copy", h->name,
-                         vm->name, owner);
-                halt(vm, s);
-                hostd_vm_changed(h, vm, false);
-                continue;
-            }
         }
         bool beating = !s->hung && s->wl.kind != SIM_HANG;
         if (beating != vm->tools_running) {

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
 
 HB_MS = 200
 DETECT_MS = 800
+LEASE_MS = 400
 
 
 class DoubleRun(AssertionError):
@@ -73,7 +74,9 @@ class Cluster:
             self.hostd[hid].d.wait_log(r"HA settings: on", timeout=20)
 
     def start_hostd(self, i, **kw):
-        extra = ["--port", str(self.ports[i])]
+        # VM leases (lib/lease.h) short enough to expire within the
+        # detection time, as they would with production timings.
+        extra = ["--port", str(self.ports[i]), "--lease-ms", str(LEASE_MS)]
         if self.hostd_conf:
             extra += ["-c", self.hostd_conf]
         return Hostd(self.tmp, hosts=1, name="esx%d" % i, extra=extra,
