@@ -40,19 +40,19 @@ def sector_bytes(seed, sector):
 
 
 class Vm:
-    def __init__(self, tmp, test="off", seed=1, extra=""):
+    def __init__(self, tmp, test="off", seed=1, extra="", tag=""):
         self.tmp = tmp
-        self.conf = os.path.join(tmp, "vm.conf")
-        self.sock = os.path.join(tmp, "vmx.sock")
-        self.serial = os.path.join(tmp, "serial.log")
+        self.conf = os.path.join(tmp, "vm%s.conf" % tag)
+        self.sock = os.path.join(tmp, "vmx%s.sock" % tag)
+        self.serial = os.path.join(tmp, "serial%s.log" % tag)
         # a fresh serial log per boot, so each boot's lines are its own
         if os.path.exists(self.serial):
             os.unlink(self.serial)
         with open(self.conf, "w") as f:
             f.write("name = t\nuuid = 4c4c4544-0000-0000-0000-0000000000b1\nmemory_mb = 32\n"
-                    "guest.image = %s\nserial.log = serial.log\ndisk.path = t.img\n"
+                    "guest.image = %s\nserial.log = %s\ndisk.path = t.img\n"
                     "guest.disk_test = %s\nguest.disk_seed = %d\nguest.disk_mb = %d\n%s"
-                    % (GUEST, test, seed, TEST_MB, extra))
+                    % (GUEST, os.path.basename(self.serial), test, seed, TEST_MB, extra))
         self.d = None
 
     def start(self, *args):
@@ -299,3 +299,31 @@ def test_snapshot_of_running_writer_and_bad_restore(tmp, vms):
     p = subprocess.run([VMX, "-c", os.path.join(tmp, "vm.conf"), "-s", os.path.join(tmp, "x.sock")],
                        capture_output=True, text=True, timeout=20)
     assert p.returncode == 1 and top + ".map" in p.stderr, p.stderr
+
+
+def test_live_migration_hands_the_disk_over(tmp, vms):
+    # Both vmx run on the same files (one folder: a shared datastore). The
+    # source writes, snapshots (so the disk is base + delta) and migrates;
+    # the destination reloads the chain and maps when the state arrives.
+    src = boot(tmp, vms, "write", 21)
+    assert "bad=0 errors=0" in src.wait_done()
+    src.ctl("snapshot", "m.snap")
+    dst = Vm(tmp, "off", 0, tag="-dst")
+    vms.append(dst)
+    dst.d = Daemon([VMX, "-c", dst.conf, "-s", dst.sock, "--incoming",
+                    "unix:" + os.path.join(tmp, "mig.sock")])
+    addr = dst.d.wait_log(r"VMX-INCOMING pid=%d listen=(\S+)" % dst.d.pid, timeout=20).group(1)
+    r = src.ctl("migrate", addr, "wait")
+    assert r["phase"] == "MIGRATE_COMPLETED", r
+    wait_for(lambda: src.d.proc.poll() is not None, 20, "the source to exit")
+    dst.d.wait_log(r"VMX-READY pid=%d" % dst.d.pid)
+    info = dst.ctl("disk-info")
+    assert info["layers"] == "2" and info["layer1"] == "t-000001-delta", info
+    assert "ready workload" not in dst.serial_text()     # it did not boot again
+    # the snapshot taken on the source is deleted on the destination
+    d = dst.ctl("snapshot-delete", "m.snap")
+    assert d["merged_layer"] == "t-000001-delta", d
+    dst.poweroff()
+    v = boot(tmp, vms, "verify", 21)
+    assert "KVC-GUEST: disk verify sectors=%d bad=0 errors=0" % SECTORS in v.wait_done()
+    v.poweroff()
