@@ -282,9 +282,9 @@ int disk_chain_parse(const char *text, size_t len, struct disk_chain *c, char *e
         pos = e + 1;
         if (!line[0] || line[0] == '#')
             continue;
-        char *tok[5];
+        char *tok[5], *save = NULL;
         unsigned nt = 0;
-        for (char *s = strtok(line, " \t\r"); s; s = strtok(NULL, " \t\r")) {
+        for (char *s = strtok_r(line, " \t\r", &save); s; s = strtok_r(NULL, " \t\r", &save)) {
             if (nt == 5) {
                 ERR("chain line %u: too many words", lineno);
                 return -EINVAL;
@@ -784,7 +784,8 @@ int disk_reopen(struct disk *d, char *err, size_t errlen)
 
 static bool range_ok(const struct disk *d, uint64_t off, uint64_t len)
 {
-    return d->is_open && !(off % DISK_SECTOR) && !(len % DISK_SECTOR) && off <= d->size
+    /* n is 0 only after layers failed to load again (logged): no I/O. */
+    return d->is_open && d->n > 0 && !(off % DISK_SECTOR) && !(len % DISK_SECTOR) && off <= d->size
         && len <= d->size - off;
 }
 
@@ -1041,7 +1042,7 @@ void disk_snapshot_abort(struct disk *d, const char *frozen)
 {
     struct disk_chain *c = &d->chain;
     int k = chain_find(c, c->top);
-    if (!d->is_open || k < 0 || strcmp(c->l[k].parent, frozen) || d->layers[d->n - 1].allocated)
+    if (!d->is_open || k < 0 || !d->n || strcmp(c->l[k].parent, frozen) || d->layers[d->n - 1].allocated)
         return;
     char top[DISK_NAME_MAX];
     snprintf(top, sizeof(top), "%s", c->top);

@@ -361,6 +361,17 @@ static void test_disk_corrupt_metadata(void **st)
     poke("t-000001-delta.map", 20, 0x40);
     assert_int_equal(disk_open(&d, base, false, err, sizeof(err)), 0);
     disk_close(&d);
+    /* layers that fail to load again (a reload after the files changed)
+     * leave the disk refusing I/O, not reading stale state */
+    assert_int_equal(disk_open(&d, base, false, err, sizeof(err)), 0);
+    poke("t-000001-delta.map", 20, 0x40);
+    assert_int_equal(disk_reopen(&d, err, sizeof(err)), -EINVAL);
+    uint8_t buf[512];
+    assert_int_equal(dread(&d, 0, buf, 512), -EINVAL);
+    assert_int_equal(dwrite(&d, 0, buf, 512), -EINVAL);
+    assert_int_equal(disk_flush(&d), 0);
+    disk_close(&d);
+    poke("t-000001-delta.map", 20, 0x40);
     /* a bit past the end of the disk: 256 clusters, bitmap byte 32 */
     poke("t-000001-delta.map", DISK_MAP_HDR + 32, 1);
     assert_int_equal(disk_open(&d, base, false, err, sizeof(err)), -EINVAL);
