@@ -20,8 +20,10 @@
 
 #include <event2/event.h>
 #include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 
 #include "lib/log.h"
+#include "lib/tls.h"
 #include "vmkernel-kvm/migrate.h"
 #include "vmkernel-kvm/vmx.h"
 #include "vmkernel-kvm/vmx_state.h"
@@ -51,6 +53,8 @@ struct mig_chan {
     uint64_t sent, received;
     uint8_t out[OUTBUF];
     size_t out_len;
+    gnutls_session_t tls;           /* NULL: plain socket */
+    gnutls_certificate_credentials_t cred;
 };
 
 static bool cancelled(const struct mig_chan *c)
@@ -105,8 +109,23 @@ static int chan_send(struct mig_chan *c, struct iovec *iov, int n)
     while (n > 0) {
         if (cancelled(c))
             return -ECANCELED;
+        ssize_t w;
+        if (c->tls) {
+            w = gnutls_record_send(c->tls, iov->iov_base, iov->iov_len);
+            if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) {
+                int rc = chan_wait(c, POLLOUT);
+                if (rc)
+                    return rc;
+                continue;
+            }
+            if (w < 0) {
+                kvc_warn("TLS send: %s", gnutls_strerror((int)w));
+                return -ECONNRESET;
+            }
+            goto advance;
+        }
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -117,6 +136,7 @@ static int chan_send(struct mig_chan *c, struct iovec *iov, int n)
                 return rc;
             continue;
         }
+advance:
         c->sent += (uint64_t)w;
         size_t left = (size_t)w;
         while (n > 0 && left >= iov->iov_len) {
@@ -197,7 +217,24 @@ static int chan_recv(struct mig_chan *c, void *buf, size_t n)
     while (n) {
         if (cancelled(c))
             return -ECANCELED;
-        ssize_t r = recv(c->fd, p, n, MSG_DONTWAIT);
+        ssize_t r;
+        if (c->tls) {
+            r = gnutls_record_recv(c->tls, p, n);
+            if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+                int rc = gnutls_record_check_pending(c->tls) ? 0 : chan_wait(c, POLLIN);
+                if (rc)
+                    return rc;
+                continue;
+            }
+            if (r < 0) {
+                kvc_warn("TLS receive: %s", gnutls_strerror((int)r));
+                return -ECONNRESET;
+            }
+            if (r == 0)
+                return -ECONNRESET;
+            goto got;
+        }
+        r = recv(c->fd, p, n, MSG_DONTWAIT);
         if (r == 0)
             return -ECONNRESET;
         if (r < 0) {
@@ -210,6 +247,7 @@ static int chan_recv(struct mig_chan *c, void *buf, size_t n)
                 return rc;
             continue;
         }
+got:
         c->received += (uint64_t)r;
         p += r;
         n -= (size_t)r;
@@ -228,6 +266,74 @@ static int recv_header(struct mig_chan *c, uint32_t *type, uint32_t *arg, uint64
     *type = sreader_u32(&r);
     *arg = sreader_u32(&r);
     *len = sreader_u64(&r);
+    return 0;
+}
+
+static void chan_close(struct mig_chan *c)
+{
+    if (c->tls)
+        gnutls_deinit(c->tls);
+    c->tls = NULL;
+    if (c->cred)
+        gnutls_certificate_free_credentials(c->cred);
+    c->cred = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+/* TLS over the connected socket, both sides presenting the host identity
+ * in DIR (lib/tls.h: rpc.crt, rpc.key) and pinning the peer's certificate
+ * by its SHA-256 thumbprint PEER -- no CA, as hosts pin vpxd. */
+static int chan_tls(struct mig_chan *c, bool server, const char *dir, const char *peer,
+                    char *err, size_t errlen)
+{
+    char crt[PATH_MAX], key[PATH_MAX];
+    int r;
+    snprintf(crt, sizeof(crt), "%s/%s", dir, KVC_TLS_CERT_FILE);
+    snprintf(key, sizeof(key), "%s/%s", dir, KVC_TLS_KEY_FILE);
+    if ((r = gnutls_certificate_allocate_credentials(&c->cred)) < 0
+        || (r = gnutls_certificate_set_x509_key_file(c->cred, crt, key, GNUTLS_X509_FMT_PEM)) < 0) {
+        snprintf(err, errlen, "TLS identity %.200s: %s", crt, gnutls_strerror(r));
+        return -EINVAL;
+    }
+    if ((r = gnutls_init(&c->tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK)) < 0
+        || (r = gnutls_set_default_priority(c->tls)) < 0
+        || (r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, c->cred)) < 0) {
+        snprintf(err, errlen, "TLS: %s", gnutls_strerror(r));
+        return -EINVAL;
+    }
+    if (server)
+        gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUIRE);
+    gnutls_transport_set_int(c->tls, c->fd);
+    for (;;) {
+        r = gnutls_handshake(c->tls);
+        if (r == 0)
+            break;
+        if (r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED) {
+            snprintf(err, errlen, "TLS handshake: %s", gnutls_strerror(r));
+            return -ECONNREFUSED;
+        }
+        int rc = chan_wait(c, gnutls_record_get_direction(c->tls) ? POLLOUT : POLLIN);
+        if (rc) {
+            snprintf(err, errlen, "TLS handshake: %s", strerror(-rc));
+            return rc;
+        }
+    }
+    unsigned n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(c->tls, &n);
+    char tp[KVC_TLS_THUMBPRINT_SIZE] = "";
+    if (!certs || !n) {
+        snprintf(err, errlen, "TLS: the peer sent no certificate");
+        return -EACCES;
+    }
+    kvc_tls_thumbprint_der(certs[0].data, certs[0].size, tp);
+    if (!kvc_tls_thumbprint_equal(tp, peer)) {
+        snprintf(err, errlen, "TLS: peer certificate %s is not the pinned %s", tp, peer);
+        return -EACCES;
+    }
+    kvc_info("VMX-MIGRATE tls peer=%s verified (%s)", tp,
+             gnutls_cipher_get_name(gnutls_cipher_get(c->tls)));
     return 0;
 }
 
@@ -253,6 +359,7 @@ struct vmx_migrate {
     /* destination */
     int listen_fd;
     char unix_path[108];
+    char tls_dir[256], tls_peer[128];   /* TLS required if tls_peer[0] */
 
     /* source */
     uint64_t *pending, *scratch;
@@ -413,8 +520,7 @@ void vmx_migrate_free(struct vmx *vm)
         close(m->notify_fd);
     if (m->listen_fd >= 0)
         close(m->listen_fd);
-    if (m->chan.fd >= 0)
-        close(m->chan.fd);
+    chan_close(&m->chan);
     if (m->unix_path[0])
         unlink(m->unix_path);
     free(m->pending);
@@ -892,6 +998,13 @@ static void *source_thread(void *arg)
              (unsigned long long)m->p.max_bandwidth, m->p.verify);
     if ((rc = connect_to(m)) < 0)
         goto fail;
+    if (m->p.peer_thumbprint[0]) {
+        char err[512];
+        if ((rc = chan_tls(&m->chan, false, m->p.tls_dir, m->p.peer_thumbprint, err, sizeof(err))) < 0) {
+            set_error(m, "%s", err);
+            goto fail;
+        }
+    }
     if ((rc = send_hello(m)) < 0 || (rc = expect_reply(m, MIG_ACCEPT, NULL, NULL)) < 0)
         goto fail;
     m->chan.max_bw = m->p.max_bandwidth;
@@ -1005,9 +1118,7 @@ static void *source_thread(void *arg)
     return NULL;
 fail:
     source_abort(m, rc);
-    if (m->chan.fd >= 0)
-        close(m->chan.fd);
-    m->chan.fd = -1;
+    chan_close(&m->chan);
     m->ok = false;
     notify_main(m);
     return NULL;
@@ -1036,6 +1147,11 @@ int vmx_migrate_start(struct vmx *vm, const struct vmx_migrate_params *p, char *
     }
     if (parse_addr(p->to, &ss, &sl, err, errlen) < 0)
         return -EINVAL;
+    if (p->peer_thumbprint[0] && (!p->tls_dir[0] || ss.ss_family == AF_UNIX
+                                  || !kvc_tls_thumbprint_equal(p->peer_thumbprint, p->peer_thumbprint))) {
+        snprintf(err, errlen, "TLS needs tcp:, tls_dir and a SHA-256 thumbprint (32 hex pairs)");
+        return -EINVAL;
+    }
     struct vmx_migrate *m = vm->mig;
     m->source = true;
     m->p = *p;
@@ -1063,8 +1179,7 @@ int vmx_migrate_start(struct vmx *vm, const struct vmx_migrate_params *p, char *
     m->st.downtime_target_ms = m->p.downtime_ms;
     snprintf(m->st.peer, sizeof(m->st.peer), "%s", p->to);
     pthread_mutex_unlock(&m->lock);
-    if (m->chan.fd >= 0)
-        close(m->chan.fd);
+    chan_close(&m->chan);
     memset(&m->chan, 0, sizeof(m->chan));
     m->chan.fd = -1;
     m->chan.timeout_ms = m->p.timeout_ms;
@@ -1106,6 +1221,8 @@ static int dest_hello(struct vmx_migrate *m, uint32_t type, uint64_t len)
 {
     struct vmx *vm = m->vm;
     uint8_t b[64];
+    if (type == MIG_CANCEL)
+        return dest_fail(m, "the source aborted the migration before the handshake");
     if (type != MIG_HELLO || len != 36)
         return dest_fail(m, "not a vmx migration stream (record 0x%x, %llu bytes)", type,
                          (unsigned long long)len);
@@ -1348,6 +1465,13 @@ static void *dest_thread(void *arg)
     m->t_start = vmx_now_ns();
     set_phase(m, VMX_MIG_SETUP);
     kvc_info("VMX-MIGRATE incoming connection");
+    if (m->tls_peer[0]) {
+        char err[512];
+        if ((rc = chan_tls(&m->chan, true, m->tls_dir, m->tls_peer, err, sizeof(err))) < 0) {
+            set_error(m, "%s", err);
+            goto fail;
+        }
+    }
     if ((rc = dest_receive(m, &stop_rt, &was_running)) < 0)
         goto fail;
     /* Failure points for tests (docs/vmx.md): die, or stall, just before
@@ -1412,8 +1536,7 @@ static void *dest_thread(void *arg)
     kvc_info("VMX-MIGRATE running mono_ns=%llu realtime_ns=%llu downtime_ms=%llu bytes=%llu%s",
              (unsigned long long)run_mono, (unsigned long long)run_rt, (unsigned long long)downtime,
              (unsigned long long)m->chan.received, was_running ? "" : " (paused, as on the source)");
-    close(m->chan.fd);
-    m->chan.fd = -1;
+    chan_close(&m->chan);
     m->ok = true;
     notify_main(m);
     return NULL;
@@ -1433,8 +1556,7 @@ fail:
         m->chan.cancel = NULL;
         if (chan_record(&m->chan, MIG_FAIL, 0, why, strlen(why)) == 0)
             chan_flush(&m->chan);
-        close(m->chan.fd);
-        m->chan.fd = -1;
+        chan_close(&m->chan);
     }
     set_phase(m, VMX_MIG_FAILED);
     kvc_err("VMX-MIGRATE failed reason=%s", m->st.error);
@@ -1530,5 +1652,23 @@ int vmx_migrate_incoming_run(struct vmx *vm, char *err, size_t errlen)
         return -rc;
     }
     m->thread_running = true;
+    return 0;
+}
+
+int vmx_migrate_incoming_tls(struct vmx *vm, const char *dir, const char *peer, char *err, size_t errlen)
+{
+    struct vmx_migrate *m = vm->mig;
+    char crt[PATH_MAX];
+    if (!m || !dir || !peer || !kvc_tls_thumbprint_equal(peer, peer)) {
+        snprintf(err, errlen, "TLS needs an identity directory and the source's SHA-256 thumbprint");
+        return -EINVAL;
+    }
+    snprintf(crt, sizeof(crt), "%s/%s", dir, KVC_TLS_CERT_FILE);
+    if (access(crt, R_OK) < 0) {
+        snprintf(err, errlen, "%s: %s", crt, strerror(errno));
+        return -errno;
+    }
+    snprintf(m->tls_dir, sizeof(m->tls_dir), "%s", dir);
+    snprintf(m->tls_peer, sizeof(m->tls_peer), "%s", peer);
     return 0;
 }

@@ -44,9 +44,9 @@
  * migration with a message; the destination then exits 1 without running.
  *
  * Transport: a connected stream socket (unix, TCP, or an fd handed over)
- * used through struct mig_chan, whose read/write are the only I/O calls, so
- * a TLS session (lib/tls.h, GnuTLS record layer) can replace them for
- * migrations across hosts without touching the protocol.
+ * used through struct mig_chan, whose send/recv are the only I/O calls;
+ * across hosts a TLS session (GnuTLS record layer, host identities of
+ * lib/tls.h pinned by thumbprint both ways) runs under the same records.
  *
  * Errors: 0 or -errno; messages go to ERR buffers and the log. */
 #ifndef KVC_VMX_MIGRATE_H
@@ -98,6 +98,10 @@ struct vmx_migrate_params {
     uint32_t timeout_ms;        /* peer stall timeout, 0: 10000 */
     bool verify;                /* compare SHA-256 of RAM at switch-over */
     uint32_t max_rounds;        /* 0: 100 */
+    /* TLS (tcp only): this host's identity directory (lib/tls.h rpc.crt,
+     * rpc.key) and the destination's pinned certificate thumbprint. */
+    char tls_dir[256];
+    char peer_thumbprint[128];
 };
 
 struct vmx_migrate_status {
@@ -137,6 +141,9 @@ bool vmx_migrate_active(struct vmx *);
  * listened on (tcp port filled in). */
 int vmx_migrate_incoming(struct vmx *, const char *addr, char *bound, size_t boundlen,
                          char *err, size_t errlen);
+/* Destination: require TLS, presenting the identity in DIR and accepting
+ * only a source whose certificate has thumbprint PEER. */
+int vmx_migrate_incoming_tls(struct vmx *, const char *dir, const char *peer, char *err, size_t errlen);
 /* Destination: start receiving (after the seccomp filter is on, so the
  * receiving thread runs under it). */
 int vmx_migrate_incoming_run(struct vmx *, char *err, size_t errlen);

@@ -380,6 +380,13 @@ static void on_migrate_send(struct vmx_ctl_call *call, const ProtobufCMessage *m
     p.timeout_ms = req->timeout_ms;
     p.verify = req->verify;
     p.max_rounds = req->max_rounds;
+    if (strlen(req->tls_dir) >= sizeof(p.tls_dir) || strlen(req->peer_thumbprint) >= sizeof(p.peer_thumbprint)
+        || !req->tls_dir[0] != !req->peer_thumbprint[0]) {
+        vmx_ctl_reply_error(call, KVC_RPC_E_INVALID_ARGUMENT, "TLS needs both tls_dir and peer_thumbprint");
+        return;
+    }
+    snprintf(p.tls_dir, sizeof(p.tls_dir), "%s", req->tls_dir);
+    snprintf(p.peer_thumbprint, sizeof(p.peer_thumbprint), "%s", req->peer_thumbprint);
     if (p.downtime_ms > 60000 || (p.timeout_ms && p.timeout_ms < 100) || p.timeout_ms > 600000
         || p.max_rounds > 100000) {
         vmx_ctl_reply_error(call, KVC_RPC_E_INVALID_ARGUMENT,

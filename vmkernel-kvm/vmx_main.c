@@ -46,6 +46,8 @@ static void usage(FILE *f)
                "  -n               check the config and exit\n"
                "  --restore FILE   start from a snapshot instead of booting\n"
                "  --incoming ADDR  wait for a live migration on unix:PATH, tcp:IP:PORT or fd:N\n"
+               "  --incoming-tls DIR --incoming-peer THUMBPRINT  require TLS for it (identity in DIR,\n"
+               "                   the source's certificate pinned)\n"
                "  --no-seccomp     do not install the seccomp filter (debugging)\n"
                "  --net-fds M,K,C  inherited vSwitch port: ring memfd, kick and call eventfds\n");
 }
@@ -153,9 +155,10 @@ static void on_migration_done(struct vmx *vm, bool ok, void *arg)
     }
     g_incoming = false;
     if (!ok) {
+        char d[300];
         g_incoming_failed = true;
-        snprintf(vm->stop_detail, sizeof(vm->stop_detail), "incoming migration: %s", st.error);
-        vmx_request_stop(vm, VMX_STOP_POWEROFF, vm->stop_detail);
+        snprintf(d, sizeof(d), "incoming migration: %s", st.error);
+        vmx_request_stop(vm, VMX_STOP_POWEROFF, d);
         return;
     }
     kvc_info("VMX-READY pid=%d name=%s migrated=1", (int)getpid(), vm->cfg.name);
@@ -248,11 +251,14 @@ static int lease_start(struct vmx *vm)
 int main(int argc, char **argv)
 {
     const char *cfg_path = NULL, *sock = NULL, *logfile = NULL, *restore = NULL, *incoming = NULL;
+    const char *incoming_tls = NULL, *incoming_peer = NULL;
     const char *net_fds = NULL;
     bool check = false, no_seccomp = false;
     static const struct option opts[] = {
         { "restore", required_argument, NULL, 'r' },
         { "incoming", required_argument, NULL, 'I' },
+        { "incoming-tls", required_argument, NULL, 'T' },
+        { "incoming-peer", required_argument, NULL, 'P' },
         { "no-seccomp", no_argument, NULL, 'S' },
         { "net-fds", required_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
@@ -267,6 +273,8 @@ int main(int argc, char **argv)
         case 'n': check = true; break;
         case 'r': restore = optarg; break;
         case 'I': incoming = optarg; break;
+        case 'T': incoming_tls = optarg; break;
+        case 'P': incoming_peer = optarg; break;
         case 'S': no_seccomp = true; break;
         case 'N': net_fds = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -349,7 +357,9 @@ int main(int argc, char **argv)
         /* Built but not booted: the state comes from the source. */
         vm->state = VMX_INCOMING;
         g_incoming = true;
-        if (vmx_migrate_incoming(vm, incoming, incoming_at, sizeof(incoming_at), err, sizeof(err)) < 0) {
+        if (vmx_migrate_incoming(vm, incoming, incoming_at, sizeof(incoming_at), err, sizeof(err)) < 0
+            || ((incoming_tls || incoming_peer)
+                && vmx_migrate_incoming_tls(vm, incoming_tls, incoming_peer, err, sizeof(err)) < 0)) {
             kvc_err("incoming migration: %s", err);
             fprintf(stderr, "vmx: --incoming %s: %s\n", incoming, err);
             goto out;

@@ -288,6 +288,10 @@ int main(int argc, char **argv)
                     q.timeout_ms = (uint32_t)v;
                 else if (!strncmp(a, "max_rounds=", 11))
                     q.max_rounds = (uint32_t)v;
+                else if (!strncmp(a, "tls_dir=", 8))
+                    q.tls_dir = (char *)a + 8;
+                else if (!strncmp(a, "peer=", 5))
+                    q.peer_thumbprint = (char *)a + 5;
                 else
                     goto usage;
             }
@@ -351,6 +355,7 @@ usage:
                     "suspend PATH|balloon MB|net-stats|net-link up|down|ping\n");
     fprintf(stderr, "       vmxctl -s SOCKET migrate unix:PATH|tcp:IP:PORT [downtime_ms=N] "
                     "[bandwidth=BYTES_PER_S] [timeout_ms=N] [max_rounds=N] [verify] [wait]\n"
+                    "                [tls_dir=DIR peer=THUMBPRINT]\n"
                     "       vmxctl -s SOCKET migrate-status|migrate-cancel\n"
                     "       vmxctl -s SOCKET snapshot-delete PATH|disk-info\n");
     return 1;
