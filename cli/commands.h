@@ -60,4 +60,20 @@ int kvc_run_vm_power_suspend(struct kvc_ctx *, const struct kvc_args *, json_t *
                              size_t);
 int kvc_run_vm_power_get(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
 
+/* ns_hardware.c */
+extern const struct kvc_shape kvc_shape_hardware_cpu_global_get, kvc_shape_hardware_memory_get;
+int kvc_run_hardware_cpu_global_get(struct kvc_ctx *, const struct kvc_args *, json_t **,
+                                    char *, size_t);
+int kvc_run_hardware_memory_get(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
+                                size_t);
+/* GET /api/kvc/host/{--host}: the host's record (an object). */
+int kvc_ns_host_get(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+
+/* ns_system.c: system maintenanceMode */
+extern const struct kvc_shape kvc_shape_maintenance_get;
+int kvc_run_system_maintenance_get(struct kvc_ctx *, const struct kvc_args *, json_t **,
+                                   char *, size_t);
+int kvc_run_system_maintenance_set(struct kvc_ctx *, const struct kvc_args *, json_t **,
+                                   char *, size_t);
+
 #endif

@@ -75,3 +75,47 @@ kvc_run_system_hostname_get(struct kvc_ctx *ctx, const struct kvc_args *a,
     json_decref(r);
     return 0;
 }
+
+/* ---- system maintenanceMode (vpxd: a host's maintenance mode) ---- */
+
+static const struct kvc_field maint_fields[] = {
+    { "Maintenance Mode", KVC_F_STRING },
+    { NULL },
+};
+const struct kvc_shape kvc_shape_maintenance_get = { "MaintenanceModeGet", maint_fields };
+
+/* GET /api/kvc/host/{host} -> in_maintenance; esxcli says Enabled/Disabled. */
+int
+kvc_run_system_maintenance_get(struct kvc_ctx *ctx, const struct kvc_args *a, json_t **res,
+                               char *err, size_t errlen)
+{
+    json_t *h = NULL;
+    int rc = kvc_ns_host_get(ctx, a, &h, err, errlen);
+    if (rc)
+        return rc;
+    *res = json_pack("{s:s}", "MaintenanceMode",
+                     json_is_true(json_object_get(h, "in_maintenance")) ? "Enabled" : "Disabled");
+    json_decref(h);
+    return 0;
+}
+
+/* POST /api/kvc/host/{host}?action=enter-maintenance|exit-maintenance: waits
+ * until the host's running VMs moved away (enter) and prints nothing. */
+int
+kvc_run_system_maintenance_set(struct kvc_ctx *ctx, const struct kvc_args *a, json_t **res,
+                               char *err, size_t errlen)
+{
+    const char *id = kvc_arg_str(a, "host");
+    char path[160];
+    json_t *r = NULL;
+    if (!kvc_ns_valid_id(id)) {
+        snprintf(err, errlen, "While processing '--host'. '%s' is not a host id (host-28).", id);
+        return -EINVAL;
+    }
+    snprintf(path, sizeof path, "/api/kvc/host/%s?action=%s", id,
+             kvc_arg_bool(a, "enable", false) ? "enter-maintenance" : "exit-maintenance");
+    int rc = kvc_ctx_request(ctx, "POST", path, NULL, &r, err, errlen);
+    json_decref(r);
+    *res = NULL;
+    return rc;
+}

@@ -10,6 +10,11 @@ static const struct kvc_ns namespaces[] = {
     { "vm", "Operations on the virtual machines of a host." },
     { "vm process", "The running virtual machines." },
     { "vm power", "Power operations (vpxd; they wait for the host)." },
+    { "system maintenanceMode", "A host's maintenance mode (vpxd: --host)." },
+    { "hardware", "A host's hardware (vpxd: --host)." },
+    { "hardware cpu", "The host's CPUs." },
+    { "hardware cpu global", "CPU totals." },
+    { "hardware memory", "The host's memory." },
     { "host", "The hosts vpxd manages." },
     { "cluster", "The clusters of hosts." },
     { "task", "Operations that run as tasks (vmw-task=true)." },
@@ -68,6 +73,17 @@ static const struct kvc_opt vm_create_opts[] = {
     { NULL },
 };
 
+static const struct kvc_opt on_host_opts[] = {
+    { "host", 'o', KVC_OPT_STRING, .required = true, .help = "The host's id (host-28)." },
+    { NULL },
+};
+static const struct kvc_opt maint_set_opts[] = {
+    { "enable", 'e', KVC_OPT_BOOL, .required = true,
+      .help = "Enter (true) or exit (false) maintenance mode." },
+    { "host", 'o', KVC_OPT_STRING, .required = true, .help = "The host's id (host-28)." },
+    { NULL },
+};
+
 static const struct kvc_cmd cmds[] = {
     { "system version get", "Display the product name, version and build "
       "information.", NULL, &kvc_shape_version_get, kvc_run_system_version_get },
@@ -83,6 +99,15 @@ static const struct kvc_cmd cmds[] = {
     { "vm power suspend", "Suspend a VM.", vm_opts, NULL, kvc_run_vm_power_suspend },
     { "vm power get", "Show a VM's power state.", vm_opts, &kvc_shape_vm_power_get,
       kvc_run_vm_power_get },
+    { "system maintenanceMode get", "Get the host's maintenance mode state.", on_host_opts,
+      &kvc_shape_maintenance_get, kvc_run_system_maintenance_get },
+    { "system maintenanceMode set", "Enter or exit maintenance mode (entering moves the "
+      "host's running VMs to other hosts of its cluster first).", maint_set_opts, NULL,
+      kvc_run_system_maintenance_set },
+    { "hardware cpu global get", "Get the host's CPU totals.", on_host_opts,
+      &kvc_shape_hardware_cpu_global_get, kvc_run_hardware_cpu_global_get },
+    { "hardware memory get", "Get the host's physical memory.", on_host_opts,
+      &kvc_shape_hardware_memory_get, kvc_run_hardware_memory_get },
     { "host list", "List the hosts.", NULL, &kvc_shape_host_list, kvc_run_host_list },
     { "host add", "Add a host: connect to it, check its certificate's thumbprint, "
       "take it into the inventory.", host_add_opts, &kvc_shape_host_add, kvc_run_host_add },

@@ -431,3 +431,33 @@ def test_vm_argument_errors():
     r = run("vm", "power", "on", "-v", "vm-1/../../session")
     assert r.returncode == 1
     assert "is not a VM id" in r.stderr
+
+
+def test_hardware_and_maintenance_mode(cl):
+    h = cl.hosts[0]["id"]
+    detail = cl.rest("GET", "/api/kvc/host/" + h)
+    assert detail["memory_bytes"] > 0 and detail["cpu_cores"] > 0
+    assert ok(cl, "hardware", "memory", "get", "--host", h) == \
+        "   Physical Memory: %d Bytes\n" % detail["memory_bytes"]
+    assert ok(cl, "hardware", "cpu", "global", "get", "-o", h) == \
+        "   CPU Cores: %d\n   CPU MHz: %d\n" % (detail["cpu_cores"], detail["cpu_mhz"])
+    assert ok(cl, "--formatter=keyvalue", "hardware", "memory", "get", "-o", h) == \
+        "MemoryGet.PhysicalMemory.string=%d Bytes\n" % detail["memory_bytes"]
+    assert ok(cl, "system", "maintenanceMode", "get", "-o", h) == \
+        "   Maintenance Mode: Disabled\n"
+    assert ok(cl, "system", "maintenanceMode", "set", "--enable", "true", "-o", h) == ""
+    assert cl.rest("GET", "/api/kvc/host/" + h)["in_maintenance"] is True
+    assert json.loads(ok(cl, "--formatter=json", "system", "maintenanceMode", "get",
+                         "-o", h)) == {"MaintenanceMode": "Enabled"}
+    # Its running VMs went elsewhere first.
+    assert not [v for v in cl.rest("GET", "/api/vcenter/vm?hosts=" + h)
+                if v["power_state"] == "POWERED_ON"]
+    assert ok(cl, "system", "maintenanceMode", "set", "-e", "false", "-o", h) == ""
+    assert ok(cl, "system", "maintenanceMode", "get", "-o", h) == \
+        "   Maintenance Mode: Disabled\n"
+    r = kvcli(cl, "system", "maintenanceMode", "set", "-e", "maybe", "-o", h)
+    assert r.returncode == 1
+    assert r.stderr.startswith("Error: While processing '--enable'. Expected a boolean")
+    assert "Usage: kvcli system maintenanceMode set [cmd options]" in r.stderr
+    r = kvcli(cl, "hardware", "memory", "get", "-o", "host-999999")
+    assert r.returncode == 1 and r.stderr == "Error: host host-999999 not found\n"

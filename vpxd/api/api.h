@@ -235,6 +235,7 @@ API_HANDLER(api_openapi);
 API_HANDLER(api_ui_file);
 API_HANDLER(api_stats_get);
 API_HANDLER(api_appliance_version);
+API_HANDLER(api_kvc_host_get);
 
 /* Keeps the recent samples a host reported, for GET /api/kvc/stats
  * (api/stats.c). */

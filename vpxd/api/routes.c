@@ -216,6 +216,11 @@ const struct api_route api_routes[] = {
     R("GET", "/api/kvc/audit", NULL, api_audit_list, S, "Global.Diagnostics", false, 200,
       "Audit log after `since`", NULL, "since,limit"),
 
+    /* One host's details (api/hostinfo.c). */
+    R("GET", "/api/kvc/host/{host}", NULL, api_kvc_host_get, S, "System.Read", false, 200,
+      "kvcenter: a host's connection, power, maintenance mode, CPU, memory and version",
+      NULL, NULL),
+
     /* The appliance (api/appliance.c). */
     R("GET", "/api/appliance/system/version", NULL, api_appliance_version, S, NULL, false,
       200, "Product name, version and build", NULL, NULL),
