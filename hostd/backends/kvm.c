@@ -144,6 +144,14 @@ write_run_config(struct hostd_host *h, struct hostd_vm *vm, char *path, size_t l
     put_quoted(f, h->name);
     fprintf(f, "\nlease.duration_ms = %u\n",
             h->d->opt.lease_ms ? h->d->opt.lease_ms : KVC_LEASE_DEFAULT_MS);
+    /* The disk vmstore made (sparse) at create: vmx's virtio-blk. */
+    if (vm->disk_bytes >= 512) {
+        char dname[PATH_MAX];
+        snprintf(dname, sizeof dname, "%s.img", vm->name);
+        fprintf(f, "disk.path = ");
+        put_quoted(f, dname);
+        fputc('\n', f);
+    }
     if (fclose(f))
         return -errno;
     return 0;
