@@ -138,7 +138,7 @@ const visible = (sel, timeout = STEP_MS) => page.waitForSelector(sel, { state: '
 
 /* ---- the run ---- */
 
-const STEPS = 16;
+const STEPS = 17;
 const watchdog = setTimeout(async () => {
   console.log(`Bail out! the run took longer than ${WATCHDOG_MS} ms`);
   await stopCluster().catch(() => {});
@@ -309,6 +309,21 @@ try {
     await shot('16-migrated');
   });
 
+  await step('maintenance mode: enter and exit on the host without the VM', async () => {
+    const onIt = async (host) => (await rest('GET', `/api/vcenter/vm?hosts=${host.id}`)).body.some((v) => v.vm === vmId);
+    const h = (await onIt(c.hosts[1])) ? c.hosts[0] : c.hosts[1];
+    await page.click(`#tree a[href="#/host/${h.id}"]`);
+    await visible('#act-maint-enter:not([disabled])');
+    await page.click('#act-maint-enter');
+    await visible('.kv .state.yellow:has-text("In maintenance")');
+    await visible('#act-maint-exit:not([disabled])');
+    if ((await rest('GET', `/api/kvc/host/${h.id}`)).body?.in_maintenance !== true) throw new Error('not in maintenance');
+    await shot('17-maintenance');
+    await page.click('#act-maint-exit');
+    await visible('#act-maint-enter:not([disabled])');
+    if ((await rest('GET', `/api/kvc/host/${h.id}`)).body?.in_maintenance !== false) throw new Error('still in maintenance');
+  });
+
   await step('add a host: the wizard shows its thumbprint and adds it once trusted', async () => {
     // The host that does not run the test VM leaves and comes back.
     const onIt = async (host) => (await rest('GET', `/api/vcenter/vm?hosts=${host.id}`)).body.some((v) => v.vm === vmId);
@@ -327,13 +342,13 @@ try {
     await visible('#host-thumb');
     const shown = (await page.textContent('#host-thumb-value')).trim();
     if (shown !== h.thumbprint) throw new Error(`thumbprint shown ${shown}, host has ${h.thumbprint}`);
-    await shot('17-add-host-thumbprint');
+    await shot('18-add-host-thumbprint');
     await page.click('#host-submit:has-text("Trust and add")');
     await page.waitForSelector('#dlg-host', { state: 'hidden' });
     await page.waitForFunction(() => /^#\/host\/host-\d+$/.test(location.hash), null, { timeout: STEP_MS });
     await visible(`h1:has-text("${h.name}")`);
     await visible('.kv .state.CONNECTED');
-    await shot('18-host-added');
+    await shot('19-host-added');
   });
 
   await step('power the VM off', async () => {
@@ -344,7 +359,7 @@ try {
     await visible(`#recent-tasks tr[data-operation="stop"][data-target="${vmId}"][data-status="SUCCEEDED"]`);
     const r = await rest('GET', `/api/vcenter/vm/${vmId}/power`);
     if (r.body?.state !== 'POWERED_OFF') throw new Error(`power state ${JSON.stringify(r.body)}`);
-    await shot('19-vm-powered-off');
+    await shot('20-vm-powered-off');
   });
 
   await step('log out: back at the login page, the session is gone', async () => {
@@ -352,7 +367,7 @@ try {
     await visible('#login-form');
     const r = await ctx.request.get(`${c.url}/api/session`, { headers: { 'vmware-api-session-id': uiToken }, timeout: STEP_MS });
     if (r.status() !== 401) throw new Error(`the old session still answers ${r.status()}`);
-    await shot('20-logged-out');
+    await shot('21-logged-out');
   });
 
   await step('no JavaScript errors on any page', async () => {

@@ -334,6 +334,8 @@ async function pageHost(id, tab = 'summary') {
   if (!h) return notFound(id);
   const vms = inv.vms.filter((v) => v.host === id);
   const connected = h.connection_state === 'CONNECTED';
+  const d = await api('GET', `/api/kvc/host/${id}`).catch(() => null);   // details, if this vpxd has them
+  const maint = d?.in_maintenance;
   let body = '';
   if (tab === 'monitor') body = chartsHtml(true);
   else if (tab === 'vms') body = vmTable(vms);
@@ -342,7 +344,12 @@ async function pageHost(id, tab = 'summary') {
       <div class="card"><h2>Summary</h2>${kv([
         ['Connection', pill(h.connection_state)], ['Power', pill(h.power_state ?? '')],
         ['Cluster', h.cluster ? objLink(h.cluster) : '—'], ['Datacenter', h.datacenter ? objLink(h.datacenter) : '—'],
+        ['Maintenance mode', maint === undefined ? '—' : maint ? '<span class="state yellow">In maintenance</span>' : 'No'],
         ['Virtual machines', `${vms.length} (${vms.filter((v) => v.power_state === 'POWERED_ON').length} powered on)`]])}</div>
+      ${d ? `<div class="card"><h2>Hardware</h2>${kv([
+        ['Address', esc(`${d.hostname}:${d.port}`)], ['CPU', d.cpu_cores ? `${esc(d.cpu_cores)} cores × ${esc(d.cpu_mhz)} MHz` : '—'],
+        ['Memory', d.memory_bytes ? fmtBytes(d.memory_bytes) : '—'], ['Version', esc(d.product_version || '—')],
+        ['Last heartbeat', esc(fmtDateTime(d.last_seen) || '—')], ['Thumbprint', `<code class="thumb">${esc(d.thumbprint)}</code>`]])}</div>` : ''}
       <div class="card"><h2>Usage now</h2><div id="host-usage" class="usage muted">Waiting for the host's next statistics report…</div></div></div>
       <h2 class="section">Virtual machines</h2>${vmTable(vms)}`;
   }
@@ -350,8 +357,8 @@ async function pageHost(id, tab = 'summary') {
     <div class="toolbar">
       <button id="act-connect" ${connected ? 'disabled' : ''}>Connect</button>
       <button id="act-disconnect" ${connected ? '' : 'disabled'}>Disconnect</button>
-      <button id="act-maint-enter" ${connected ? '' : 'disabled'} title="Moves its running VMs to other hosts of the cluster first">Enter maintenance mode</button>
-      <button id="act-maint-exit" ${connected ? '' : 'disabled'}>Exit maintenance mode</button>
+      <button id="act-maint-enter" ${connected && maint !== true ? '' : 'disabled'} title="Moves its running VMs to other hosts of the cluster first">Enter maintenance mode</button>
+      <button id="act-maint-exit" ${connected && maint !== false ? '' : 'disabled'}>Exit maintenance mode</button>
       <button id="act-remove" class="danger">Remove from inventory</button></div>
     ${tabs(`#/host/${id}`, tab, [['summary', 'Summary'], ['monitor', 'Monitor'], ['vms', 'VMs']])}${body}`);
   const act = (label, fn) => async () => {
@@ -360,22 +367,22 @@ async function pageHost(id, tab = 'summary') {
   };
   $('#act-connect').onclick = act('Connect', () => api('POST', `/api/vcenter/host/${id}?action=connect`));
   $('#act-disconnect').onclick = act('Disconnect', () => api('POST', `/api/vcenter/host/${id}?action=disconnect`));
-  const maint = (label, action) => act(label, async () => {
+  const maintAct = (label, action) => act(label, async () => {
     const t = await api('POST', `/api/kvc/host/${id}?action=${action}&vmw-task=true`);
     if (typeof t === 'string') trackTask(t);
   });
-  $('#act-maint-enter').onclick = maint('Enter maintenance mode', 'enter-maintenance');
-  $('#act-maint-exit').onclick = maint('Exit maintenance mode', 'exit-maintenance');
+  $('#act-maint-enter').onclick = maintAct('Enter maintenance mode', 'enter-maintenance');
+  $('#act-maint-exit').onclick = maintAct('Exit maintenance mode', 'exit-maintenance');
   $('#act-remove').onclick = async () => {
     if (!await confirmDialog(`Remove host ${h.name} from the inventory? Its virtual machines are removed from the inventory with it.`, 'Remove')) return;
     await act('Removed', () => api('DELETE', `/api/vcenter/host/${id}`))();
     location.hash = '#/';
   };
   if (tab === 'monitor') drawCharts(id, true);
-  if (tab === 'summary') hostUsage(id);
+  if (tab === 'summary') hostUsage(id, d?.memory_bytes);
 }
 
-async function hostUsage(id) {
+async function hostUsage(id, memBytes) {
   try {
     const s = await api('GET', `/api/kvc/stats?entity=${id}&interval=realtime`);
     const last = s.samples?.[s.samples.length - 1];
@@ -384,7 +391,7 @@ async function hostUsage(id) {
     const pct = Math.min(100, Math.round(last.cpu_percent));
     box.classList.remove('muted');
     box.innerHTML = `<div class="usage-row"><span>CPU</span><div class="meter"><div style="width:${pct}%"></div></div><span>${last.cpu_percent.toFixed(1)}% · ${last.cpu_MHz} MHz</span></div>
-      <div class="usage-row"><span>Memory</span><div class="meter green"><div style="width:100%"></div></div><span>${fmtMiB(Math.round(last.mem_MiB))} consumed</span></div>
+      <div class="usage-row"><span>Memory</span><div class="meter green"><div style="width:${memBytes ? Math.min(100, Math.round(100 * last.mem_MiB * 1048576 / memBytes)) : 0}%"></div></div><span>${fmtMiB(Math.round(last.mem_MiB))} consumed${memBytes ? ` of ${fmtBytes(memBytes)}` : ''}</span></div>
       <div class="muted small">As of ${fmtTime(last.time)}</div>`;
   } catch { /* stats not available: keep the note */ }
 }
