@@ -315,9 +315,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: guest %s: %s\n", cfg_path, img, strerror(errno));
             return EXIT_START_FAILED;
         }
-        printf("configuration OK: %s, %llu MiB, %u vCPU(s), %s\n", vm->cfg.name,
+        /* The disk: its chain and delta maps are checked as at start. */
+        char disk[96] = "";
+        if (vm->cfg.disk_path[0]) {
+            static struct disk dk;
+            if (disk_open(&dk, vm->cfg.disk_path, true, err, sizeof(err)) < 0) {
+                fprintf(stderr, "%s: disk.path %s: %s\n", cfg_path, vm->cfg.disk_path, err);
+                return EXIT_START_FAILED;
+            }
+            snprintf(disk, sizeof(disk), ", disk %llu sectors in %u layer(s)",
+                     (unsigned long long)(dk.size / DISK_SECTOR), dk.n);
+            disk_close(&dk);
+        }
+        printf("configuration OK: %s, %llu MiB, %u vCPU(s), %s%s\n", vm->cfg.name,
                (unsigned long long)vm->cfg.memory_mb, vm->cfg.vcpus,
-               vm->cfg.kernel[0] ? "linux" : vmx_workload_name(vm->cfg.workload));
+               vm->cfg.kernel[0] ? "linux" : vmx_workload_name(vm->cfg.workload), disk);
         return 0;
     }
 
