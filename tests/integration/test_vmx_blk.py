@@ -208,7 +208,9 @@ def test_snapshot_delta_restore_and_delete(tmp, vms):
     assert chain.startswith("kvc-disk-chain 1\n") and "top t-000001-delta" in chain
     v.poweroff()
 
-    # corrupt delta metadata: vmx refuses to start, and says why
+    p = subprocess.run([VMX, "-c", os.path.join(tmp, "vm.conf"), "-n"], capture_output=True, text=True)
+    assert p.returncode == 0 and "disk %d sectors in 2 layer(s)" % (DISK_MB * 2048) in p.stdout, p
+    # corrupt delta metadata: vmx refuses to start (and -n refuses), and says why
     mp = os.path.join(tmp, "t-000001-delta.map")
     with open(mp, "r+b") as f:
         f.seek(20)
@@ -218,6 +220,8 @@ def test_snapshot_delta_restore_and_delete(tmp, vms):
     p = subprocess.run([VMX, "-c", os.path.join(tmp, "vm.conf"), "-s", os.path.join(tmp, "x.sock")],
                        capture_output=True, text=True, timeout=20)
     assert p.returncode == 1 and "checksum mismatch" in p.stderr + p.stdout, p.stderr
+    p = subprocess.run([VMX, "-c", os.path.join(tmp, "vm.conf"), "-n"], capture_output=True, text=True)
+    assert p.returncode == 1 and "checksum mismatch" in p.stderr, p
     with open(mp, "r+b") as f:
         f.seek(20)
         f.write(b)
