@@ -54,6 +54,10 @@ EXTRA_DIST += tests/integration/test_vmkd.py
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmkd_vms.py
 EXTRA_DIST += tests/bench/bench_vmkd_vms.py
 
+# BENCH vm-power-on, vm-power-on-vmkd, vmx-rss-overhead: vmx beside QEMU.
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmx.py
+EXTRA_DIST += tests/bench/bench_vmx.py
+
 # ---- vmx: the per-VM process, its devices and the test guest (docs/vmx.md) ----
 noinst_LIBRARIES += vmkernel-kvm/libvmx.a
 vmkernel_kvm_libvmx_a_SOURCES = \
