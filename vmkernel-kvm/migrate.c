@@ -360,6 +360,10 @@ struct vmx_migrate {
     int listen_fd;
     char unix_path[108];
     char tls_dir[256], tls_peer[128];   /* TLS required if tls_peer[0] */
+    /* Pages the stream wrote data into.  The rest of RAM is still the
+     * memfd's holes, which read as zero: a ZERO marker needs to clear only
+     * written pages, and touching the others would fault them all in. */
+    uint64_t *written;
 
     /* source */
     uint64_t *pending, *scratch;
@@ -525,6 +529,7 @@ void vmx_migrate_free(struct vmx *vm)
         unlink(m->unix_path);
     free(m->pending);
     free(m->scratch);
+    free(m->written);
     pthread_mutex_destroy(&m->lock);
     free(m);
     vm->mig = NULL;
@@ -1303,6 +1308,8 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
             }
             if ((rc = chan_recv(&m->chan, dst, (size_t)arg * PAGE)))
                 goto out;
+            for (uint64_t k = gpa / PAGE; k < gpa / PAGE + arg; k++)
+                m->written[k / 64] |= 1ull << (k % 64);
             pthread_mutex_lock(&m->lock);
             m->st.data_pages += arg;
             pthread_mutex_unlock(&m->lock);
@@ -1323,7 +1330,12 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
                                (unsigned long long)gpa, (unsigned long long)n);
                 goto out;
             }
-            memset(dst, 0, n * PAGE);
+            for (uint64_t k = gpa / PAGE; k < gpa / PAGE + n; k++)
+                if (m->written[k / 64] & (1ull << (k % 64))) {
+                    memset(vm->mem.hva + k * PAGE, 0, PAGE);
+                    m->written[k / 64] &= ~(1ull << (k % 64));
+                }
+            (void)dst;
             pthread_mutex_lock(&m->lock);
             m->st.zero_pages += n;
             pthread_mutex_unlock(&m->lock);
@@ -1646,6 +1658,10 @@ int vmx_migrate_incoming(struct vmx *vm, const char *addr, char *bound, size_t b
 int vmx_migrate_incoming_run(struct vmx *vm, char *err, size_t errlen)
 {
     struct vmx_migrate *m = vm->mig;
+    if (!m->written && !(m->written = calloc((vm->mem.size / PAGE + 63) / 64, sizeof(uint64_t)))) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
     int rc = pthread_create(&m->thread, NULL, dest_thread, m);
     if (rc) {
         snprintf(err, errlen, "cannot start the migration thread: %s", strerror(rc));
