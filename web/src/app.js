@@ -666,7 +666,7 @@ function taskRows(limit) {
     const err = t.error ? (t.error.messages?.[0]?.default_message || JSON.stringify(t.error)) : '';
     return `<tr data-task="${esc(t.id)}" data-status="${esc(t.status)}" data-operation="${esc(t.operation ?? '')}" data-target="${esc(t.target?.id ?? '')}">
       <td>${esc(taskName(t))}</td><td>${t.target ? objLink(t.target.id) : ''}</td>
-      <td>${pill(t.status ?? 'PENDING')}${err ? ` <span class="bad-text" title="${esc(err)}">${esc(err.slice(0, 60))}</span>` : ''}</td>
+      <td>${pill(t.status ?? 'PENDING')}${err ? ` <span class="bad-text" title="${esc(err)}">${esc(err.slice(0, 60))}</span>` : ''}${t.cancelable && (t.status === 'RUNNING' || t.status === 'PENDING') ? ` <button class="small" data-cancel="${esc(t.id)}">Cancel</button>` : ''}</td>
       <td class="prog"><div class="meter ${cls}" title="${pct}%"><div style="width:${pct}%"></div></div><span class="pct">${pct}%</span></td>
       <td>${esc(t.user ?? '')}</td><td>${fmtTime(t.start_time)}</td><td>${fmtTime(t.end_time)}</td></tr>`;
   }).join('') || '<tr><td colspan="7" class="muted">No recent tasks.</td></tr>';
@@ -677,6 +677,13 @@ function renderTasks() {
   $('#recent-tasks').innerHTML = taskRows(20);
   const page = $('#task-list');
   if (page) page.innerHTML = taskRows(1000);
+  document.querySelectorAll('[data-cancel]').forEach((b) => {
+    b.onclick = async () => {
+      b.disabled = true;
+      try { await api('POST', `/api/cis/tasks/${b.dataset.cancel}?action=cancel`); toast('Cancel requested'); } catch (e) { toast(`Cancel failed: ${e.message}`, 6000); }
+      pollTasks();
+    };
+  });
 }
 
 async function pageTasks() {
