@@ -11,3 +11,13 @@ hostd_hostd_LDADD += cli/libkvccli.a lib/libkvcutil.a $(LIBSSH_LIBS) $(MHD_LIBS)
 # OpenSSH's client and kvcli against a real hostd.
 TESTS += tests/integration/test_ssh.py
 EXTRA_DIST += tests/integration/test_ssh.py
+
+# Unit tests: command-line splitting, the host's API, lines through the bridge.
+check_PROGRAMS += tests/unit/test_hostd_shell
+TESTS += tests/unit/test_hostd_shell
+tests_unit_test_hostd_shell_SOURCES = tests/unit/test_hostd_shell.c \
+	hostd/ssh/shell.c hostd/ssh/bridge.c hostd/ssh/hostapi.c
+tests_unit_test_hostd_shell_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LIBEVENT_CFLAGS) \
+	$(JANSSON_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_unit_test_hostd_shell_LDADD = cli/libkvccli.a lib/libkvcutil.a $(LIBEVENT_LIBS) \
+	$(JANSSON_LIBS) $(CMOCKA_LIBS)
