@@ -22,6 +22,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "lib/lease.h"
 #include "lib/log.h"
 #include "lib/tls.h"
 #include "vmkernel-kvm/migrate.h"
@@ -355,6 +356,17 @@ struct vmx_migrate {
     vmx_migrate_done_fn done;
     void *done_arg;
     bool ok;
+    bool finished, reported;        /* thread ended (atomic); done() called */
+    /* A call the migration thread needs made on the main thread (the lease
+     * handle is the main thread's): 0 none, 1 asked, 2 running, 3 done. */
+    pthread_cond_t call_cond;
+    int call_state, call_rc;
+    int (*call_fn)(struct vmx_migrate *);
+    /* Lease hand-over: the destination's owner (from ACCEPT), and the
+     * generation the source's transfer produced (sent in GO). */
+    bool peer_lease;
+    char peer_owner[64], peer_owner_name[128];
+    uint64_t lease_gen;
 
     /* destination */
     int listen_fd;
@@ -417,17 +429,107 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (read(fd, &v, sizeof(v)) < 0)
         return;
+    pthread_mutex_lock(&m->lock);
+    if (m->call_state == 1) {
+        m->call_state = 2;
+        pthread_mutex_unlock(&m->lock);
+        int rc = m->call_fn(m);
+        pthread_mutex_lock(&m->lock);
+        m->call_rc = rc;
+        m->call_state = 3;
+        pthread_cond_broadcast(&m->call_cond);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!__atomic_load_n(&m->finished, __ATOMIC_ACQUIRE) || m->reported)
+        return;
     if (m->thread_running) {
         pthread_join(m->thread, NULL);
         m->thread_running = false;
     }
+    m->reported = true;
     if (m->done)
         m->done(m->vm, m->ok, m->done_arg);
+}
+
+/* From the migration thread: run FN on the main thread and wait for it.
+ * -ECANCELED if the migration is being stopped before FN started (the main
+ * thread may then be joining this thread, so it must not wait). */
+static int run_on_main(struct vmx_migrate *m, int (*fn)(struct vmx_migrate *))
+{
+    uint64_t one = 1;
+    pthread_mutex_lock(&m->lock);
+    m->call_fn = fn;
+    m->call_state = 1;
+    pthread_mutex_unlock(&m->lock);
+    if (write(m->notify_fd, &one, sizeof(one)) < 0)
+        kvc_warn("migration notify: %s", strerror(errno));
+    pthread_mutex_lock(&m->lock);
+    while (m->call_state != 3) {
+        if (m->call_state == 1 && __atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE)) {
+            m->call_state = 0;
+            pthread_mutex_unlock(&m->lock);
+            return -ECANCELED;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += SLICE_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&m->call_cond, &m->lock, &ts);
+    }
+    m->call_state = 0;
+    int rc = m->call_rc;
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* Main thread: hand the source's lease to the destination's owner. */
+static int lease_transfer_main(struct vmx_migrate *m)
+{
+    char err[512] = "";
+    uint64_t gen = 0;
+    int rc = kvc_lease_transfer(m->vm->lease, m->peer_owner, m->peer_owner_name[0] ? m->peer_owner_name : NULL,
+                                &gen, err, sizeof(err));
+    if (rc) {
+        set_error(m, "lease hand-over: %s", err);
+        return rc;
+    }
+    m->lease_gen = gen;
+    kvc_info("VMX-LEASE transferred path=%s to=%s generation=%llu", kvc_lease_path(m->vm->lease),
+             m->peer_owner, (unsigned long long)gen);
+    return 0;
+}
+
+/* Main thread: the destination becomes the lease's holder, and renews it
+ * at once (the renewal timer of vmx_main.c takes it from there). */
+static int lease_adopt_main(struct vmx_migrate *m)
+{
+    const struct vmx_config *c = &m->vm->cfg;
+    char err[PATH_MAX + 512] = "";
+    struct kvc_lease_opts o = {
+        .path = c->lease_path, .owner = c->lease_owner,
+        .owner_name = c->lease_owner_name[0] ? c->lease_owner_name : c->lease_owner,
+        .vm = c->name, .duration_ms = c->lease_duration_ms,
+    };
+    int rc = kvc_lease_adopt(&o, m->lease_gen, &m->vm->lease, err, sizeof(err));
+    if (!rc && (rc = kvc_lease_renew(m->vm->lease, NULL, err, sizeof(err))) != -ESTALE)
+        rc = 0;     /* a failed renewal still holds; the timer retries */
+    if (rc) {
+        set_error(m, "lease adoption: %s", err);
+        kvc_lease_free(m->vm->lease);
+        m->vm->lease = NULL;
+        return rc;
+    }
+    kvc_info("VMX-LEASE adopted path=%s generation=%llu", c->lease_path, (unsigned long long)m->lease_gen);
+    return 0;
 }
 
 static void notify_main(struct vmx_migrate *m)
 {
     uint64_t one = 1;
+    __atomic_store_n(&m->finished, true, __ATOMIC_RELEASE);
     if (write(m->notify_fd, &one, sizeof(one)) < 0)
         kvc_warn("migration notify: %s", strerror(errno));
 }
@@ -444,6 +546,7 @@ static struct vmx_migrate *mig_new(struct vmx *vm, struct event_base *base)
     m->listen_fd = -1;
     m->chan.fd = -1;
     pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->call_cond, NULL);
     m->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (m->notify_fd < 0 || !(m->ev_notify = event_new(base, m->notify_fd, EV_READ | EV_PERSIST,
                                                         on_notify, m))
@@ -531,6 +634,7 @@ void vmx_migrate_free(struct vmx *vm)
     free(m->scratch);
     free(m->written);
     pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->call_cond);
     free(m);
     vm->mig = NULL;
 }
@@ -943,9 +1047,16 @@ static int switch_over(struct vmx_migrate *m)
         set_error(m, cancelled(&m->chan) ? "cancelled by request" : "the VM stopped during the migration");
         return -ECANCELED;
     }
+    /* The lease goes first: if it cannot be handed over, the VM stays. */
+    m->lease_gen = 0;
+    if (vm->lease && (rc = run_on_main(m, lease_transfer_main)) < 0)
+        return rc;
     __atomic_store_n(&m->committed, true, __ATOMIC_RELEASE);
     set_phase(m, VMX_MIG_COMMIT);
-    if ((rc = chan_record(&m->chan, MIG_GO, 0, NULL, 0)) == 0)
+    uint8_t g[8];
+    for (int i = 0; i < 8; i++)
+        g[i] = (uint8_t)(m->lease_gen >> (8 * i));
+    if ((rc = chan_record(&m->chan, MIG_GO, 0, g, 8)) == 0)
         rc = chan_flush(&m->chan);
     kvc_info("VMX-MIGRATE confirmed: destination loaded the state in %llu us; handing over%s",
              (unsigned long long)((t_ready - t_sent) / 1000), rc ? " (GO may not have reached it)" : "");
@@ -1010,8 +1121,28 @@ static void *source_thread(void *arg)
             goto fail;
         }
     }
-    if ((rc = send_hello(m)) < 0 || (rc = expect_reply(m, MIG_ACCEPT, NULL, NULL)) < 0)
+    uint8_t acc[MAX_REPLY];
+    uint64_t alen = 0;
+    if ((rc = send_hello(m)) < 0 || (rc = expect_reply(m, MIG_ACCEPT, acc, &alen)) < 0)
         goto fail;
+    {
+        struct sreader r;
+        sreader_init(&r, acc, (size_t)alen);
+        m->peer_lease = sreader_u32(&r) & 1;
+        sreader_blob(&r, m->peer_owner, sizeof(m->peer_owner) - 1);
+        sreader_blob(&r, m->peer_owner_name, sizeof(m->peer_owner_name) - 1);
+        if (r.err) {
+            set_error(m, "protocol error: bad ACCEPT from the destination");
+            rc = -EPROTO;
+            goto fail;
+        }
+    }
+    if (vm->lease && (!m->peer_lease || !m->peer_owner[0])) {
+        set_error(m, "this VM holds a lease and the destination has no lease.path/lease.owner: "
+                     "it would run without one");
+        rc = -EINVAL;
+        goto fail;
+    }
     m->chan.max_bw = m->p.max_bandwidth;
     m->chan.bw_t0 = vmx_now_ns();
 
@@ -1194,6 +1325,7 @@ int vmx_migrate_start(struct vmx *vm, const struct vmx_migrate_params *p, char *
     m->cancel = 0;
     m->committed = false;
     m->ok = false;
+    m->finished = m->reported = false;
     m->throttle = 0;
     m->paused_by_us = m->logging = false;
     m->send_ns = m->send_bytes = 0;
@@ -1277,7 +1409,14 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
             set_error(m, "the stream ended before the handshake");
         return rc;
     }
-    if ((rc = chan_record(&m->chan, MIG_ACCEPT, 0, NULL, 0)) || (rc = chan_flush(&m->chan)))
+    struct sbuf ab;
+    sbuf_init(&ab);
+    sbuf_u32(&ab, vm->cfg.lease_path[0] && vm->cfg.lease_owner[0] ? 1u : 0u);
+    sbuf_blob(&ab, vm->cfg.lease_owner, strlen(vm->cfg.lease_owner));
+    sbuf_blob(&ab, vm->cfg.lease_owner_name, strlen(vm->cfg.lease_owner_name));
+    rc = ab.err ? ab.err : chan_record(&m->chan, MIG_ACCEPT, 0, ab.p, ab.len);
+    sbuf_free(&ab);
+    if (rc || (rc = chan_flush(&m->chan)))
         return rc;
     set_phase(m, VMX_MIG_PRECOPY);
     kvc_info("VMX-MIGRATE receiving");
@@ -1514,10 +1653,18 @@ static void *dest_thread(void *arg)
         set_error(m, "no hand-over from the source (%s)", strerror(-rc));
         goto fail;
     }
-    if (type != MIG_GO || len != 0) {
+    uint8_t g[8];
+    if (type != MIG_GO || len != 8) {
         rc = dest_fail(m, "the source did not hand over (record 0x%x)", type);
         goto fail;
     }
+    if ((rc = chan_recv(&m->chan, g, 8)) < 0)
+        goto fail;
+    m->lease_gen = 0;
+    for (int i = 0; i < 8; i++)
+        m->lease_gen |= (uint64_t)g[i] << (8 * i);
+    if (vm->cfg.lease_path[0] && m->lease_gen && (rc = run_on_main(m, lease_adopt_main)) < 0)
+        goto fail;
     /* GO: the guest is ours. */
     pthread_mutex_lock(&vm->dev_lock);
     vm->pause_req = !was_running;

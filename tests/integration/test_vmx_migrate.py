@@ -388,6 +388,48 @@ def test_aborts_leave_the_source_running(root, vms):
     assert d.wait_exit() == 0
 
 
+def lease_fields(path):
+    with open(path) as f:
+        return dict(l.partition("=")[::2] for l in f.read().splitlines() if "=" in l)
+
+
+def test_lease_moves_with_the_vm(root, vms):
+    lease = os.path.join(root, "vm1.lck")
+    conf = "lease.path = %s\nlease.owner = %s\nlease.owner_name = %s\nlease.duration_ms = 2000\n"
+    src = Vm(root, "src", "counter", extra=conf % (lease, "host-a", "esx-a"))
+    vms.append(src)
+    src.start()
+    src.d.wait_log(r"VMX-LEASE acquired path=%s" % re.escape(lease))
+    assert lease_fields(lease)["owner"] == "host-a"
+    # a destination that would run the VM without its lease is refused
+    d0 = Vm(root, "dst0", "counter")
+    vms.append(d0)
+    a = d0.incoming("unix:" + os.path.join(root, "m0.sock"))
+    rc, r, _ = src.ctl("migrate", a, "wait", check=False)
+    assert rc == 1 and "no lease" in r["error"], r
+    assert d0.wait_exit() == 1
+    assert src.ctl("info")["state"] == "RUNNING" and lease_fields(lease)["owner"] == "host-a"
+    # with one: the lease goes over at the switch-over, the destination renews it
+    d = Vm(root, "dst", "counter", extra=conf % (lease, "host-b", "esx-b"))
+    vms.append(d)
+    a = d.incoming("unix:" + os.path.join(root, "m1.sock"))
+    assert "VMX-LEASE acquired" not in d.log()
+    r = src.ctl("migrate", a, "wait")
+    assert r["phase"] == "MIGRATE_COMPLETED", r
+    assert src.wait_exit() == EXIT_MIGRATED
+    m = re.search(r"VMX-LEASE transferred path=\S+ to=host-b generation=(\d+)", src.log())
+    assert m, src.log()[-2000:]
+    assert re.search(r"VMX-LEASE adopted path=\S+ generation=%s" % m.group(1), d.log())
+    f = lease_fields(lease)
+    assert f["owner"] == "host-b" and f["generation"] == m.group(1), f
+    hb = f["heartbeat"]
+    wait_for(lambda: lease_fields(lease)["heartbeat"] != hb, 10, "the destination to renew the lease")
+    assert lease_fields(lease)["owner"] == "host-b"
+    d.ctl("poweroff")
+    assert d.wait_exit() == 0
+    assert lease_fields(lease)["state"] == "free"
+
+
 def make_identity(d):
     """A host identity as lib/tls.h keeps it (rpc.crt, rpc.key); returns its thumbprint."""
     os.makedirs(d)
