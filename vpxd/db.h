@@ -214,8 +214,9 @@ int vdb_drs_rec_add(struct vdb *, const char *cluster, const char *vm,
 /* STATE pending|applying|applied|failed|superseded. */
 int vdb_drs_rec_set_state(struct vdb *, const char *id, const char *state,
                           const char *message);
-/* Marks the cluster's pending recommendations superseded (a new pass). */
-int vdb_drs_rec_supersede(struct vdb *, const char *cluster);
+/* Marks the cluster's pending recommendations superseded (a new pass),
+ * except those in KEEP (a JSON array of ids, or NULL). */
+int vdb_drs_rec_supersede(struct vdb *, const char *cluster, const json_t *keep);
 
 /* ---- events and alarms ---- */
 /* Appends an event; fires any alarm bound to TYPE on OBJECT.  Returns the

@@ -136,11 +136,15 @@ int vdb_drs_rec_set_state(struct vdb *db, const char *id, const char *state,
     return rc < 0 ? rc : rc == 0 ? -ENOENT : 0;
 }
 
-int vdb_drs_rec_supersede(struct vdb *db, const char *cluster)
+int vdb_drs_rec_supersede(struct vdb *db, const char *cluster, const json_t *keep)
 {
-    char now[32];
+    char now[32], *k = keep ? json_dumps(keep, JSON_COMPACT) : NULL;
+    int rc;
 
     vdb_now(now, sizeof(now));
-    return vdb_exec(db, "UPDATE drs_recommendation SET state = 'superseded', updated = ?"
-                    " WHERE cluster = ? AND state = 'pending'", "ss", now, cluster);
+    rc = vdb_exec(db, "UPDATE drs_recommendation SET state = 'superseded', updated = ?"
+                  " WHERE cluster = ? AND state = 'pending' AND (? IS NULL OR id NOT IN"
+                  " (SELECT value FROM json_each(?)))", "ssss", now, cluster, k, k);
+    free(k);
+    return rc;
 }

@@ -476,19 +476,38 @@ static int pass(struct vpxd *vx, const char *cluster, json_t **out)
     }
     kvc_info("cluster %s: pass: imbalance %.4f -> %.4f (target %.2f), %d moves (%s)", cluster,
              before, cs ? cs->imbalance : 0, drs_target_imbalance(threshold), n, automation);
-    vdb_drs_rec_supersede(vx->db, cluster);
+    /* A pending recommendation the pass makes again keeps its id (so one
+     * being looked at in manual mode stays valid); the others go. */
+    json_t *pending = NULL, *keep = json_array();
+    vdb_query_json(vx->db, &pending, "SELECT id, vm, source, target FROM drs_recommendation"
+                   " WHERE cluster = ? AND state = 'pending'", "s", cluster);
     for (int i = 0; i < n; i++) {
-        char rec[VDB_ID_MAX], task[VDB_ID_MAX], why[512];
+        char rec[VDB_ID_MAX] = "", task[VDB_ID_MAX], why[512];
         const char *vm = s.vid[moves[i].vm], *src = s.hid[moves[i].from],
                    *dst = s.hid[moves[i].to];
-        if (vdb_drs_rec_add(vx->db, cluster, vm, src, dst, drs_reason_name(moves[i].reason),
-                            moves[i].gain, moves[i].cost, moves[i].migration_ms, rec) < 0)
+        size_t j;
+        json_t *pr;
+        json_array_foreach(pending, j, pr) {
+            if (!strcmp(json_string_value(json_object_get(pr, "vm")), vm) &&
+                !strcmp(json_string_value(json_object_get(pr, "source")), src) &&
+                !strcmp(json_string_value(json_object_get(pr, "target")), dst)) {
+                snprintf(rec, sizeof(rec), "%s", json_string_value(json_object_get(pr, "id")));
+                break;
+            }
+        }
+        if (!rec[0] && vdb_drs_rec_add(vx->db, cluster, vm, src, dst,
+                                       drs_reason_name(moves[i].reason), moves[i].gain,
+                                       moves[i].cost, moves[i].migration_ms, rec) < 0)
             continue;
         json_array_append_new(ids, json_string(rec));
+        json_array_append_new(keep, json_string(rec));
         if (!strcmp(automation, "fullyAutomated") &&
             apply_rec(vx, cluster, rec, vm, dst, NULL, task, why, sizeof(why)) < 0)
             kvc_warn("cluster %s: cannot apply %s (%s to %s): %s", cluster, rec, vm, dst, why);
     }
+    vdb_drs_rec_supersede(vx->db, cluster, keep);
+    json_decref(keep);
+    json_decref(pending);
     rc = n;
 out_snap:
     snap_free(&s);
@@ -629,8 +648,10 @@ int drs_run_pass(struct vpxd *vx, const char *cluster, json_t **ids)
 {
     struct cl_state *c = cl_get(cluster, true);
 
-    if (c)
+    if (c) {
         c->next_ms = mono_ms() + 60000;
+        c->kicked = false;
+    }
     return pass(vx, cluster, ids);
 }
 
