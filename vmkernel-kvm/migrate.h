@@ -28,10 +28,12 @@
  *              u32 was_running, u32 has_hash, 32 bytes SHA-256 of RAM
  *     VCPU, IRQCHIP, CLOCK, SERIAL, TOOLS, VIRTIO   the snapshot sections
  *     END      (VMX_ST_END) end of the state
- *     GO       commit: the destination runs the guest from now on
+ *     GO       u64 lease generation (0: no lease): commit, the destination
+ *              adopts the lease and runs the guest from now on
  *     CANCEL   u8[] reason: the source aborted (the destination exits)
  *   destination -> source
- *     ACCEPT   after HELLO: this VM can take the stream
+ *     ACCEPT   after HELLO: this VM can take the stream; u32 flags (bit 0:
+ *              it has a lease configured), blob lease owner, blob owner name
  *     READY    after END: everything loaded (and the hash matched)
  *     RUNNING  u64 CLOCK_REALTIME ns, u64 CLOCK_MONOTONIC ns when its vCPUs ran
  *     FAIL     u8[] reason: the destination refuses (the source resumes)

@@ -195,6 +195,26 @@ def test_counter_continues_exactly_over_tcp(root, vms):
     assert dst.wait_exit() == 0
 
 
+def test_paused_vm_arrives_paused(root, vms):
+    src = Vm(root, "src", "counter")
+    dst = Vm(root, "dst", "counter")
+    vms += [src, dst]
+    src.start()
+    wait_for(lambda: src.counter() > 0, 20, "the counter")
+    src.ctl("pause")
+    n = src.counter()
+    r = src.ctl("migrate", dst.incoming("unix:" + os.path.join(root, "m.sock")), "wait")
+    assert r["phase"] == "MIGRATE_COMPLETED"
+    assert src.wait_exit() == EXIT_MIGRATED
+    dst.d.wait_log(r"VMX-MIGRATE running .*\(paused, as on the source\)")
+    st = dst.ctl("stats")
+    assert st["state"] == "PAUSED" and int(st["tools.counter"]) == n
+    dst.ctl("resume")
+    wait_for(lambda: dst.counter() > n, 10, "the counter to go on once resumed")
+    dst.ctl("poweroff")
+    assert dst.wait_exit() == 0
+
+
 def test_dirtying_guest_migrates_with_identical_memory(root, vms):
     extra = "guest.dirty_mb_per_s = 64\nguest.working_set_mb = 32\n"
     src = Vm(root, "src", "dirty", memory_mb=64, extra=extra)
