@@ -176,23 +176,6 @@ tests_fuzz_replay_virtio_net_SOURCES = tests/fuzz/fuzz_virtio_net.c tests/fuzz/r
 tests_fuzz_replay_virtio_net_CPPFLAGS = $(AM_CPPFLAGS) -DKVC_FUZZ_NAME='"virtio_net"'
 tests_fuzz_replay_virtio_net_LDADD = $(VMX_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/virtio_net tests/fuzz/make-virtio-net-corpus.py
-# Fuzz target virtio_net (tests/fuzz/local.mk's convention): a hostile driver
-# and a hostile switch ring; `make check` replays its corpus.
-KVC_FUZZ_TARGETS += tests/fuzz/fuzz_virtio_net
-KVC_FUZZ_NET_SRCS = vmkernel-kvm/devices/virtio_net.c vmkernel-kvm/devices/virtio_mmio.c \
-	vmkernel-kvm/devices/virtq.c vmkernel-kvm/memory.c vmkernel-kvm/vmx_state.c \
-	vmkernel-kvm/vswitch/ring.c lib/log.c
-tests/fuzz/fuzz_virtio_net: $(srcdir)/tests/fuzz/fuzz_virtio_net.c $(KVC_FUZZ_NET_SRCS:%=$(srcdir)/%) \
-		$(BUILT_SOURCES)
-	@$(MKDIR_P) tests/fuzz
-	$(AM_V_CCLD)$(KVC_FUZZ_CC) -o $@ $(srcdir)/tests/fuzz/fuzz_virtio_net.c \
-	  $(KVC_FUZZ_NET_SRCS:%=$(srcdir)/%) -lpthread
-check_PROGRAMS += tests/fuzz/replay_virtio_net
-TESTS += tests/fuzz/replay_virtio_net
-tests_fuzz_replay_virtio_net_SOURCES = tests/fuzz/fuzz_virtio_net.c tests/fuzz/replay-main.c
-tests_fuzz_replay_virtio_net_CPPFLAGS = $(AM_CPPFLAGS) -DKVC_FUZZ_NAME='"virtio_net"'
-tests_fuzz_replay_virtio_net_LDADD = $(VMX_LIBS)
-EXTRA_DIST += tests/fuzz/corpus/virtio_net tests/fuzz/make-virtio-net-corpus.py
 
 # ---- vmx live migration (vmkernel-kvm/migrate.[ch], docs/vmx.md "Live migration") ----
 vmkernel_kvm_libvmx_a_SOURCES += vmkernel-kvm/migrate.h vmkernel-kvm/migrate.c
