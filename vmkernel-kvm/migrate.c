@@ -1132,6 +1132,8 @@ static void *source_thread(void *arg)
     {
         struct sreader r;
         sreader_init(&r, acc, (size_t)alen);
+        memset(m->peer_owner, 0, sizeof(m->peer_owner));
+        memset(m->peer_owner_name, 0, sizeof(m->peer_owner_name));
         m->peer_lease = sreader_u32(&r) & 1;
         sreader_blob(&r, m->peer_owner, sizeof(m->peer_owner) - 1);
         sreader_blob(&r, m->peer_owner_name, sizeof(m->peer_owner_name) - 1);
@@ -1403,7 +1405,7 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
     uint64_t len;
     int rc;
     bool switched = false;
-    unsigned vcpus_seen = 0;
+    unsigned vcpus_seen = 0, vcpu_mask = 0;
     uint8_t hash[32];
     uint32_t has_hash = 0;
     uint8_t *sec = NULL;
@@ -1546,8 +1548,14 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
             if ((rc = chan_recv(&m->chan, sec, (size_t)len)))
                 goto out;
             char err[256] = "";
-            if (type == VMX_ST_VCPU)
+            if (type == VMX_ST_VCPU) {
+                if (arg < VMX_MAX_VCPUS && (vcpu_mask & (1u << arg))) {
+                    rc = dest_fail(m, "state of vCPU %u twice", arg);
+                    goto out;
+                }
+                vcpu_mask |= arg < VMX_MAX_VCPUS ? 1u << arg : 0;
                 vcpus_seen++;
+            }
             uint64_t t0 = vmx_now_ns();
             rc = vmx_state_load_section(vm, type, arg, sec, len, err, sizeof(err));
             kvc_dbg("section %u/%u loaded in %llu us", type, arg, (unsigned long long)((vmx_now_ns() - t0) / 1000));

@@ -579,3 +579,37 @@ def test_hostile_stream_is_refused(root, vms, name, data, why):
     # It told the peer why (a FAIL record), unless the peer had not spoken the protocol at all.
     if name not in ("garbage",):
         assert struct.pack("<I", 0x123) in got or struct.pack("<I", 0x120) in got
+
+
+def sections(path):
+    """(type, instance, bytes) of each section of a snapshot file."""
+    data, out, off = open(path, "rb").read(), [], 0
+    while off + 16 <= len(data):
+        t, i, n = struct.unpack_from("<IIQ", data, off)
+        out.append((t, i, data[off + 16:off + 16 + n]))
+        off += 16 + n
+    return out
+
+
+def test_real_state_sent_twice_is_refused(root, vms):
+    # A genuine vCPU state (from a snapshot of a 2-vCPU VM) loads; the same
+    # vCPU's state a second time instead of the other one's is refused.
+    v = Vm(root, "snap", "idle", vcpus=2)
+    vms.append(v)
+    v.start()
+    v.ctl("snapshot", "s.snap")
+    v.stop()
+    vcpu0 = [b for t, i, b in sections(os.path.join(v.dir, "s.snap")) if t == ST_VCPU and i == 0][0]
+    d = Vm(root, "dst", "idle", vcpus=2)
+    vms.append(d)
+    path = os.path.join(root, "m.sock")
+    d.incoming("unix:" + path)
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall(hello(vcpus=2) + switch() + rec(ST_VCPU, vcpu0, arg=0) + rec(ST_VCPU, vcpu0, arg=0)
+              + rec(ST_END))
+    assert d.wait_exit() == 1
+    s.close()
+    assert re.search(r"VMX-MIGRATE failed reason=state of vCPU 0 twice", d.log()), d.log()[-2000:]
+    assert "VMX-READY" not in d.log()
