@@ -20,6 +20,8 @@ KVC_LOG_MODULE(disk);
 
 #define ERR(...) do { if (err) snprintf(err, errlen, __VA_ARGS__); } while (0)
 
+static int finish_merge(struct disk *, struct disk_merge_info *, char *err, size_t errlen);
+
 /* ---- small helpers ---- */
 
 static uint64_t le64(const uint8_t *p)
@@ -345,6 +347,12 @@ int disk_chain_parse(const char *text, size_t len, struct disk_chain *c, char *e
             a->from_id = id;
             snprintf(a->to, sizeof(a->to), "%s", tok[3]);
             c->naliases++;
+        } else if (!strcmp(tok[0], "merge") && nt == 2) {
+            if (!name_ok(tok[1]) || is_base(tok[1]) || c->merge[0]) {
+                ERR("chain line %u: bad merge", lineno);
+                return -EINVAL;
+            }
+            snprintf(c->merge, sizeof(c->merge), "%s", tok[1]);
         } else if (!strcmp(tok[0], "top") && nt == 2) {
             if (!is_base(tok[1]) && !name_ok(tok[1])) {
                 ERR("chain line %u: bad top", lineno);
@@ -382,6 +390,10 @@ int disk_chain_parse(const char *text, size_t len, struct disk_chain *c, char *e
         ERR("chain: top %s is not a layer", c->top);
         return -EINVAL;
     }
+    if (c->merge[0] && chain_find(c, c->merge) < 0) {
+        ERR("chain: merge of %s, which is not a layer", c->merge);
+        return -EINVAL;
+    }
     for (unsigned i = 0; i < c->n; i++)
         if (!strcmp(c->l[i].parent, c->top)) {
             ERR("chain: top %s has a child (%s)", c->top, c->l[i].name);
@@ -410,6 +422,8 @@ static int chain_write(struct disk *d)
     for (unsigned i = 0; i < c->naliases; i++)
         fprintf(f, "alias %s %016llx %s\n", c->a[i].from, (unsigned long long)c->a[i].from_id,
                 c->a[i].to);
+    if (c->merge[0])
+        fprintf(f, "merge %s\n", c->merge);
     fprintf(f, "top %s\n", c->top);
     rc = fflush(f) || fsync(fileno(f)) < 0 ? -errno : 0;
     if (fclose(f) && !rc)
@@ -746,6 +760,15 @@ int disk_open(struct disk *d, const char *path, bool readonly, char *err, size_t
     int rc = chain_load(d, err, errlen);
     if (!rc)
         rc = open_layers(d, err, errlen);
+    if (!rc && d->chain.merge[0] && !readonly) {
+        struct disk_merge_info mi;
+        memset(&mi, 0, sizeof(mi));
+        kvc_warn("disk %s: finishing the merge of %s that was under way", d->base, d->chain.merge);
+        close_layers(d);
+        rc = finish_merge(d, &mi, err, errlen);
+        if (!rc)
+            rc = open_layers(d, err, errlen);
+    }
     if (rc) {
         free(d->bounce);
         d->bounce = NULL;
@@ -1195,6 +1218,61 @@ out:
     return rc;
 }
 
+static bool fault(const char *name)
+{
+    const char *f = getenv("KVC_VMX_FAULT");
+    return f && !strcmp(f, name);
+}
+
+/* The second half of a merge, with the intent already in the chain file
+ * (chain.merge) and the layers closed: copy the child into its parent,
+ * then the chain file without the child (the commit point), then delete
+ * the child's files.  Copying again after a crash is harmless. */
+static int finish_merge(struct disk *d, struct disk_merge_info *info, char *err, size_t errlen)
+{
+    struct disk_chain *c = &d->chain;
+    int k = chain_find(c, c->merge);
+    if (k < 0)
+        return -EINVAL;
+    struct disk_chain_layer child = c->l[k];
+    char l[DISK_NAME_MAX];
+    snprintf(l, sizeof(l), "%s", child.parent);
+    int rc = merge_files(d, &child, l, &info->clusters, err, errlen);
+    if (rc)
+        return rc;
+    if (fault("disk-merge-copied")) {
+        kvc_err("KVC_VMX_FAULT=disk-merge-copied: exiting in the merge of %s", child.name);
+        _exit(99);
+    }
+    struct disk_chain saved = *c;
+    for (unsigned i = 0; i < c->n; i++)
+        if (!strcmp(c->l[i].parent, child.name))
+            snprintf(c->l[i].parent, sizeof(c->l[i].parent), "%s", l);
+    chain_remove(c, child.name);
+    if (c->naliases == DISK_MAX_ALIASES) {
+        memmove(&c->a[0], &c->a[1], (DISK_MAX_ALIASES - 1) * sizeof(c->a[0]));
+        c->naliases--;
+    }
+    struct disk_chain_alias *a = &c->a[c->naliases++];
+    snprintf(a->from, sizeof(a->from), "%s", child.name);
+    a->from_id = child.id;
+    snprintf(a->to, sizeof(a->to), "%s", l);
+    if (!strcmp(c->top, child.name))
+        snprintf(c->top, sizeof(c->top), "%s", l);
+    c->merge[0] = 0;
+    if ((rc = chain_write(d)) < 0) {
+        ERR("chain file: %s", strerror(-rc));
+        *c = saved;
+        return rc;
+    }
+    unlink_layer(d, child.name);
+    snprintf(info->merged, sizeof(info->merged), "%s", child.name);
+    snprintf(info->into, sizeof(info->into), "%s", l);
+    kvc_info("disk %s: merged %s into %s (%llu clusters)", d->base, child.name, l,
+             (unsigned long long)info->clusters);
+    return 0;
+}
+
 int disk_delete_check(struct disk *d, const char *frozen, uint64_t id, char *err, size_t errlen)
 {
     if (!d->is_open)
@@ -1261,35 +1339,16 @@ int disk_delete_snapshot(struct disk *d, const char *frozen, uint64_t id, struct
         info->removed = true;
         return relayer(d, err, errlen);
     }
-    struct disk_chain_layer child = c->l[kids[0]];
+    /* The intent first: a crash from here on finishes the merge at the
+     * next open (the view through the child is the same meanwhile). */
+    snprintf(c->merge, sizeof(c->merge), "%s", c->l[kids[0]].name);
+    if ((rc = chain_write(d)) < 0) {
+        ERR("chain file: %s", strerror(-rc));
+        *c = saved;
+        return rc;
+    }
     close_layers(d);
-    rc = merge_files(d, &child, l, &info->clusters, err, errlen);
-    if (!rc) {
-        for (unsigned i = 0; i < c->n; i++)
-            if (!strcmp(c->l[i].parent, child.name))
-                snprintf(c->l[i].parent, sizeof(c->l[i].parent), "%s", l);
-        chain_remove(c, child.name);
-        if (c->naliases == DISK_MAX_ALIASES) {
-            memmove(&c->a[0], &c->a[1], (DISK_MAX_ALIASES - 1) * sizeof(c->a[0]));
-            c->naliases--;
-        }
-        struct disk_chain_alias *a = &c->a[c->naliases++];
-        snprintf(a->from, sizeof(a->from), "%s", child.name);
-        a->from_id = child.id;
-        snprintf(a->to, sizeof(a->to), "%s", l);
-        if (!strcmp(c->top, child.name))
-            snprintf(c->top, sizeof(c->top), "%s", l);
-        if ((rc = chain_write(d)) < 0) {
-            ERR("chain file: %s", strerror(-rc));
-            *c = saved;
-        }
-    }
-    if (!rc) {
-        unlink_layer(d, child.name);
-        snprintf(info->merged, sizeof(info->merged), "%s", child.name);
-        kvc_info("disk %s: merged %s into %s (%llu clusters)", d->base, child.name, l,
-                 (unsigned long long)info->clusters);
-    }
+    rc = finish_merge(d, info, err, errlen);
     int r2 = open_layers(d, rc ? NULL : err, errlen);
     return rc ? rc : r2;
 }

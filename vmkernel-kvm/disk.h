@@ -64,6 +64,8 @@ struct disk_chain {
     unsigned next;              /* number of the next delta */
     uint64_t base_id;
     char top[DISK_NAME_MAX];
+    char merge[DISK_NAME_MAX];  /* a merge of this layer into its parent is
+                                 * under way ("": none); finished at open */
     struct disk_chain_layer l[DISK_MAX_LAYERS];
     struct disk_chain_alias a[DISK_MAX_ALIASES];
 };
@@ -83,7 +85,13 @@ struct disk {
 };
 
 /* Open PATH (the base; relative to nothing: give a full path).  READONLY
- * opens every file read-only and refuses writes and snapshots. */
+ * opens every file read-only and refuses writes and snapshots.  A merge
+ * the chain file says was under way (vmx died in it) is finished first,
+ * unless READONLY.
+ *
+ * Fault injection for tests: KVC_VMX_FAULT=disk-merge-copied in the
+ * environment makes the process exit (status 99) in a merge after the data
+ * is copied and before the chain file says so. */
 int disk_open(struct disk *, const char *path, bool readonly, char *err, size_t errlen);
 /* Flush and close; accepts a disk that was never opened. */
 void disk_close(struct disk *);

@@ -55,8 +55,8 @@ class Vm:
                     % (GUEST, os.path.basename(self.serial), test, seed, TEST_MB, extra))
         self.d = None
 
-    def start(self, *args):
-        self.d = Daemon([VMX, "-c", self.conf, "-s", self.sock] + list(args))
+    def start(self, *args, env=None):
+        self.d = Daemon([VMX, "-c", self.conf, "-s", self.sock] + list(args), env=env)
         self.d.wait_log(r"VMX-READY pid=%d" % self.d.pid, timeout=20)
         return self
 
@@ -123,10 +123,10 @@ def vms():
         v.stop()
 
 
-def boot(tmp, vms, test, seed, *args, extra=""):
+def boot(tmp, vms, test, seed, *args, extra="", env=None):
     v = Vm(tmp, test, seed, extra)
     vms.append(v)
-    return v.start(*args)
+    return v.start(*args, env=env)
 
 
 def base_sectors(tmp, sectors):
@@ -330,4 +330,33 @@ def test_live_migration_hands_the_disk_over(tmp, vms):
     dst.poweroff()
     v = boot(tmp, vms, "verify", 21)
     assert "KVC-GUEST: disk verify sectors=%d bad=0 errors=0" % SECTORS in v.wait_done()
+    v.poweroff()
+
+
+def test_merge_interrupted_by_a_crash_finishes_at_the_next_start(tmp, vms):
+    v = boot(tmp, vms, "write", 31)
+    v.wait_done()
+    v.ctl("snapshot", "c.snap")
+    v.poweroff()
+    # vmx dies in the merge, after the copy, before the chain file says so
+    v = boot(tmp, vms, "write", 32, env={"KVC_VMX_FAULT": "disk-merge-copied"})
+    assert "bad=0 errors=0" in v.wait_done()
+    code, _, err = v.ctl("snapshot-delete", "c.snap", check=False)
+    assert code != 0
+    wait_for(lambda: v.d.proc.poll() is not None, 20, "vmx to die in the merge")
+    assert v.d.proc.returncode == 99, v.d.log()[-2000:]
+    assert not os.path.exists(os.path.join(tmp, "c.snap"))       # deleted first
+    with open(os.path.join(tmp, "t.img.chain")) as f:
+        assert re.search(r"^merge t-000001-delta$", f.read(), re.M)
+    assert os.path.exists(os.path.join(tmp, "t-000001-delta.map"))
+    assert_base_holds(tmp, 32)        # the copy was done; the delta still shadows it
+    # -n (read-only) sees the same disk through the delta
+    p = subprocess.run([VMX, "-c", os.path.join(tmp, "vm.conf"), "-n"], capture_output=True, text=True)
+    assert p.returncode == 0 and "in 2 layer(s)" in p.stdout, p
+    # the next start finishes the merge, and the data is the latest
+    v = boot(tmp, vms, "verify", 32)
+    assert "KVC-GUEST: disk verify sectors=%d bad=0 errors=0" % SECTORS in v.wait_done()
+    assert "finishing the merge of t-000001-delta" in v.d.log()
+    assert v.ctl("disk-info")["layers"] == "1"
+    assert not os.path.exists(os.path.join(tmp, "t-000001-delta.map"))
     v.poweroff()

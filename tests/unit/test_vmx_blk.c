@@ -322,6 +322,47 @@ static void test_disk_merge_into_delta(void **st)
     disk_close(&d);
 }
 
+static void test_disk_interrupted_merge(void **st)
+{
+    (void)st;
+    struct disk d;
+    char err[256], s1[DISK_NAME_MAX], path[600];
+    uint64_t i1;
+    static uint8_t a[8192], b[4096], r[8192];
+    pattern(a, sizeof(a), 1);
+    pattern(b, sizeof(b), 2);
+    assert_int_equal(disk_open(&d, base, false, err, sizeof(err)), 0);
+    assert_int_equal(dwrite(&d, 0, a, 8192), 0);
+    assert_int_equal(disk_snapshot(&d, s1, &i1, err, sizeof(err)), 0);
+    assert_int_equal(dwrite(&d, 0, b, 4096), 0);
+    disk_close(&d);
+    /* vmx died after writing the merge intent: the chain says so */
+    snprintf(path, sizeof(path), "%s/t.img.chain", dir);
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    fputs("merge t-000001-delta\n", f);
+    fclose(f);
+    /* read-only: the same view, nothing changed */
+    assert_int_equal(disk_open(&d, base, true, err, sizeof(err)), 0);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(dread(&d, 0, r, 8192), 0);
+    assert_memory_equal(r, b, 4096);
+    assert_memory_equal(r + 4096, a + 4096, 4096);
+    disk_close(&d);
+    /* read-write: the merge is finished first */
+    assert_int_equal(disk_open(&d, base, false, err, sizeof(err)), 0);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.chain.merge[0], 0);
+    assert_false(exists("t-000001-delta.img"));
+    base_read(0, r, 8192);
+    assert_memory_equal(r, b, 4096);
+    assert_memory_equal(r + 4096, a + 4096, 4096);
+    disk_close(&d);
+    assert_int_equal(disk_open(&d, base, false, err, sizeof(err)), 0);
+    assert_int_equal(d.n, 1);
+    disk_close(&d);
+}
+
 static void write_file(const char *name, const void *p, size_t n)
 {
     char path[600];
@@ -394,6 +435,7 @@ static void test_disk_corrupt_metadata(void **st)
         "kvc-disk-chain 1\nbase 0000000000000001\nlayer a 0000000000000002 -\ntop -\n", /* top has a child */
         "kvc-disk-chain 1\nbase 0000000000000001\nwhat is this\ntop -\n",
         "kvc-disk-chain 1\ntop -\n",                                                    /* no base */
+        "kvc-disk-chain 1\nbase 0000000000000001\nmerge a\ntop -\n",                     /* merge of nothing */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct disk_chain c;
@@ -715,6 +757,7 @@ int main(void)
         cmocka_unit_test_setup(test_disk_snapshot_layers, fresh),
         cmocka_unit_test_setup(test_disk_chain_of_snapshots, fresh),
         cmocka_unit_test_setup(test_disk_merge_into_delta, fresh),
+        cmocka_unit_test_setup(test_disk_interrupted_merge, fresh),
         cmocka_unit_test_setup(test_disk_corrupt_metadata, fresh),
         cmocka_unit_test_setup_teardown(test_blk_requests, dev_setup, dev_teardown),
         cmocka_unit_test_setup_teardown(test_blk_bad_requests, dev_setup, dev_teardown),
