@@ -322,6 +322,33 @@ static void test_disk_merge_into_delta(void **st)
     disk_close(&d);
 }
 
+static void test_disk_snapshot_abort(void **st)
+{
+    (void)st;
+    struct disk d;
+    char err[256], fz[DISK_NAME_MAX];
+    uint64_t id;
+    uint8_t a[4096];
+    pattern(a, sizeof(a), 4);
+    assert_int_equal(disk_open(&d, base, false, err, sizeof(err)), 0);
+    /* the VM snapshot file could not be written: the empty delta goes */
+    assert_int_equal(disk_snapshot(&d, fz, &id, err, sizeof(err)), 0);
+    assert_int_equal(d.n, 2);
+    disk_snapshot_abort(&d, fz);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.chain.top, DISK_BASE);
+    assert_false(exists("t-000001-delta.img"));
+    assert_false(exists("t-000001-delta.map"));
+    /* but not once the guest wrote into it, nor for another layer */
+    assert_int_equal(disk_snapshot(&d, fz, &id, err, sizeof(err)), 0);
+    assert_int_equal(dwrite(&d, 0, a, 4096), 0);
+    disk_snapshot_abort(&d, fz);
+    assert_int_equal(d.n, 2);
+    disk_snapshot_abort(&d, "t-000009-delta");
+    assert_int_equal(d.n, 2);
+    disk_close(&d);
+}
+
 static void test_disk_interrupted_merge(void **st)
 {
     (void)st;
@@ -757,6 +784,7 @@ int main(void)
         cmocka_unit_test_setup(test_disk_snapshot_layers, fresh),
         cmocka_unit_test_setup(test_disk_chain_of_snapshots, fresh),
         cmocka_unit_test_setup(test_disk_merge_into_delta, fresh),
+        cmocka_unit_test_setup(test_disk_snapshot_abort, fresh),
         cmocka_unit_test_setup(test_disk_interrupted_merge, fresh),
         cmocka_unit_test_setup(test_disk_corrupt_metadata, fresh),
         cmocka_unit_test_setup_teardown(test_blk_requests, dev_setup, dev_teardown),
