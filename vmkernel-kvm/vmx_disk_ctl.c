@@ -9,6 +9,7 @@
 
 #include "lib/log.h"
 #include "lib/rpc.h"
+#include "vmkernel-kvm/migrate.h"
 #include "vmkernel-kvm/vmx.h"
 #include "vmkernel-kvm/vmx_ctl.h"
 #include "vmkernel-kvm/vmx_state.h"
@@ -114,8 +115,14 @@ static void on_snapshot_delete(struct vmx_ctl_call *call, const ProtobufCMessage
     const Kvc__Vmx__SnapshotDeleteRequest *req = (const void *)m;
     char path[PATH_MAX], err[PATH_MAX + 512] = "", name[DISK_NAME_MAX];
     uint64_t id = 0, t0 = vmx_now_ns();
-    if (vm->stop != VMX_STOP_NONE || vm->state == VMX_POWERED_OFF || vm->state == VMX_CRASHED) {
-        vmx_ctl_reply_error(call, KVC_RPC_E_CONFLICT, "VM is stopping");
+    /* Not while stopping, nor on either side of a live migration (the
+     * destination loads the disk state; the source handed it over). */
+    if (vm->stop != VMX_STOP_NONE || (vm->state != VMX_RUNNING && vm->state != VMX_PAUSED)) {
+        vmx_ctl_reply_error(call, KVC_RPC_E_CONFLICT, "VM is not running");
+        return;
+    }
+    if (vmx_migrate_active(vm)) {
+        vmx_ctl_reply_error(call, KVC_RPC_E_CONFLICT, "a migration is in progress");
         return;
     }
     if (!req->path[0]) {

@@ -317,6 +317,10 @@ def test_live_migration_hands_the_disk_over(tmp, vms):
     dst.d = Daemon([VMX, "-c", dst.conf, "-s", dst.sock, "--incoming",
                     "unix:" + os.path.join(tmp, "mig.sock")])
     addr = dst.d.wait_log(r"VMX-INCOMING pid=%d listen=(\S+)" % dst.d.pid, timeout=20).group(1)
+    # nothing touches the disk's layers on a destination still waiting
+    code, _, err = dst.ctl("snapshot-delete", "m.snap", check=False)
+    assert code != 0 and "not running" in err, err
+    assert os.path.exists(os.path.join(tmp, "m.snap"))
     r = src.ctl("migrate", addr, "wait")
     assert r["phase"] == "MIGRATE_COMPLETED", r
     wait_for(lambda: src.d.proc.poll() is not None, 20, "the source to exit")
