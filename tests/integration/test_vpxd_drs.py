@@ -146,3 +146,31 @@ def test_manual_mode_waits_for_apply(env):
              == "applied", 10, "recommendation applied")
     st, js, _ = env.req("GET", "/api/kvc/cluster/%s/drs/recommendations?state=maybe" % cl)
     check_error(st, js, 400, "INVALID_ARGUMENT")
+
+
+def test_power_on_places_the_vm(env):
+    cl = env.cluster("P1")
+    hd = env.hostd(2, "drsp")
+    hosts = env.add_hosts(hd, cl)
+    env.datastore()
+    busy = busy_vms(env, hd, hosts[0], ["b1", "b2", "b3"])
+    wait_for(lambda: env.req("GET", "/api/kvc/cluster/%s/drs" % cl)[1]["imbalance"] > 0.1,
+             20, "the skew to show in the stats", 0.2)
+    # Threshold 1: only mandatory moves, so nothing is balanced, but a VM
+    # that powers on still goes where DRS places it.
+    st, js, _ = env.req("PATCH", "/api/kvc/cluster/%s/drs" % cl,
+                        {"enabled": True, "automation_level": "fullyAutomated",
+                         "migration_threshold": 1})
+    assert st == 204, js
+    vm = env.create_vm("ip1", hosts[0], mib=512)
+    env.power_on(vm)
+    assert env.vms_on(hosts[1], "ip1") == [vm] and env.copies("ip1") == 1
+    st, p, _ = env.req("GET", "/api/vcenter/vm/%s/power" % vm)
+    assert p["state"] == "POWERED_ON"
+    assert sorted(env.vms_on(hosts[0])) == sorted(busy.values())
+    # In manual mode it powers on where it is.
+    st, js, _ = env.req("PATCH", "/api/kvc/cluster/%s/drs" % cl, {"automation_level": "manual"})
+    assert st == 204
+    vm2 = env.create_vm("ip2", hosts[0], mib=512)
+    env.power_on(vm2)
+    assert env.vms_on(hosts[0], "ip2") == [vm2]

@@ -18,6 +18,7 @@
 #include "vpxd/drs.h"
 #include "vpxd/hostmgr.h"
 #include "vpxd/hosts.h"
+#include "vpxd/migration.h"
 
 KVC_LOG_MODULE(api_vm);
 
@@ -665,9 +666,71 @@ out:
     json_decref(row);
 }
 
+/* DRS initial placement at power-on: a powered-off VM of a DRS cluster
+ * that is not in manual mode first moves (cold) to the host DRS places it
+ * on, then powers on there.  If the move fails it powers on where it is. */
+static void on_placed(void *arg, int err, const char *msg, const char *task)
+{
+    struct vm_op *o = arg;
+    char host[VDB_ID_MAX] = "", uuid[64] = "";
+    int rc;
+
+    if (err)
+        kvc_warn("VM %s: initial placement failed (%s); powering it on where it is", o->id,
+                 msg ? msg : strerror(-err));
+    vdb_query_str(o->vx->db, host, sizeof(host), "SELECT coalesce(host, '') FROM vm WHERE"
+                  " id = ?", "s", o->id);
+    vdb_query_str(o->vx->db, uuid, sizeof(uuid), "SELECT instance_uuid FROM vm WHERE id = ?",
+                  "s", o->id);
+    rc = o->vx->hm ? hostmgr_vm_power(o->vx->hm, host, uuid, HOSTMGR_POWER_ON, on_vm_powered, o)
+                   : -ENOTCONN;
+    if (rc < 0) {
+        api_host_error(o->r, rc, NULL);
+        free(o);
+    }
+}
+
+/* Returns true if it took the request over. */
+static bool drs_power_on_place(struct api_req *r)
+{
+    json_t *row = NULL;
+    char dst[VDB_ID_MAX], why[256];
+    const char *host, *cluster;
+    bool taken = false;
+
+    if (vdb_query_row(api_db(r), &row, "SELECT v.host, v.cluster FROM vm v JOIN cluster c ON"
+                      " c.id = v.cluster LEFT JOIN drs_config d ON d.cluster = c.id WHERE"
+                      " v.id = ? AND v.power_state = 'POWERED_OFF' AND c.drs_enabled AND"
+                      " coalesce(d.automation, 'fullyAutomated') != 'manual'", "s",
+                      api_param(r, "vm")) < 0)
+        return false;
+    host = json_string_value(json_object_get(row, "host"));
+    cluster = json_string_value(json_object_get(row, "cluster"));
+    struct drs_place_req q = { .cluster = cluster, .vm = api_param(r, "vm") };
+    if (host && cluster && drs_place_vm(api_vpxd(r), &q, dst, why, sizeof(why)) == 0 &&
+        strcmp(dst, host)) {
+        struct vpxd_migrate_req m = { .vm = api_param(r, "vm"), .host = dst,
+                                      .user = api_user(r), .reason = "drs initial placement" };
+        struct vm_op *o = op_new(r);
+        if (o && vpxd_migrate_check(api_vpxd(r), &m, why, sizeof(why)) == 0) {
+            api_hold(r);
+            taken = true;
+            if (vpxd_migrate_vm(api_vpxd(r), &m, on_placed, o, NULL, why, sizeof(why)) < 0)
+                on_placed(o, -EIO, why, NULL);
+        } else {
+            free(o);
+        }
+    }
+    json_decref(row);
+    return taken;
+}
+
 void api_vm_power_start(struct api_req *r)
 {
     static const char *const from[] = { "POWERED_OFF", "SUSPENDED", NULL };
+
+    if (drs_power_on_place(r))
+        return;
     power_op(r, HOSTMGR_POWER_ON, from, "POWERED_ON", "power on");
 }
 
