@@ -176,6 +176,9 @@ tests_fuzz_replay_virtio_net_SOURCES = tests/fuzz/fuzz_virtio_net.c tests/fuzz/r
 tests_fuzz_replay_virtio_net_CPPFLAGS = $(AM_CPPFLAGS) -DKVC_FUZZ_NAME='"virtio_net"'
 tests_fuzz_replay_virtio_net_LDADD = $(VMX_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/virtio_net tests/fuzz/make-virtio-net-corpus.py
+# BENCH net-udp-echo-rtt: guest-to-guest UDP echo, QEMU microvm + Linux bridge beside it.
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmx_net.py
+EXTRA_DIST += tests/bench/bench_vmx_net.py
 
 # ---- vmx live migration (vmkernel-kvm/migrate.[ch], docs/vmx.md "Live migration") ----
 vmkernel_kvm_libvmx_a_SOURCES += vmkernel-kvm/migrate.h vmkernel-kvm/migrate.c

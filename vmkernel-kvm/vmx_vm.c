@@ -134,7 +134,7 @@ void vmx_devices_destroy(struct vmx *vm)
 
 int vmx_net_bind_kvm(struct vmx *vm)
 {
-    if (!vm->net_on || vm->vm_fd < 0)
+    if (!vm->net_on || vm->vm_fd < 0 || getenv("KVC_NET_NO_IOEVENTFD"))
         return 0;
     /* Guest kicks of either queue wake the NIC's thread without leaving
      * the kernel (no MMIO exit, no device lock on the vCPU). */

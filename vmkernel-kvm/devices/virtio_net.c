@@ -1,5 +1,6 @@
 /* virtio-net with a vSwitch ring port as its backend (see virtio_net.h). */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -355,30 +356,29 @@ int virtio_net_notify_fd(const struct virtio_net *n)
     return n->notify_fd;
 }
 
+/* Passes without work, each after a sched_yield, before the thread arms the
+ * notifications and sleeps: a frame that arrives meanwhile costs no wakeup,
+ * as in the switch's own data path. */
+#define IDLE_PASSES 16
+
 static void *net_thread(void *arg)
 {
     struct virtio_net *n = arg;
     for (;;) {
-        struct epoll_event ev[4];
-        int k = epoll_wait(n->ep_fd, ev, 4, -1);
-        if (k < 0 && errno != EINTR)
-            break;
-        bool stop = false;
-        for (int i = 0; i < k; i++) {
-            if (ev[i].data.fd == n->stop_fd)
-                stop = true;
-            else
-                kvc_ring_drain(ev[i].data.fd);
-        }
-        if (stop)
-            break;
-        for (;;) {
+        /* Work first (also at start: the notifications are armed only by
+         * a pass), then sleep. */
+        for (int idle = 0;;) {
             /* One pass per lock hold, so vCPUs' MMIO exits are not held up
              * by a long stream. */
             pthread_mutex_lock(n->lock);
-            int moved = virtio_net_poll(n);
-            bool again = moved > 0;
-            if (!again && n->backend) {
+            bool again = virtio_net_poll(n) > 0;
+            if (again) {
+                idle = 0;
+            } else if (++idle < IDLE_PASSES) {
+                pthread_mutex_unlock(n->lock);
+                sched_yield();
+                continue;
+            } else if (n->backend) {
                 /* Ask the switch for a kick before sleeping; if frames (or
                  * space) arrived meanwhile, go round once more.  Frames
                  * waiting for guest buffers wait for the guest's kick. */
@@ -392,7 +392,15 @@ static void *net_thread(void *arg)
             if (!again)
                 break;
         }
-        pthread_mutex_unlock(n->lock);
+        struct epoll_event ev[4];
+        int k = epoll_wait(n->ep_fd, ev, 4, -1);
+        if (k < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < k; i++) {
+            if (ev[i].data.fd == n->stop_fd)
+                return NULL;
+            kvc_ring_drain(ev[i].data.fd);
+        }
     }
     return NULL;
 }
