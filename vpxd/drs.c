@@ -125,6 +125,14 @@ void drs_host_leaving(struct vpxd *vx, const char *host, bool on)
     }
     if (on && free_slot >= 0)
         snprintf(leaving[free_slot], VDB_ID_MAX, "%s", host);
+    if (on && vx && vx->db) {
+        /* Its cluster's next pass sees it leaving (evacuation moves). */
+        char cl[VDB_ID_MAX] = "";
+        vdb_query_str(vx->db, cl, sizeof(cl), "SELECT coalesce(cluster, '') FROM host"
+                      " WHERE id = ?", "s", host);
+        if (cl[0])
+            drs_kick(vx, cl);
+    }
 }
 
 bool drs_host_is_leaving(const struct vpxd *vx, const char *host)
