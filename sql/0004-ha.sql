@@ -2,11 +2,13 @@
 -- overrides, each host's HA state, and the failover queue, which is what
 -- lets a vpxd restarted in the middle of a failover finish it.
 -- cluster.ha_enabled (0001) stays the switch; the rest lives here.
+-- Admission control starts disabled: clusters made before HA had settings
+-- (ha_enabled was a flag with no effect) keep powering VMs on as before.
 CREATE TABLE ha_cluster (
     cluster            TEXT PRIMARY KEY REFERENCES entity(id) ON DELETE CASCADE,
     host_monitoring    INTEGER NOT NULL DEFAULT 1,
     detection_ms       INTEGER NOT NULL DEFAULT 3000 CHECK (detection_ms BETWEEN 100 AND 600000),
-    admission_policy   TEXT NOT NULL DEFAULT 'host_failures' CHECK (admission_policy IN
+    admission_policy   TEXT NOT NULL DEFAULT 'disabled' CHECK (admission_policy IN
                            ('disabled', 'host_failures', 'percentage', 'failover_hosts')),
     host_failures      INTEGER NOT NULL DEFAULT 1 CHECK (host_failures BETWEEN 1 AND 63),
     cpu_percent        INTEGER NOT NULL DEFAULT 25 CHECK (cpu_percent BETWEEN 0 AND 100),
@@ -35,7 +37,8 @@ CREATE TABLE ha_vm (
     vm               TEXT PRIMARY KEY REFERENCES entity(id) ON DELETE CASCADE,
     restart_priority TEXT CHECK (restart_priority IS NULL OR restart_priority IN
                          ('disabled', 'lowest', 'low', 'medium', 'high', 'highest')),
-    protected        INTEGER NOT NULL DEFAULT 0
+    protected        INTEGER NOT NULL DEFAULT 0,
+    running_host     TEXT              -- the host HA last saw running it
 );
 
 -- HA state of each host as vpxd judges it.
@@ -57,6 +60,6 @@ CREATE TABLE ha_restart (
                   'registering', 'powering_on')),
     target    TEXT NOT NULL DEFAULT '',    -- host chosen, kept across a vpxd restart
     attempts  INTEGER NOT NULL DEFAULT 0,
-    reason    TEXT NOT NULL DEFAULT '',    -- 'host_failed', 'isolated', 'vm_crashed'
+    reason    TEXT NOT NULL DEFAULT '',    -- host_failed, isolated, partitioned, vm_crashed, host_failed_moved
     created   TEXT NOT NULL
 );

@@ -110,6 +110,20 @@ int vdb_ha_vm_set_protected(struct vdb *db, const char *vm, bool on)
     return vdb_finish(db, rc < 0 ? rc : 0);
 }
 
+int vdb_ha_vm_set_running_host(struct vdb *db, const char *vm, const char *host)
+{
+    int rc;
+
+    if (!vdb_entity_exists(db, vm, "vm"))
+        return -ENOENT;
+    if ((rc = vdb_begin(db)) < 0)
+        return rc;
+    rc = vdb_exec(db, "INSERT INTO ha_vm (vm, running_host) VALUES (?, ?)"
+                  " ON CONFLICT (vm) DO UPDATE SET running_host = excluded.running_host",
+                  "ss", vm, host);
+    return vdb_finish(db, rc < 0 ? rc : 0);
+}
+
 int vdb_ha_host_set(struct vdb *db, const char *host, const char *uuid, const char *state,
                     const char *why)
 {

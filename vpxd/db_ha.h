@@ -31,6 +31,9 @@ int vdb_ha_cluster_set(struct vdb *, const char *cluster, const struct vdb_ha_se
 /* A VM's restart priority; NULL: the cluster's default. */
 int vdb_ha_vm_set_priority(struct vdb *, const char *vm, const char *priority);
 int vdb_ha_vm_set_protected(struct vdb *, const char *vm, bool protected_);
+/* The host HA last saw running VM (kept when a stale copy elsewhere makes
+ * the inventory move it while that host is away). */
+int vdb_ha_vm_set_running_host(struct vdb *, const char *vm, const char *host);
 
 /* Host HA state (healthy, unreachable, isolated, partitioned, failed) and
  * its hostd uuid (NULL: unchanged).  A state change records

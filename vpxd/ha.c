@@ -52,6 +52,7 @@ struct ha_vm {
     bool busy;                  /* a reset or restart call is out */
     bool max_reported;
     bool user_stopped;          /* a user powered it off: never restart it */
+    char host[VDB_ID_MAX];      /* where the inventory had it last tick */
     int64_t settle_until;       /* just powered on by HA: ignore a stale "off" */
 };
 
@@ -321,9 +322,13 @@ static int queue_vms(struct ha *ha, json_t *cl, const char *host, json_t *only_m
     size_t i;
     int n = 0;
 
+    /* Also what HA last saw running there that the inventory has since
+     * moved to a stale, powered-off copy on another host. */
     vdb_query_json(ha->vx->db, &rows, "SELECT v.id, v.instance_uuid, v.config_path,"
-                   " coalesce(hv.restart_priority, ?) AS prio FROM vm v LEFT JOIN ha_vm hv"
-                   " ON hv.vm = v.id WHERE v.host = ? AND v.power_state = 'POWERED_ON'",
+                   " coalesce(hv.restart_priority, ?1) AS prio FROM vm v LEFT JOIN ha_vm hv"
+                   " ON hv.vm = v.id WHERE (v.host = ?2 AND v.power_state = 'POWERED_ON')"
+                   " OR (hv.running_host = ?2 AND hv.protected AND coalesce(v.host, '') != ?2"
+                   " AND v.power_state != 'POWERED_ON')",
                    "ss", js(cl, "restart_priority"), host);
     json_array_foreach(rows, i, v) {
         int rank = ha_priority_rank(js(v, "prio"));
@@ -366,6 +371,8 @@ static void judge_host(struct ha *ha, json_t *cl, json_t *hrow, int64_t now)
         if (!h->was_connected)
             h->pushed[0] = '\0';        /* (re)connected: settings again */
         h->was_connected = true;
+        h->hb_sig[0] = '\0';            /* judge its datastore heartbeat afresh next time */
+        h->hb_changed_ms = 0;
         set_host_state(ha, h, "healthy", "network heartbeats arrive");
         return;
     }
@@ -594,6 +601,7 @@ static void on_powered(void *arg, int err, const char *msg, const struct hostmgr
         kvc_info("VM %s restarted by HA on %s", c->vm, c->target);
         vdb_ha_restart_delete(ha->vx->db, c->vm);
         vdb_ha_vm_set_protected(ha->vx->db, c->vm, true);
+        vdb_ha_vm_set_running_host(ha->vx->db, c->vm, c->target);
         vdb_event_add(ha->vx->db, "com.vmware.vc.ha.VmRestartedByHAEvent", "warning", c->vm,
                       NULL, "vSphere HA restarted virtual machine %s on host %s", c->vm,
                       c->target);
@@ -676,8 +684,11 @@ static void restart_one(struct ha *ha, json_t *row, int64_t now)
         restart_forget(ha, vm);
         return;
     }
-    if (*cur && strcmp(cur, js(row, "from_host")) && !strcmp(js(row, "cur_conn"), "CONNECTED")) {
-        snprintf(target, sizeof(target), "%s", cur);    /* registered there already */
+    if (*cur && !strcmp(js(row, "cur_conn"), "CONNECTED") &&
+        (strcmp(cur, js(row, "from_host")) || !strcmp(js(row, "reason"), "vm_crashed") ||
+         !strcmp(js(row, "reason"), "host_failed_moved"))) {
+        /* Registered there already (or it stopped where it runs). */
+        snprintf(target, sizeof(target), "%s", cur);
     } else if (*js(row, "target")) {
         json_t *t = NULL;
         if (vdb_query_row(vx->db, &t, "SELECT h.connection_state FROM host h WHERE h.id = ?",
@@ -803,6 +814,7 @@ static void monitor_vms(struct ha *ha, json_t *cl, int64_t now)
     vdb_query_json(ha->vx->db, &rows,
         "SELECT v.id, v.instance_uuid, v.host, v.power_state, v.tools_run_state,"
         " coalesce(hv.protected, 0) AS protected, coalesce(hv.restart_priority, ?) AS prio,"
+        " coalesce(hv.running_host, '') AS running_host,"
         " (SELECT count(*) FROM ha_restart r WHERE r.vm = v.id) AS queued"
         " FROM vm v JOIN host h ON h.id = v.host LEFT JOIN ha_vm hv ON hv.vm = v.id"
         " WHERE h.cluster = ? AND h.connection_state = 'CONNECTED'", "ss",
@@ -816,6 +828,8 @@ static void monitor_vms(struct ha *ha, json_t *cl, int64_t now)
 
         if (!v || !h || v->busy || ji(row, "queued"))
             continue;
+        if (on && strcmp(js(row, "running_host"), js(row, "host")))
+            vdb_ha_vm_set_running_host(ha->vx->db, id, js(row, "host"));
         if (on && (!v->seen || !v->on)) {
             v->on_since = now;
             v->tools_seen = false;
@@ -826,32 +840,31 @@ static void monitor_vms(struct ha *ha, json_t *cl, int64_t now)
         }
         if (!on && v->seen && v->on && ji(row, "protected") && !v->user_stopped &&
             now >= v->settle_until && ha_priority_rank(js(row, "prio")) > 0) {
-            /* It stopped by itself (nobody powered it off through vpxd). */
-            struct vmop_ctx *c = calloc(1, sizeof(*c));
+            /* It stopped by itself (nobody powered it off through vpxd).
+             * Either its guest died where it ran (a crash: counted against
+             * the reset limit), or the inventory moved it: a host came back
+             * with a stale copy while the host that ran it went away.  Both
+             * go through the failover queue, which powers it on where it is
+             * registered once its lease is free. */
+            bool moved = strcmp(v->host, js(row, "host")) != 0;
             v->on = false;
-            if (c && reset_allowed(v, cl, now)) {
-                c->ha = ha;
-                snprintf(c->vm, sizeof(c->vm), "%s", id);
-                note_reset(v, now);
-                v->busy = true;
+            snprintf(v->host, sizeof(v->host), "%s", js(row, "host"));
+            if (moved || reset_allowed(v, cl, now)) {
+                if (!moved)
+                    note_reset(v, now);
                 v->settle_until = now + 1000;
-                kvc_warn("VM %s: guest stopped on its own: powering it on again", id);
-                vdb_event_add(ha->vx->db, "com.vmware.vc.ha.VmRestartedByHAEvent", "warning",
-                              id, NULL, "vSphere HA restarted virtual machine %s after its"
-                              " guest stopped", id);
-                if (hostmgr_vm_power(ha->vx->hm, js(row, "host"), js(row, "instance_uuid"),
-                                     HOSTMGR_POWER_ON, on_vm_op, c) < 0) {
-                    v->busy = false;
-                    free(c);
-                }
-            } else {
-                free(c);
+                kvc_warn("VM %s: %s: restarting it", id, moved ? "its host went away"
+                         : "guest stopped on its own");
+                vdb_ha_restart_add(ha->vx->db, id, js(cl, "cluster"), js(row, "host"),
+                                   ha_priority_rank(js(row, "prio")),
+                                   moved ? "host_failed_moved" : "vm_crashed");
             }
             continue;
         }
+        snprintf(v->host, sizeof(v->host), "%s", js(row, "host"));
         v->seen = true;
         v->on = on;
-        if (!on)
+        if (!on || !ji(cl, "vm_monitoring"))
             continue;
         if (tools) {
             v->tools_seen = true;
@@ -932,8 +945,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         if (ji(cl, "ha_enabled") && ji(cl, "host_monitoring"))
             json_array_foreach(hosts, k, h)
                 judge_host(ha, cl, h, now);
-        if (ji(cl, "ha_enabled") && ji(cl, "vm_monitoring"))
-            monitor_vms(ha, cl, now);
+        if (ji(cl, "ha_enabled"))
+            monitor_vms(ha, cl, now);   /* guest heartbeats only with vm_monitoring */
         json_decref(hosts);
     }
     json_decref(cls);
