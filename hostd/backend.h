@@ -21,6 +21,9 @@ struct hostd_vm_stats {
 
 typedef void (*hostd_be_done_fn)(struct hostd_host *, struct hostd_vm *, int err,
                                  const char *msg, void *ctx);
+/* Console reads and writes: DATA/LEN valid only during the call. */
+typedef void (*hostd_console_fn)(int err, const char *msg, const void *data, size_t len,
+                                 uint64_t next, uint64_t total, void *ctx);
 
 struct hostd_backend_ops {
     const char *name;
@@ -62,6 +65,15 @@ struct hostd_backend_ops {
     int (*migrate_in)(struct hostd_host *, struct hostd_vm *);
     void (*migrate_out)(struct hostd_host *, struct hostd_vm *);
     void (*migrate_abort)(struct hostd_host *, struct hostd_vm *);
+    /* The serial console of a powered-on VM (NULL: hostd answers
+     * UNAVAILABLE).  Call DONE exactly once, now or later: ERR 0 with the
+     * bytes from OFFSET on (at most MAX), the next offset and the total the
+     * guest wrote; or -errno and a message.  console_write: DONE with the
+     * bytes accepted in NEXT. */
+    void (*console_read)(struct hostd_host *, struct hostd_vm *, uint64_t offset,
+                         uint32_t max, hostd_console_fn done, void *ctx);
+    void (*console_write)(struct hostd_host *, struct hostd_vm *, const void *data,
+                          size_t len, hostd_console_fn done, void *ctx);
     /* Host crash (failure injection): every VM stops at once. */
     void (*crash)(struct hostd_host *);
     /* Control commands the backend understands ("vm UUID hang", ...);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "tls.h"
+#include "hostd/console.h"
 #include "hostd/backend.h"
 #include "hostd/hostd.h"
 
@@ -715,6 +716,11 @@ static const struct kvc_rpc_method host_methods[] = {
       &kvc__host__status__descriptor, hostd_migrate_abort },
     { KVC__HOST__METHOD__MIGRATE_FINISH, "MigrateFinish", &kvc__host__migrate_ref__descriptor,
       &kvc__host__vm_reply__descriptor, hostd_migrate_finish },
+    { KVC__HOST__METHOD__VM_CONSOLE_READ, "VmConsoleRead", &kvc__host__console_read__descriptor,
+      &kvc__host__console_data__descriptor, hostd_console_on_read },
+    { KVC__HOST__METHOD__VM_CONSOLE_WRITE, "VmConsoleWrite",
+      &kvc__host__console_write__descriptor, &kvc__host__console_written__descriptor,
+      hostd_console_on_write },
 };
 
 static bool

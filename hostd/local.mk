@@ -6,7 +6,8 @@ sbin_PROGRAMS += hostd/hostd
 hostd_hostd_SOURCES = \
 	hostd/hostd.c hostd/hostd.h hostd/host.c hostd/migrate.c hostd/vmstore.c hostd/ha.c \
 	hostd/hwinfo.c hostd/util.c hostd/control.c hostd/backend.h \
-	hostd/backends/sim.c hostd/backends/sim.h hostd/backends/kvm.c
+	hostd/backends/sim.c hostd/backends/sim.h hostd/backends/kvm.c \
+	hostd/backends/sim_console.c hostd/console.c hostd/console.h
 hostd_hostd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
 hostd_hostd_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
 	$(KVC_RPC_LIBS) -lm
@@ -17,7 +18,7 @@ include $(srcdir)/hostd/ssh/local.mk
 check_PROGRAMS += tests/unit/test_hostd_sim
 TESTS += tests/unit/test_hostd_sim
 tests_unit_test_hostd_sim_SOURCES = tests/unit/test_hostd_sim.c \
-	hostd/vmstore.c hostd/util.c hostd/hwinfo.c hostd/backends/sim.c \
+	hostd/vmstore.c hostd/util.c hostd/hwinfo.c hostd/backends/sim.c hostd/backends/sim_console.c \
 	tests/unit/test_hostd_stubs.c
 tests_unit_test_hostd_sim_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_unit_test_hostd_sim_LDADD = proto/libkvcproto.a lib/libkvcutil.a \
@@ -44,7 +45,9 @@ EXTRA_DIST += hostd/kvcenter-up.py
 kvcenter-up: hostd/kvcenter-up.py Makefile
 	$(AM_V_GEN)$(SED) -e 's|@sbindir[@]|$(sbindir)|g' -e 's|@libexecdir[@]|$(libexecdir)|g' -e 's|@pkgdatadir[@]|$(pkgdatadir)|g' $(srcdir)/hostd/kvcenter-up.py > $@.tmp && \
 	chmod +x $@.tmp && mv $@.tmp $@
-TESTS += tests/integration/test_kvcenter_up.py tests/integration/test_kvcenter_up_kvm.py
-EXTRA_DIST += tests/integration/test_kvcenter_up.py tests/integration/test_kvcenter_up_kvm.py
+TESTS += tests/integration/test_kvcenter_up.py tests/integration/test_kvcenter_up_kvm.py \
+	tests/integration/test_vm_console.py
+EXTRA_DIST += tests/integration/test_kvcenter_up.py tests/integration/test_kvcenter_up_kvm.py \
+	tests/integration/test_vm_console.py
 TESTS += tests/integration/test_hostd_kvm.py
 EXTRA_DIST += tests/integration/test_hostd_kvm.py

@@ -1203,3 +1203,43 @@ hostmgr_migrate_finish(struct hostmgr *hm, const char *host, const char *mig_id,
     return do_call(h, KVC__HOST__METHOD__MIGRATE_FINISH, &m.base,
                    &kvc__host__vm_reply__descriptor, cb, NULL, arg);
 }
+
+/* ---- raw calls (areas with their own messages: the VM console) -------- */
+
+struct raw_ctx {
+    hostmgr_raw_cb cb;
+    void *arg;
+};
+
+static void
+on_raw_reply(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct raw_ctx *c = arg;
+
+    c->cb(c->arg, rpc_errno(status, error), status ? error : NULL, status ? NULL : resp);
+    free(c);
+}
+
+int
+hostmgr_host_call(struct hostmgr *hm, const char *host_id, uint32_t method,
+                  const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp,
+                  hostmgr_raw_cb cb, void *arg)
+{
+    struct hm_host *h;
+    struct raw_ctx *c;
+    int rc;
+
+    if (!cb || !req || !resp)
+        return -EINVAL;
+    if ((rc = ready_host(hm, host_id, &h)))
+        return rc;
+    if (!(c = calloc(1, sizeof *c)))
+        return -ENOMEM;
+    c->cb = cb;
+    c->arg = arg;
+    rc = kvc_rpc_client_call(h->cl, method, req, resp, h->hm->cfg.call_timeout_ms,
+                             on_raw_reply, c);
+    if (rc)
+        free(c);
+    return rc;
+}

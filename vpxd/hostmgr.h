@@ -42,6 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 struct event_base;
 struct hostmgr;
 
@@ -337,5 +339,16 @@ int hostmgr_migrate_abort(struct hostmgr *, const char *host, const char *mig_id
 /* Destination: the VM info as it now runs there; source: VM info NULL. */
 int hostmgr_migrate_finish(struct hostmgr *, const char *host, const char *mig_id,
                            hostmgr_vm_cb cb, void *arg);
+
+/* A call of METHOD with REQ to a connected host, answered with a message of
+ * type RESP: for areas whose messages hostmgr does not wrap (the VM serial
+ * console).  CB gets 0 and the reply (valid during the call), or -errno
+ * (as the other calls: -ENOENT, -EBUSY for CONFLICT, -ENOTCONN, ...) and
+ * the host's message. */
+typedef void (*hostmgr_raw_cb)(void *arg, int err, const char *msg,
+                               const ProtobufCMessage *resp);
+int hostmgr_host_call(struct hostmgr *, const char *host_id, uint32_t method,
+                      const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp,
+                      hostmgr_raw_cb cb, void *arg);
 
 #endif

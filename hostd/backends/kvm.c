@@ -792,6 +792,96 @@ kvm_power_async(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op
     }
 }
 
+/* ---- serial console: vmx's ring and UART, through its control socket ----*/
+
+struct con_op {
+    hostd_console_fn done;
+    void *ctx;
+};
+
+static void
+on_console_read(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct con_op *c = arg;
+    const Kvc__Vmx__ConsoleData *d = (const Kvc__Vmx__ConsoleData *)resp;
+
+    if (status)
+        c->done(status == KVC_RPC_E_CONFLICT ? -EBUSY : -ENOTCONN, error, NULL, 0, 0, 0, c->ctx);
+    else
+        c->done(0, NULL, d->data.data, d->data.len, d->next_offset, d->total, c->ctx);
+    free(c);
+}
+
+static void
+on_console_write(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct con_op *c = arg;
+    const Kvc__Vmx__ConsoleWriteReply *w = (const Kvc__Vmx__ConsoleWriteReply *)resp;
+
+    if (status)
+        c->done(status == KVC_RPC_E_CONFLICT ? -EBUSY : -ENOTCONN, error, NULL, 0, 0, 0, c->ctx);
+    else
+        c->done(0, NULL, NULL, 0, w->accepted, 0, c->ctx);
+    free(c);
+}
+
+static struct con_op *
+console_op(struct hostd_vm *vm, hostd_console_fn done, void *ctx)
+{
+    struct kvm_vm *kv = vm->be;
+    struct con_op *c;
+
+    if (!kv || !kv->vmx) {
+        done(-ENOTCONN, "the VM's vmx is not reachable", NULL, 0, 0, 0, ctx);
+        return NULL;
+    }
+    if (!(c = calloc(1, sizeof *c))) {
+        done(-ENOMEM, "out of memory", NULL, 0, 0, 0, ctx);
+        return NULL;
+    }
+    c->done = done;
+    c->ctx = ctx;
+    return c;
+}
+
+static void
+kvm_console_read(struct hostd_host *h, struct hostd_vm *vm, uint64_t offset, uint32_t max,
+                 hostd_console_fn done, void *ctx)
+{
+    Kvc__Vmx__ConsoleReadRequest r = KVC__VMX__CONSOLE_READ_REQUEST__INIT;
+    struct con_op *c = console_op(vm, done, ctx);
+
+    if (!c)
+        return;
+    r.offset = offset;
+    r.max_bytes = max;
+    if (kvc_rpc_client_call(((struct kvm_vm *)vm->be)->vmx, KVC__VMX__METHOD__VMX_CONSOLE_READ,
+                            &r.base, &kvc__vmx__console_data__descriptor, KVM_CALL_MS,
+                            on_console_read, c)) {
+        free(c);
+        done(-ENOTCONN, "the VM's vmx is not reachable", NULL, 0, 0, 0, ctx);
+    }
+}
+
+static void
+kvm_console_write(struct hostd_host *h, struct hostd_vm *vm, const void *data, size_t len,
+                  hostd_console_fn done, void *ctx)
+{
+    Kvc__Vmx__ConsoleWriteRequest r = KVC__VMX__CONSOLE_WRITE_REQUEST__INIT;
+    struct con_op *c = console_op(vm, done, ctx);
+
+    if (!c)
+        return;
+    r.data.data = (uint8_t *)data;
+    r.data.len = len;
+    if (kvc_rpc_client_call(((struct kvm_vm *)vm->be)->vmx, KVC__VMX__METHOD__VMX_CONSOLE_WRITE,
+                            &r.base, &kvc__vmx__console_write_reply__descriptor, KVM_CALL_MS,
+                            on_console_write, c)) {
+        free(c);
+        done(-ENOTCONN, "the VM's vmx is not reachable", NULL, 0, 0, 0, ctx);
+    }
+}
+
 static int
 kvm_vm_stats(struct hostd_host *h, struct hostd_vm *vm, struct hostd_vm_stats *s)
 {
@@ -813,5 +903,7 @@ const struct hostd_backend_ops hostd_backend_kvm = {
     .vm_attach = kvm_vm_attach,
     .vm_detach = kvm_vm_detach,
     .power_async = kvm_power_async,
+    .console_read = kvm_console_read,
+    .console_write = kvm_console_write,
     .vm_stats = kvm_vm_stats,
 };

@@ -199,6 +199,7 @@ boot(struct hostd_vm *vm, struct sim_vm *s)
     s->shutdown_at = 0;
     s->hung = false;
     s->crash_pending = s->wl.kind == SIM_CRASH;
+    sim_console_boot(vm);
 }
 
 static void
@@ -341,6 +342,7 @@ sim_vm_detach(struct hostd_host *h, struct hostd_vm *vm)
     char path[PATH_MAX + 16], line[256] = "", host[64] = "";
     FILE *f;
 
+    sim_console_forget(vm);
     runfile_path(vm, path, sizeof path);
     /* Only this host's run record: after an HA restart another host runs
      * the VM from the same folder, and unregistering the stale copy here
@@ -651,4 +653,6 @@ const struct hostd_backend_ops hostd_backend_sim = {
     .migrate_abort = sim_migrate_abort,
     .crash = sim_crash,
     .control = sim_control,
+    .console_read = sim_console_read,
+    .console_write = sim_console_write,
 };

@@ -35,4 +35,17 @@ double sim_dirty_rate(const struct sim_workload *, uint64_t mem);
 int64_t sim_migration_ms(uint64_t mem, double dirty, double bandwidth,
                          int64_t downtime_target_ms, int64_t *downtime);
 
+/* The simulated serial console (sim_console.c): a boot prints the test
+ * guest's ready line; typed lines are echoed as the test guest does. */
+struct hostd_host;
+struct hostd_vm;
+void sim_console_boot(struct hostd_vm *);
+void sim_console_forget(struct hostd_vm *);
+void sim_console_read(struct hostd_host *, struct hostd_vm *, uint64_t offset, uint32_t max,
+                      void (*done)(int, const char *, const void *, size_t, uint64_t, uint64_t,
+                                   void *), void *ctx);
+void sim_console_write(struct hostd_host *, struct hostd_vm *, const void *data, size_t len,
+                       void (*done)(int, const char *, const void *, size_t, uint64_t, uint64_t,
+                                    void *), void *ctx);
+
 #endif

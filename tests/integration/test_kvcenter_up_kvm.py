@@ -57,12 +57,12 @@ def group_members(pgid):
 
 
 class Cluster:
-    def __init__(self, tmp, hosts, vms):
+    def __init__(self, tmp, hosts, vms, backend="kvm"):
         self.port = free_port()
         self.dir = os.path.join(tmp, "c")
         self.errpath = os.path.join(tmp, "up.err")
         self.p = subprocess.Popen([UP, "--dir", os.path.join(tmp, "c"), "--hosts", str(hosts),
-                                   "--vms", str(vms), "--backend", "kvm", "--port",
+                                   "--vms", str(vms), "--backend", backend, "--port",
                                    str(self.port), "--heartbeat", "200"],
                                   stdout=subprocess.PIPE, stderr=open(self.errpath, "wb"),
                                   stdin=subprocess.DEVNULL, start_new_session=True)

@@ -162,6 +162,8 @@ API_HANDLER(api_vm_guest_shutdown);
 API_HANDLER(api_vm_guest_reboot);
 API_HANDLER(api_vm_guest_identity);
 API_HANDLER(api_vm_tools_get);
+API_HANDLER(api_vm_console_read);
+API_HANDLER(api_vm_console_write);
 API_HANDLER(api_vm_hardware_get);
 API_HANDLER(api_vm_hardware_patch);
 
