@@ -657,7 +657,10 @@ int drs_run_pass(struct vpxd *vx, const char *cluster, json_t **ids)
     struct cl_state *c = cl_get(cluster, true);
 
     if (c) {
-        c->next_ms = mono_ms() + 60000;
+        int64_t iv = 60;
+        vdb_query_int(vx->db, &iv, "SELECT interval_s FROM drs_config WHERE cluster = ?", "s",
+                      cluster);
+        c->next_ms = mono_ms() + iv * 1000;     /* the timer starts over */
         c->kicked = false;
     }
     return pass(vx, cluster, ids);
