@@ -54,6 +54,16 @@ static bool allowed(struct vmkd_ctl *c, struct kvc_rpc_call *call)
     return false;
 }
 
+bool vmkd_ctl_allowed(struct vmkd_ctl *c, struct kvc_rpc_call *call)
+{
+    return allowed(c, call);
+}
+
+struct vmkd *vmkd_ctl_vmkd(struct vmkd_ctl *c)
+{
+    return c->d;
+}
+
 static int status_of(int rc)
 {
     switch (rc) {
@@ -405,7 +415,18 @@ static void on_net_port_stats(struct kvc_rpc_call *call, const ProtobufCMessage 
     kvc_rpc_reply(call, &r.base);
 }
 
+#define VSW(ID, NAME, FN, REQ) \
+    { .id = KVC__VMKD__METHOD__##ID, .name = NAME, .handler = FN, \
+      .request = &kvc__vmkd__##REQ##__descriptor, \
+      .response = &kvc__vmkd__vswitch_list__descriptor }
+
 static const struct kvc_rpc_method methods[] = {
+    VSW(VMKD_VSWITCH_LIST, "VswitchList", vmkd_vswitch_on_list, vswitch_list_request),
+    VSW(VMKD_VSWITCH_ADD, "VswitchAdd", vmkd_vswitch_on_add, vswitch_spec),
+    VSW(VMKD_VSWITCH_REMOVE, "VswitchRemove", vmkd_vswitch_on_remove, vswitch_spec),
+    VSW(VMKD_PORTGROUP_ADD, "PortgroupAdd", vmkd_portgroup_on_add, portgroup_spec),
+    VSW(VMKD_PORTGROUP_REMOVE, "PortgroupRemove", vmkd_portgroup_on_remove, portgroup_spec),
+    VSW(VMKD_PORTGROUP_SET, "PortgroupSet", vmkd_portgroup_on_set, portgroup_spec),
     { .id = KVC__VMKD__METHOD__VMKD_NET_PORT_STATS, .name = "NetPortStats",
       .handler = on_net_port_stats, .request = &kvc__vmkd__net_port_stats_request__descriptor,
       .response = &kvc__vmkd__net_port_stats__descriptor },

@@ -8,6 +8,7 @@
 #ifndef KVC_VMKD_NET_H
 #define KVC_VMKD_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "configfile.h"
@@ -32,5 +33,39 @@ void vmkd_net_hooks(struct vmkd_net *, struct vmkd_net_hooks *);
 /* Counters of VM_ID's port and its port group name. */
 int vmkd_net_port_stats(struct vmkd_net *, const char *vm_id, struct vs_stats *,
                         char *pg, size_t pglen);
+
+/* ---- live configuration (docs/vswitch.md "Live configuration") ----
+ * Switches and port groups added, removed or changed while VMs run; every
+ * change is written to STATE-DIR/vswitch.state, which vmkd_net_new applies
+ * over vmkd.conf at start.  Port group names are unique on the host.
+ * -EINVAL bad name/VLAN/ports/MTU, -EEXIST, -ENOENT, -EBUSY (a switch with
+ * port groups or ports, a port group with ports); WHY says which. */
+#define VMKD_NET_PORTS_DEFAULT 128
+struct vmkd_net_sw_info {
+    const char *name;
+    unsigned ports, used, mtu;
+};
+struct vmkd_net_pg_info {
+    const char *name, *vswitch;
+    unsigned vlan, vni, ports;
+};
+struct net_pg;
+bool vmkd_net_valid_name(const char *);
+size_t vmkd_net_sw_count(const struct vmkd_net *);
+size_t vmkd_net_pg_count(const struct vmkd_net *);
+void vmkd_net_sw_nth(struct vmkd_net *, size_t i, struct vmkd_net_sw_info *);
+void vmkd_net_pg_nth(struct vmkd_net *, size_t i, struct vmkd_net_pg_info *);
+int vmkd_net_sw_add(struct vmkd_net *, const char *name, unsigned ports, unsigned mtu,
+                    char *why, size_t len);
+int vmkd_net_sw_remove(struct vmkd_net *, const char *name, char *why, size_t len);
+int vmkd_net_pg_add(struct vmkd_net *, const char *name, const char *vswitch, unsigned vlan,
+                    char *why, size_t len);
+int vmkd_net_pg_remove(struct vmkd_net *, const char *name, char *why, size_t len);
+int vmkd_net_pg_set_vlan(struct vmkd_net *, const char *name, unsigned vlan, char *why,
+                         size_t len);
+/* Internal to vmkd_net.c. */
+struct net_pg *vmkd_net_pg_find(struct vmkd_net *, const char *name);
+unsigned vmkd_net_sw_used(struct vmkd_net *, size_t sw);
+int vmkd_net_state_load(struct vmkd_net *, char *why, size_t len);
 
 #endif

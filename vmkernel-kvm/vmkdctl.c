@@ -9,6 +9,10 @@
  *   power-off VM [--force] [--timeout-ms N]
  *   reconfigure VM [ALLOC]
  *   watch                 subscribe and print events until killed
+ *   vswitch-list | vswitch-add NAME [--ports N] [--mtu N] | vswitch-remove NAME
+ *   portgroup-add NAME VSWITCH [--vlan N] | portgroup-remove NAME
+ *   portgroup-set NAME --vlan N
+ *                         the live vSwitch configuration (each prints it after)
  *
  * ALLOC: --shares N --limit-mhz N --limit-pct N --reserve-mhz N
  *        --mem-limit-mb N --reserve-mem-mb N
@@ -128,6 +132,9 @@ static void usage(void)
             "  net-stats VM\n"
             "  power-off VM [--force] [--timeout-ms N]\n"
             "  reconfigure VM [ALLOC]\n"
+            "  vswitch-list | vswitch-add NAME [--ports N] [--mtu N] | vswitch-remove NAME\n"
+            "  portgroup-add NAME VSWITCH [--vlan N] | portgroup-remove NAME\n"
+            "  portgroup-set NAME --vlan N\n"
             "ALLOC: --shares N --limit-mhz N --limit-pct N --reserve-mhz N\n"
             "       --mem-limit-mb N --reserve-mem-mb N\n");
 }
@@ -155,7 +162,7 @@ int main(int argc, char **argv)
     while (i < argc && argv[i][0] != '-' && npos < 2)
         pos[npos++] = argv[i++];
     Kvc__Vmkd__ResourceAlloc alloc = KVC__VMKD__RESOURCE_ALLOC__INIT;
-    uint64_t vcpus = 0, timeout_ms = 0;
+    uint64_t vcpus = 0, timeout_ms = 0, ports = 0, mtu = 0, vlan = 0;
     const char *logp = "";
     bool force = false;
     uint32_t affinity[64];
@@ -211,6 +218,9 @@ int main(int argc, char **argv)
         }
         if (strcmp(o, "--vcpus") == 0) vcpus = v;
         else if (strcmp(o, "--timeout-ms") == 0) timeout_ms = v;
+        else if (strcmp(o, "--ports") == 0) ports = v;
+        else if (strcmp(o, "--mtu") == 0) mtu = v;
+        else if (strcmp(o, "--vlan") == 0) vlan = v;
         else if (strcmp(o, "--shares") == 0) alloc.cpu_shares = (uint32_t)v;
         else if (strcmp(o, "--limit-mhz") == 0) alloc.cpu_limit_mhz = v;
         else if (strcmp(o, "--limit-pct") == 0) alloc.cpu_limit_pct = (uint32_t)v;
@@ -337,6 +347,50 @@ int main(int argc, char **argv)
             ret = fail(st, err);
         else
             print_vm((const void *)resp);
+    } else if (!strncmp(cmd, "vswitch-", 8) || !strncmp(cmd, "portgroup-", 10)) {
+        Kvc__Vmkd__VswitchListRequest lr = KVC__VMKD__VSWITCH_LIST_REQUEST__INIT;
+        Kvc__Vmkd__VswitchSpec vs = KVC__VMKD__VSWITCH_SPEC__INIT;
+        Kvc__Vmkd__PortgroupSpec pg = KVC__VMKD__PORTGROUP_SPEC__INIT;
+        const ProtobufCMessage *rq = &pg.base;
+        uint32_t m = 0;
+        vs.name = pg.name = (char *)(pos[0] ? pos[0] : "");
+        vs.ports = (uint32_t)ports;
+        vs.mtu = (uint32_t)mtu;
+        pg.vswitch = (char *)(pos[1] ? pos[1] : "");
+        pg.vlan = (uint32_t)vlan;
+        if (!strcmp(cmd, "vswitch-list")) {
+            m = KVC__VMKD__METHOD__VMKD_VSWITCH_LIST;
+            rq = &lr.base;
+        } else if (!strcmp(cmd, "vswitch-add") && pos[0]) {
+            m = KVC__VMKD__METHOD__VMKD_VSWITCH_ADD;
+            rq = &vs.base;
+        } else if (!strcmp(cmd, "vswitch-remove") && pos[0]) {
+            m = KVC__VMKD__METHOD__VMKD_VSWITCH_REMOVE;
+            rq = &vs.base;
+        } else if (!strcmp(cmd, "portgroup-add") && pos[1]) {
+            m = KVC__VMKD__METHOD__VMKD_PORTGROUP_ADD;
+        } else if (!strcmp(cmd, "portgroup-remove") && pos[0]) {
+            m = KVC__VMKD__METHOD__VMKD_PORTGROUP_REMOVE;
+        } else if (!strcmp(cmd, "portgroup-set") && pos[0]) {
+            m = KVC__VMKD__METHOD__VMKD_PORTGROUP_SET;
+        }
+        if (!m) {
+            usage();
+            ret = 2;
+        } else if ((st = kvc_rpc_call_sync(cl, m, rq, &kvc__vmkd__vswitch_list__descriptor,
+                                           TIMEOUT_MS, &resp, &err)) != KVC_RPC_OK) {
+            ret = fail(st, err);
+        } else {
+            const Kvc__Vmkd__VswitchList *l = (const void *)resp;
+            for (size_t k = 0; k < l->n_vswitches; k++)
+                printf("vswitch name=\"%s\" ports=%u used_ports=%u mtu=%u\n",
+                       l->vswitches[k]->name, l->vswitches[k]->ports,
+                       l->vswitches[k]->used_ports, l->vswitches[k]->mtu);
+            for (size_t k = 0; k < l->n_portgroups; k++)
+                printf("portgroup name=\"%s\" vswitch=\"%s\" vlan=%u vni=%u ports=%u\n",
+                       l->portgroups[k]->name, l->portgroups[k]->vswitch,
+                       l->portgroups[k]->vlan, l->portgroups[k]->vni, l->portgroups[k]->ports);
+        }
     } else if (strcmp(cmd, "watch") == 0) {
         Kvc__Vmkd__SubscribeRequest rq = KVC__VMKD__SUBSCRIBE_REQUEST__INIT;
         st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_SUBSCRIBE, &rq.base,
