@@ -1245,6 +1245,7 @@ static void *source_thread(void *arg)
     }
     pthread_mutex_lock(&m->lock);
     m->st.phase = VMX_MIG_COMPLETED;
+    m->st.error[0] = 0;         /* a cancel that came too late */
     m->st.remaining_bytes = 0;
     m->st.downtime_ms = downtime;
     m->st.total_ms = (vmx_now_ns() - m->t_start) / 1000000;
