@@ -10,6 +10,7 @@ static const struct kvc_ns namespaces[] = {
     { "vm", "Operations on the virtual machines of a host." },
     { "vm process", "The running virtual machines." },
     { "vm power", "Power operations (vpxd; they wait for the host)." },
+    { "vm console", "The serial console of a powered-on VM (vpxd)." },
     { "system maintenanceMode", "A host's maintenance mode (vpxd: --host)." },
     { "hardware", "A host's hardware (vpxd: --host)." },
     { "hardware cpu", "The host's CPUs." },
@@ -60,6 +61,19 @@ static const struct kvc_opt vm_opts[] = {
     { "vm", 'v', KVC_OPT_STRING, .required = true, .help = "The VM's id (vm-42)." },
     { NULL },
 };
+static const struct kvc_opt console_read_opts[] = {
+    { "vm", 'v', KVC_OPT_STRING, .required = true, .help = "The VM's id (vm-42)." },
+    { "offset", 'o', KVC_OPT_INT, .bounded = true, .min = 0, .max = INT64_MAX,
+      .help = "Output from this byte on (the Next Offset of the last read; default 0: "
+              "all that is kept)." },
+    { NULL },
+};
+static const struct kvc_opt console_send_opts[] = {
+    { "vm", 'v', KVC_OPT_STRING, .required = true, .help = "The VM's id (vm-42)." },
+    { "data", 'd', KVC_OPT_STRING, .required = true, .help = "The text to type." },
+    { "no-newline", 'n', KVC_OPT_BOOL, .help = "Do not end it with a newline." },
+    { NULL },
+};
 static const struct kvc_opt vm_create_opts[] = {
     { "name", 'n', KVC_OPT_STRING, .required = true, .help = "The VM's name." },
     { "cpus", 'c', KVC_OPT_INT, .bounded = true, .min = 1, .max = 64,
@@ -99,6 +113,10 @@ static const struct kvc_cmd cmds[] = {
     { "vm power suspend", "Suspend a VM.", vm_opts, NULL, kvc_run_vm_power_suspend },
     { "vm power get", "Show a VM's power state.", vm_opts, &kvc_shape_vm_power_get,
       kvc_run_vm_power_get },
+    { "vm console read", "Show what the VM's guest printed on its serial port.",
+      console_read_opts, &kvc_shape_vm_console_read, kvc_run_vm_console_read },
+    { "vm console send", "Type a line on the VM's serial port.", console_send_opts,
+      &kvc_shape_vm_console_send, kvc_run_vm_console_send },
     { "system maintenanceMode get", "Get the host's maintenance mode state.", on_host_opts,
       &kvc_shape_maintenance_get, kvc_run_system_maintenance_get },
     { "system maintenanceMode set", "Enter or exit maintenance mode (entering moves the "

@@ -90,3 +90,34 @@ def test_console_bad_requests_change_nothing(cluster):
     assert st == 400 and js["error_type"] == "NOT_ALLOWED_IN_CURRENT_STATE", (st, js)
     st, js = c.api("POST", "/api/kvc/vm/%s/console" % vm, {"data": "x\n"})
     assert st == 400 and js["error_type"] == "NOT_ALLOWED_IN_CURRENT_STATE", (st, js)
+
+
+def test_kvcli_vm_console(cluster):
+    """kvcli vm console read|send: the same console, esxcli-style output."""
+    import json
+    import subprocess
+    c = cluster
+    kvcli = os.path.join(BUILDDIR, "cli", "kvcli")
+    if not os.path.exists(kvcli):
+        pytest.skip("kvcli is not built")
+    st, vms = c.api("GET", "/api/vcenter/vm")
+    vm = vms[0]["vm"]
+    read_until(c, vm, "KVC-GUEST: ready")
+    base = [kvcli, "--server", c.url(), "--user", c.get("USER")[0],
+            "--password", c.get("PASSWORD")[0], "--thumbprint", c.get("THUMBPRINT")[0]]
+
+    def run(*args):
+        return subprocess.run(base + list(args), capture_output=True, text=True, timeout=60)
+    r = run("--formatter=json", "vm", "console", "read", "--vm", vm)
+    assert r.returncode == 0, r.stderr
+    js = json.loads(r.stdout)
+    assert "KVC-GUEST: ready" in js["Output"] and js["NextOffset"] <= js["Total"]
+    r = run("vm", "console", "send", "--vm", vm, "--data", "from kvcli")
+    assert r.returncode == 0 and "Accepted: 11" in r.stdout, (r.stdout, r.stderr)
+    wait_for(lambda: "KVC-GUEST: console: from kvcli" in json.loads(
+        run("--formatter=json", "vm", "console", "read", "--vm", vm,
+            "--offset", str(js["NextOffset"])).stdout)["Output"], 30, "the echo via kvcli")
+    r = run("vm", "console", "read", "--vm", "not an id")
+    assert r.returncode != 0 and "Error: While processing '--vm'." in r.stderr + r.stdout
+    r = run("vm", "console", "read", "--vm", vm, "--offset", "-5")
+    assert r.returncode != 0 and "--offset" in r.stderr + r.stdout
