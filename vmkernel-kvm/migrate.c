@@ -142,7 +142,7 @@ static int chan_send(struct mig_chan *c, struct iovec *iov, int n)
             continue;
         }
 advance:
-        c->sent += (uint64_t)w;
+        __atomic_fetch_add(&c->sent, (uint64_t)w, __ATOMIC_RELAXED);
         size_t left = (size_t)w;
         while (n > 0 && left >= iov->iov_len) {
             left -= iov->iov_len;
@@ -253,7 +253,7 @@ static int chan_recv(struct mig_chan *c, void *buf, size_t n)
             continue;
         }
 got:
-        c->received += (uint64_t)r;
+        __atomic_fetch_add(&c->received, (uint64_t)r, __ATOMIC_RELAXED);
         p += r;
         n -= (size_t)r;
     }
@@ -588,6 +588,9 @@ void vmx_migrate_get_status(struct vmx *vm, struct vmx_migrate_status *out)
     pthread_mutex_unlock(&m->lock);
     if (out->phase >= VMX_MIG_SETUP && out->phase <= VMX_MIG_COMMIT && m->t_start)
         out->total_ms = (vmx_now_ns() - m->t_start) / 1000000;
+    if (out->phase >= VMX_MIG_SETUP && out->phase <= VMX_MIG_COMMIT)     /* live, between updates */
+        out->transferred_bytes = __atomic_load_n(m->source ? &m->chan.sent : &m->chan.received,
+                                                 __ATOMIC_RELAXED);
 }
 
 bool vmx_migrate_active(struct vmx *vm)
@@ -1079,15 +1082,18 @@ static void source_abort(struct vmx_migrate *m, int rc)
     if (m->paused_by_us && m->was_running)
         vmx_resume(vm);
     m->paused_by_us = false;
-    bool by_cancel = rc == -ECANCELED && __atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE);
-    if (rc == -ETIMEDOUT)
+    bool stopping = vm_stopping(vm);
+    bool by_cancel = !stopping && rc == -ECANCELED && __atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE);
+    if (stopping)
+        set_error(m, "the VM stopped (power-off, reset or crash) during the migration");
+    else if (rc == -ETIMEDOUT)
         set_error(m, "no progress from the destination for %u ms", m->p.timeout_ms);
     else if (rc == -ECONNRESET || rc == -EPIPE)
         set_error(m, "connection to the destination lost");
     set_error(m, "%s", strerror(-rc));
     if (m->chan.fd >= 0) {
         /* Best effort: tell the destination so it exits at once. */
-        const char *why = by_cancel ? "cancelled" : "source aborted";
+        const char *why = by_cancel ? "cancelled" : stopping ? "the source VM stopped" : "source aborted";
         m->chan.out_len = 0;
         m->chan.timeout_ms = 200;
         m->chan.cancel = NULL;
@@ -1102,7 +1108,8 @@ static void source_abort(struct vmx_migrate *m, int rc)
     char err[256];
     snprintf(err, sizeof(err), "%s", m->st.error);
     pthread_mutex_unlock(&m->lock);
-    kvc_warn("VMX-MIGRATE aborted phase=%s reason=%s: the VM runs on here", phase_name(was), err);
+    kvc_warn("VMX-MIGRATE aborted phase=%s reason=%s%s", phase_name(was), err,
+             stopping ? "" : ": the VM runs on here");
 }
 
 static void *source_thread(void *arg)

@@ -264,6 +264,27 @@ def test_slow_link_auto_converges(root, vms):
     assert dst.wait_exit() == 0
 
 
+def test_power_off_during_a_migration(root, vms):
+    src = Vm(root, "src", "counter")
+    dst = Vm(root, "dst", "counter")
+    vms += [src, dst]
+    src.start()
+    a = dst.incoming("unix:" + os.path.join(root, "m.sock"))
+    src.ctl("migrate", a, "bandwidth=20000")
+    wait_for(lambda: status(src)["phase"] == "MIGRATE_PRECOPY" and int(status(src)["transferred_bytes"]) > 0,
+             10, "pre-copy to be under way")
+    # state changes other than power-off wait for the migration
+    for cmd in ("pause", "reset", "snapshot"):
+        rc, _, err = src.ctl(*([cmd, "x.snap"] if cmd == "snapshot" else [cmd]), check=False)
+        assert rc == 1 and "migration is in progress" in err, (cmd, err)
+    src.ctl("poweroff")
+    assert src.wait_exit() == 0
+    assert re.search(r"VMX-MIGRATE aborted phase=precopy reason=the VM stopped", src.log())
+    assert "VMX-EXIT state=poweredOff" in src.log()
+    assert dst.wait_exit() == 1
+    assert "the source VM stopped" in dst.log() and "VMX-READY" not in dst.log()
+
+
 class CutProxy:
     """TCP proxy that forwards source -> destination and back, and cuts both
     connections once LIMIT bytes went forward."""
