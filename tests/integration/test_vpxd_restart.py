@@ -107,8 +107,10 @@ def test_interrupted_task_is_failed_after_restart():
         st, js, _ = v.request("GET", "/api/cis/tasks/task-900", token=tok)
         assert st == 200, js
         assert js["status"] == "FAILED"
-        assert js["error"]["error_type"] == "ERROR"
-        assert "interrupted" in js["error"]["messages"][0]["default_message"]
+        # As the spec has it: error is the description, result the error body.
+        assert "interrupted" in js["error"]
+        assert js["result"]["error_type"] == "ERROR"
+        assert "interrupted" in js["result"]["messages"][0]["default_message"]
         assert js["progress"]["completed"] == 40 and js["end_time"]
         assert js["target"] == {"type": "vm", "id": "vm-77"}
         st, js, _ = v.request("GET", "/api/cis/tasks/task-901", token=tok)
