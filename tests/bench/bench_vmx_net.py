@@ -9,8 +9,11 @@ Ours: vmkd hosting the vSwitch, two vmx with virtio-net, their ports on one
 port group (shared-memory rings, eventfd kicks).  Peer: two QEMU 7.2 microvm
 processes booting the same guest image with virtio-net-device (virtio-mmio,
 the same polled driver), their tap backends on a Linux bridge, in a network
-namespace this benchmark creates (nothing leaves it).  Runs alternate ours
-and the peer; each run boots fresh VMs.  ours=/qemu= are the medians of the
+namespace this benchmark creates (nothing leaves it).  vmkd puts each vmx in
+a cgroup of its own (cpu.shares 1024), so each QEMU gets one too, under a
+parent cgroup like vmkd's: on a loaded machine a VM's threads then compete
+for one group's share on both sides.  Runs alternate ours and the peer; each
+run boots fresh VMs.  ours=/qemu= are the medians of the
 runs' median round trips, spread= (max - min of those) per side.
 """
 import os
@@ -130,9 +133,24 @@ class Ours:
         self.log.close()
 
 
+CG_ROOT = "/sys/fs/cgroup/cpu"
+
+
 class Qemu:
     def __init__(self, tmp):
         self.tmp = tmp
+        # One cgroup per QEMU, as vmkd does for vmx (cgroup v1 cpu, or v2).
+        self.cg = None
+        for root in (CG_ROOT, "/sys/fs/cgroup"):
+            if os.path.exists(os.path.join(root, "cgroup.procs")) and (
+                    root == CG_ROOT or os.path.exists(os.path.join(root, "cgroup.controllers"))):
+                self.cg = os.path.join(root, "kvcbench-qemu-%d" % os.getpid())
+                break
+        if self.cg:
+            try:
+                os.mkdir(self.cg)
+            except OSError:
+                self.cg = None
         cmds = ["ip netns add %s" % NS,
                 "ip -n %s link set lo up" % NS,
                 "ip -n %s link add br0 type bridge" % NS,
@@ -152,8 +170,17 @@ class Qemu:
                 "-kernel", GUEST, "-append", append, "-global", "virtio-mmio.force-legacy=false",
                 "-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % tap,
                 "-device", "virtio-net-device,netdev=n0,mac=%s" % mac, "-device", "isa-debug-exit"]
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        if self.cg:
+            d = os.path.join(self.cg, "vm%d" % p.pid)
+            try:
+                os.mkdir(d)
+                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                    f.write("%d\n" % p.pid)   # moves every thread it has so far
+            except OSError:
+                pass
+        return p
 
     def run(self):
         self.seq += 1
@@ -180,6 +207,17 @@ class Qemu:
 
     def stop(self):
         subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+        if self.cg:
+            for d in os.listdir(self.cg):
+                if os.path.isdir(os.path.join(self.cg, d)):
+                    try:
+                        os.rmdir(os.path.join(self.cg, d))
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(self.cg)
+            except OSError:
+                pass
 
 
 def main():
