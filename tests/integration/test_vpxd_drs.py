@@ -111,6 +111,14 @@ def test_fully_automated_balances_and_keeps_rules(env):
                         {"placement": {"host": hosts[1]}})
     msg = check_error(st, js, 400, "NOT_ALLOWED_IN_CURRENT_STATE")
     assert "pin" in msg
+    st, rules, _ = env.req("GET", "/api/kvc/cluster/%s/rules" % cl)
+    assert {(x["rule"], x["kind"]) for x in rules} == {(r1, "VM_ANTI_AFFINITY"),
+                                                       (r2, "VM_HOST_MUST")}
+    assert [x for x in rules if x["rule"] == r2][0]["hosts"] == [h0]
+    st, js, _ = env.req("DELETE", "/api/kvc/cluster/%s/rules/%s" % (cl, r1))
+    assert st == 204, js
+    st, js, _ = env.req("DELETE", "/api/kvc/cluster/%s/rules/%s" % (cl, r1))
+    check_error(st, js, 404, "NOT_FOUND")
     st, js, _ = env.req("PATCH", "/api/kvc/cluster/%s/drs" % cl, {"enabled": False})
     assert st == 204
 
