@@ -373,6 +373,14 @@ vmx_link(struct hostd_host *h, struct hostd_vm *vm, const char *sock)
     }
 }
 
+/* Connected to vmx now: calls that need it fail at once otherwise, rather
+ * than waiting out a call timeout while the VM is busy. */
+static bool
+vmx_up(const struct kvm_vm *kv)
+{
+    return kv && kv->vmx && kvc_rpc_client_conn(kv->vmx);
+}
+
 static void
 vmx_unlink(struct hostd_vm *vm)
 {
@@ -740,8 +748,8 @@ kvm_power_async(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op
         struct kvm_vm *kv = vm->be;
         Kvc__Vmx__SnapshotRequest sr = KVC__VMX__SNAPSHOT_REQUEST__INIT;
         char vmss[PATH_MAX + 16];
-        if (!kv || !kv->vmx) {
-            finish(o, -ENOTCONN, "vmx is not reachable");
+        if (!vmx_up(kv)) {
+            finish(o, -ENOTCONN, "the VM's vmx is not reachable on its control socket");
             return;
         }
         if ((rc = suspend_path(vm, vmss, sizeof vmss))) {
@@ -761,7 +769,7 @@ kvm_power_async(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op
     case KVC__HOST__POWER_OP__GUEST_REBOOT: {
         struct kvm_vm *kv = vm->be;
         Kvc__Vmx__PowerRequest pr = KVC__VMX__POWER_REQUEST__INIT;
-        if (kv && kv->vmx) {
+        if (vmx_up(kv)) {
             rc = kvc_rpc_client_call(kv->vmx, op == KVC__HOST__POWER_OP__GUEST_SHUTDOWN
                                      ? KVC__VMX__METHOD__VMX_GUEST_SHUTDOWN
                                      : KVC__VMX__METHOD__VMX_GUEST_REBOOT, &pr.base,
@@ -831,7 +839,7 @@ console_op(struct hostd_vm *vm, hostd_console_fn done, void *ctx)
     struct kvm_vm *kv = vm->be;
     struct con_op *c;
 
-    if (!kv || !kv->vmx) {
+    if (!vmx_up(kv)) {
         done(-ENOTCONN, "the VM's vmx is not reachable", NULL, 0, 0, 0, ctx);
         return NULL;
     }

@@ -103,7 +103,7 @@ def test_power_through_vmkd_and_restart_keeps_vm(env):
         r = drv.call("power %s %s on" % (hid, u))
         assert r.startswith("ERR 114"), r
         r = drv.call("power %s %s suspend" % (hid, u))
-        assert r.startswith("ERR"), r         # not supported yet, and says so
+        assert r.startswith("ERR"), r         # the vmx double has no control socket
         drv.ok("power %s %s off" % (hid, u))
         wait_for(lambda: vmx_pids(tmp) == [], 10, "vmx gone")
         assert drv.dbvms(hid)[u][0] == "POWERED_OFF"
