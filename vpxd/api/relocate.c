@@ -119,8 +119,14 @@ void api_task_cancel(struct api_req *r)
 
     rc = vdb_query_row(api_db(r), &row, "SELECT user_name, target_id, status, cancelable FROM"
                        " task WHERE id = ?", "s", id);
-    if (rc == -ENOENT)
+    if (rc == -ENOENT) {
+        /* Privilege before existence, as for every other object: only a
+         * user who could cancel tasks learns that this one does not exist. */
+        if (!api_can(r, "Resource.HotMigrate", VDB_ROOT_FOLDER))
+            return api_error(r, 403, "UNAUTHORIZED", "%s may not cancel task %s",
+                             api_user(r), id);
         return api_error(r, 404, "NOT_FOUND", "task %s not found", id);
+    }
     if (rc < 0)
         return api_error_errno(r, rc, "task");
     owner = json_string_value(json_object_get(row, "user_name"));
