@@ -65,6 +65,7 @@ struct hostd_ha {
     int64_t shutdown_deadline;          /* power off what the guests left on */
     struct probe *probes;               /* the probe round in flight */
     bool reached;
+    int64_t next_round_ms;              /* partitioned: probe again from then */
 };
 
 static const char *
@@ -447,8 +448,11 @@ hostd_ha_tick(struct hostd_host *h, int64_t now)
         if (ha->isolated)
             kvc_info("%s: vpxd is back: isolation over", h->name);
         ha->isolated = false;
-    } else if (ha->enabled && !ha->isolated && !ha->probes &&
+    } else if (ha->enabled && !ha->isolated && !ha->probes && now >= ha->next_round_ms &&
                now - ha->vpxd_seen_ms >= (int64_t)ha->detection_ms) {
+        /* One round per detection time: peers answer a connect with a TLS
+         * handshake that fails, and each costs them a log line. */
+        ha->next_round_ms = now + ha->detection_ms;
         probe_round(ha);
     }
     if (ha->isolated && !ha->responded)

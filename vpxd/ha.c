@@ -654,6 +654,10 @@ static void restart_one(struct ha *ha, json_t *row, int64_t now)
         const char *rel = strchr(js(row, "config_path"), ']');
         struct kvc_lease_record rec;
         int64_t wait = 0;
+        /* Powered on where it is registered (it stopped there, or a stale
+         * copy there is what is left): that host's own lease is no bar. */
+        bool same_host = strcmp(cur, js(row, "from_host")) ||
+                         !strcmp(js(row, "reason"), "vm_crashed");
         url_path(js(row, "ds_url"), dir, sizeof(dir));
         rel = rel ? rel + 1 : "";
         while (*rel == ' ')
@@ -665,7 +669,8 @@ static void restart_one(struct ha *ha, json_t *row, int64_t now)
             if ((lrc == 0 || lrc == -ENOENT) &&
                 kvc_lease_judge(lrc ? NULL : &rec, "", &r->watch, kvc_lease_wall_ms(),
                                 kvc_lease_mono_ms(), &wait) == KVC_LEASE_LIVE &&
-                strcmp(rec.owner, js(row, "target_uuid")) && strcmp(rec.owner, js(row, "cur_uuid"))) {
+                strcmp(rec.owner, js(row, "target_uuid")) &&
+                !(same_host && !strcmp(rec.owner, js(row, "cur_uuid")))) {
                 if (!r->lease_logged)
                     kvc_info("VM %s: waiting for its lease (held by %s, %lld ms to expiry)",
                              vm, rec.owner_name, (long long)wait);
@@ -751,8 +756,7 @@ static void run_restarts(struct ha *ha, int64_t now)
         " coalesce((SELECT connection_state FROM host WHERE id = v.host), '') AS cur_conn,"
         " coalesce((SELECT url FROM datastore WHERE id = v.datastore), '') AS ds_url,"
         " coalesce((SELECT uuid FROM ha_host WHERE host = r.target), '') AS target_uuid,"
-        " CASE WHEN v.host != r.from_host THEN coalesce((SELECT uuid FROM ha_host"
-        " WHERE host = v.host), '') ELSE '' END AS cur_uuid"
+        " coalesce((SELECT uuid FROM ha_host WHERE host = v.host), '') AS cur_uuid"
         " FROM ha_restart r JOIN vm v ON v.id = r.vm ORDER BY r.rank DESC, r.created", NULL);
     json_array_foreach(rows, i, row) {
         const char *cl = js(row, "cluster");

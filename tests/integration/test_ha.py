@@ -352,9 +352,9 @@ def test_vm_monitoring_resets_hung_guest_and_restarts_crashed_one(tmp):
         def tools():
             return c.db("SELECT power_state, tools_run_state FROM vm WHERE id = ?", vm)[0]
         for n in (1, 2):
-            wait_for(lambda: tools() == ("POWERED_ON", "RUNNING"), 20, "tools running")
+            wait_for(lambda: tools() == ("POWERED_ON", "RUNNING"), 30, "tools running")
             assert h.control("host 0 vm %s hang" % u) == "OK"
-            wait_for(lambda: len(c.events("VmDasBeingResetEvent", vm)) == n, 20,
+            wait_for(lambda: len(c.events("VmDasBeingResetEvent", vm)) == n, 30,
                      "reset %d of the hung guest" % n)
         # The third hang is one too many in the window: no third reset.
         wait_for(lambda: tools() == ("POWERED_ON", "RUNNING"), 20, "tools running")
