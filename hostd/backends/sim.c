@@ -31,6 +31,7 @@ struct sim_vm {
     int64_t boot_start;         /* ms; 0 when off */
     int64_t shutdown_at;        /* ms; 0: none pending */
     bool hung, crash_pending;
+    bool mig_stall;             /* failure injection: pre-copy never converges */
     uint64_t net_rx, net_tx, disk_rd, disk_wr;
     struct kvc_lease *lease;    /* held while on or suspended (lib/lease.h) */
     int64_t lease_next;         /* ms: its next renewal */
@@ -525,6 +526,8 @@ sim_migrate_estimate(struct hostd_host *h, struct hostd_vm *vm, double bw,
     if (t < 0)
         return -EAGAIN;
     *total_ms = t > 0 ? t : 1;
+    if (s->mig_stall)
+        *total_ms = 3600000;    /* crawls: vpxd's deadline must end it */
     return 0;
 }
 
@@ -588,7 +591,7 @@ sim_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
     struct hostd_vm *vm;
     struct sim_vm *s;
 
-    /* vm UUID|NAME hang|unhang|crash, vm UUID|NAME workload W */
+    /* vm UUID|NAME hang|unhang|crash|migrate-stall|migrate-ok, vm UUID|NAME workload W */
     if ((argc != 3 && argc != 4) || strcmp(argv[0], "vm"))
         return -ENOENT;
     vm = hostd_vm_find(h, argv[1]);
@@ -617,6 +620,10 @@ sim_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
     }
     if (!strcmp(argv[2], "hang")) {
         s->hung = true;
+    } else if (!strcmp(argv[2], "migrate-stall")) {
+        s->mig_stall = true;
+    } else if (!strcmp(argv[2], "migrate-ok")) {
+        s->mig_stall = false;
     } else if (!strcmp(argv[2], "unhang")) {
         s->hung = false;
     } else if (!strcmp(argv[2], "crash")) {
@@ -626,7 +633,8 @@ sim_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
             hostd_vm_changed(h, vm, false);
         }
     } else {
-        snprintf(out, len, "ERR vm commands: hang, unhang, crash");
+        snprintf(out, len, "ERR vm commands: hang, unhang, crash, migrate-stall, migrate-ok,"
+                 " workload W");
         return -EINVAL;
     }
     snprintf(out, len, "OK");

@@ -199,3 +199,33 @@ def test_maintenance_fails_listing_vms_that_cannot_move(env):
     assert env.vms_on(sh, "stuck1") == [vm]
     st, js, _ = env.req("POST", "/api/vcenter/vm/%s/power?action=stop" % vm)
     assert st == 204, js
+
+
+def test_timeout_leaves_vm_on_source():
+    # A vpxd that gives a migration 2 s beyond its estimate, and a source
+    # whose pre-copy never converges (failure injection).
+    e = Env("timeout = 2s\n")
+    try:
+        cl = e.cluster("T1")
+        hd = e.hostd(2, "esxt")
+        h0, h1 = e.add_hosts(hd, cl)
+        e.datastore()
+        vm = e.create_vm("slow1", h0, mib=64)
+        e.power_on(vm)
+        assert hd.control("host 0 vm slow1 migrate-stall") == "OK"
+        st, tid, _ = e.req("POST", "/api/vcenter/vm/%s?action=relocate&vmw-task=true" % vm,
+                           {"placement": {"host": h1}})
+        assert st == 202, tid
+        t = e.wait_task(tid, 60)
+        assert t["status"] == "FAILED" and "timed out" in t["error"], t
+        assert e.vms_on(h0, "slow1") == [vm] and e.copies("slow1") == 1
+        st, p, _ = e.req("GET", "/api/vcenter/vm/%s/power" % vm)
+        assert p["state"] == "POWERED_ON"
+        # Once it can converge again, the same move works.
+        assert hd.control("host 0 vm slow1 migrate-ok") == "OK"
+        st, js, _ = e.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                          {"placement": {"host": h1}})
+        assert st == 204, js
+        assert e.vms_on(h1, "slow1") == [vm] and e.copies("slow1") == 1
+    finally:
+        assert e.close() == 0
