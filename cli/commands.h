@@ -83,4 +83,17 @@ int kvc_run_vm_console_read(struct kvc_ctx *, const struct kvc_args *, json_t **
 int kvc_run_vm_console_send(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
                             size_t);
 
+/* ns_network.c: network vswitch standard [portgroup] */
+extern const struct kvc_shape kvc_shape_vswitch_list, kvc_shape_portgroup_list;
+int kvc_run_vswitch_list(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+int kvc_run_vswitch_add(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+int kvc_run_vswitch_remove(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
+                           size_t);
+int kvc_run_portgroup_list(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
+                           size_t);
+int kvc_run_portgroup_add(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+int kvc_run_portgroup_remove(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
+                             size_t);
+int kvc_run_portgroup_set(struct kvc_ctx *, const struct kvc_args *, json_t **, char *, size_t);
+
 #endif

@@ -22,6 +22,10 @@ static const struct kvc_ns namespaces[] = {
     { "event", "The events log." },
     { "storage", "Storage: datastores and their file systems." },
     { "storage filesystem", "The file system volumes (datastores)." },
+    { "network", "A host's networking (vpxd: --host)." },
+    { "network vswitch", "Virtual switches." },
+    { "network vswitch standard", "Standard virtual switches." },
+    { "network vswitch standard portgroup", "Port groups of standard virtual switches." },
     { NULL },
 };
 
@@ -98,6 +102,56 @@ static const struct kvc_opt maint_set_opts[] = {
     { NULL },
 };
 
+#define HOST_OPT { "host", 'o', KVC_OPT_STRING, \
+    .help = "The host's id (host-28), when talking to vpxd." }
+static const struct kvc_opt vsw_list_opts[] = {
+    { "vswitch-name", 'v', KVC_OPT_STRING, .help = "Only this virtual switch." },
+    HOST_OPT,
+    { NULL },
+};
+static const struct kvc_opt vsw_add_opts[] = {
+    { "vswitch-name", 'v', KVC_OPT_STRING, .required = true,
+      .help = "The name of the virtual switch to add." },
+    { "ports", 'P', KVC_OPT_INT, .bounded = true, .min = 8, .max = 4096,
+      .help = "The number of ports (default 128)." },
+    HOST_OPT,
+    { NULL },
+};
+static const struct kvc_opt vsw_remove_opts[] = {
+    { "vswitch-name", 'v', KVC_OPT_STRING, .required = true,
+      .help = "The name of the virtual switch to remove (it must have no port groups)." },
+    HOST_OPT,
+    { NULL },
+};
+static const struct kvc_opt host_only_opts[] = {
+    HOST_OPT,
+    { NULL },
+};
+static const struct kvc_opt pg_add_opts[] = {
+    { "portgroup-name", 'p', KVC_OPT_STRING, .required = true,
+      .help = "The name of the port group to add." },
+    { "vswitch-name", 'v', KVC_OPT_STRING, .required = true,
+      .help = "The virtual switch to add it to." },
+    HOST_OPT,
+    { NULL },
+};
+static const struct kvc_opt pg_remove_opts[] = {
+    { "portgroup-name", 'p', KVC_OPT_STRING, .required = true,
+      .help = "The name of the port group to remove (no powered-on VM may use it)." },
+    { "vswitch-name", 'v', KVC_OPT_STRING, .required = true,
+      .help = "The virtual switch it is on." },
+    HOST_OPT,
+    { NULL },
+};
+static const struct kvc_opt pg_set_opts[] = {
+    { "portgroup-name", 'p', KVC_OPT_STRING, .required = true,
+      .help = "The name of the port group." },
+    { "vlan-id", 'v', KVC_OPT_INT, .required = true, .bounded = true, .min = 0, .max = 4095,
+      .help = "The VLAN id: 0 (none), 1-4094, or 4095 (all VLANs)." },
+    HOST_OPT,
+    { NULL },
+};
+
 static const struct kvc_cmd cmds[] = {
     { "system version get", "Display the product name, version and build "
       "information.", NULL, &kvc_shape_version_get, kvc_run_system_version_get },
@@ -140,6 +194,20 @@ static const struct kvc_cmd cmds[] = {
       kvc_run_event_list },
     { "storage filesystem list", "List the file system volumes (datastores).", NULL,
       &kvc_shape_storage_filesystem_list, kvc_run_storage_filesystem_list },
+    { "network vswitch standard list", "List the virtual switches.", vsw_list_opts,
+      &kvc_shape_vswitch_list, kvc_run_vswitch_list },
+    { "network vswitch standard add", "Add a virtual switch.", vsw_add_opts, NULL,
+      kvc_run_vswitch_add },
+    { "network vswitch standard remove", "Remove a virtual switch.", vsw_remove_opts, NULL,
+      kvc_run_vswitch_remove },
+    { "network vswitch standard portgroup list", "List the port groups.", host_only_opts,
+      &kvc_shape_portgroup_list, kvc_run_portgroup_list },
+    { "network vswitch standard portgroup add", "Add a port group to a virtual switch.",
+      pg_add_opts, NULL, kvc_run_portgroup_add },
+    { "network vswitch standard portgroup remove", "Remove a port group.", pg_remove_opts,
+      NULL, kvc_run_portgroup_remove },
+    { "network vswitch standard portgroup set", "Set a port group's VLAN id.", pg_set_opts,
+      NULL, kvc_run_portgroup_set },
     { NULL },
 };
 

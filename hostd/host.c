@@ -177,6 +177,14 @@ persist_generation(struct hostd_host *h)
 }
 
 void
+hostd_inventory_changed(struct hostd_host *h)
+{
+    h->generation++;
+    persist_generation(h);
+    send_inventory(h);
+}
+
+void
 hostd_vm_changed(struct hostd_host *h, struct hostd_vm *vm, bool removed)
 {
     Kvc__Host__VmEvent ev = KVC__HOST__VM_EVENT__INIT;
@@ -716,6 +724,21 @@ static const struct kvc_rpc_method host_methods[] = {
       &kvc__host__status__descriptor, hostd_migrate_abort },
     { KVC__HOST__METHOD__MIGRATE_FINISH, "MigrateFinish", &kvc__host__migrate_ref__descriptor,
       &kvc__host__vm_reply__descriptor, hostd_migrate_finish },
+    /* Standard vSwitches and port groups (vswitch.c). */
+    { KVC__HOST__METHOD__VSWITCH_LIST, "VswitchList", &kvc__host__empty__descriptor,
+      &kvc__host__vswitch_list__descriptor,
+      hostd_vswitch_on_list },
+    { KVC__HOST__METHOD__VSWITCH_ADD, "VswitchAdd", &kvc__host__vswitch_spec__descriptor,
+      &kvc__host__status__descriptor, hostd_vswitch_on_change },
+    { KVC__HOST__METHOD__VSWITCH_REMOVE, "VswitchRemove", &kvc__host__vswitch_spec__descriptor,
+      &kvc__host__status__descriptor, hostd_vswitch_on_change },
+    { KVC__HOST__METHOD__PORTGROUP_ADD, "PortgroupAdd", &kvc__host__portgroup_spec__descriptor,
+      &kvc__host__status__descriptor, hostd_vswitch_on_change },
+    { KVC__HOST__METHOD__PORTGROUP_REMOVE, "PortgroupRemove",
+      &kvc__host__portgroup_spec__descriptor, &kvc__host__status__descriptor,
+      hostd_vswitch_on_change },
+    { KVC__HOST__METHOD__PORTGROUP_SET, "PortgroupSet", &kvc__host__portgroup_spec__descriptor,
+      &kvc__host__status__descriptor, hostd_vswitch_on_change },
     { KVC__HOST__METHOD__VM_CONSOLE_READ, "VmConsoleRead", &kvc__host__console_read__descriptor,
       &kvc__host__console_data__descriptor, hostd_console_on_read },
     { KVC__HOST__METHOD__VM_CONSOLE_WRITE, "VmConsoleWrite",
@@ -953,6 +976,8 @@ hostd_host_new(struct hostd *d, unsigned index, struct hostd_host **out)
             goto fail;
         }
     }
+    if ((rc = hostd_vswitch_init(h)))
+        goto fail;
     if (hwinfo_read(&h->hw))
         kvc_warn("could not read hardware info");
     if ((rc = vmstore_load(h)))
@@ -1086,6 +1111,7 @@ hostd_host_free(struct hostd_host *h)
     }
     free(h->ds);
     free(h->nets);
+    hostd_vswitch_fini(h);
     kvc_tls_identity_free(h->id);
     free(h->name);
     free(h);

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "host.pb-c.h"
 
 struct event_base;
@@ -52,6 +54,13 @@ struct hostd_network {
     uint32_t vlan;
 };
 
+/* A standard vSwitch (hostd/vswitch.c); its port groups are the host's
+ * networks (hostd_network.vswitch names it). */
+struct hostd_vswitch {
+    char *name;
+    uint32_t ports, mtu;
+};
+
 /* Hardware as reported (real for kvm, configured for sim). */
 struct hostd_hw {
     char cpu_model[128];
@@ -84,8 +93,10 @@ struct hostd_host {
 
     struct hostd_datastore *ds;
     size_t n_ds;
-    struct hostd_network *nets;
+    struct hostd_network *nets;         /* port groups (vswitch.c keeps them) */
     size_t n_nets;
+    struct hostd_vswitch *vsw;
+    size_t n_vsw;
     struct hostd_vm *vms;
     struct hostd_migration *migs;       /* live migrations in and out (migrate.c) */
     struct event *mig_ev;
@@ -213,6 +224,41 @@ void hostd_ha_on_unregister(struct kvc_rpc_call *, const ProtobufCMessage *, voi
 void hostd_ha_on_config(struct kvc_rpc_call *, const ProtobufCMessage *, void *);
 /* vmstore.c: read one VM config (the VM is not registered). */
 int vmstore_load_config(struct hostd_host *, const char *path, struct hostd_vm **out);
+
+/* host.c: the networks changed: bump the generation, send the inventory. */
+void hostd_inventory_changed(struct hostd_host *);
+
+/* vswitch.c: standard vSwitches and port groups (docs/vswitch.md "Live
+ * configuration").  init: the model from STATE_DIR/vswitches.json, or from
+ * the --network options on a first start.  kvm_sync (kvm backend, before
+ * the loop runs): reconcile with vmkd and take its list.  apply: check and
+ * make one change (0, or -EINVAL/-EEXIST/-ENOENT/-EBUSY with ERR). */
+enum hostd_vsw_kind { HOSTD_VSW_ADD = 1, HOSTD_VSW_REMOVE, HOSTD_PG_ADD, HOSTD_PG_REMOVE,
+                      HOSTD_PG_SET };
+struct hostd_vsw_op {
+    enum hostd_vsw_kind kind;
+    const char *name;           /* the vSwitch or port group */
+    const char *vswitch;        /* PG_ADD: required; PG_REMOVE: optional */
+    uint32_t ports, mtu, vlan;
+};
+struct kvc_rpc_client;
+bool hostd_vswitch_valid_name(const char *);
+int hostd_vswitch_init(struct hostd_host *);
+void hostd_vswitch_fini(struct hostd_host *);
+int hostd_vswitch_kvm_sync(struct hostd_host *, struct kvc_rpc_client *vmkd);
+int hostd_vswitch_apply(struct hostd_host *, const struct hostd_vsw_op *, char *err,
+                        size_t len);
+/* The host API (hostd/ssh/hostapi.c): 1 if ROUTE was one of its routes
+ * (STATUS and REPLY set), else 0. */
+int hostd_vswitch_api(struct hostd_host *, const char *method, const char *route,
+                      const json_t *body, long *status, json_t **reply);
+json_t *hostd_vswitch_list_json(struct hostd_host *);
+json_t *hostd_portgroup_list_json(struct hostd_host *);
+/* RPC: VSWITCH_LIST, and the five changes (VSWITCH_ADD ... PORTGROUP_SET). */
+void hostd_vswitch_on_list(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+void hostd_vswitch_on_change(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+/* backends/kvm.c: the vmkd client of a kvm host, NULL for others. */
+struct kvc_rpc_client *hostd_kvm_vmkd(struct hostd_host *);
 
 /* hwinfo.c */
 int hwinfo_read(struct hostd_hw *);

@@ -128,6 +128,9 @@ int vdb_datastore_report(struct vdb *, const char *host,
                          char out_id[VDB_ID_MAX]);
 int vdb_network_report(struct vdb *, const char *host, const char *name,
                        const char *type, int vlan, char out_id[VDB_ID_MAX]);
+/* Drops HOST's links to the networks not named in NAMES_JSON (a JSON array
+ * of port group names) and the networks no host links to any more. */
+int vdb_network_prune(struct vdb *, const char *host, const char *names_json);
 
 /* Resource pools. */
 struct vdb_alloc {

@@ -558,6 +558,33 @@ int vdb_network_report(struct vdb *db, const char *host, const char *name,
     return vdb_finish(db, rc < 0 ? rc : 0);
 }
 
+/* The host no longer has the port groups not named in NAMES_JSON (a JSON
+ * array of names): drop its links to them, and the networks no host has any
+ * more (a port group removed from the last host that had it). */
+int vdb_network_prune(struct vdb *db, const char *host, const char *names_json)
+{
+    json_t *gone = NULL;
+    size_t i;
+    json_t *g;
+    int rc;
+
+    if ((rc = vdb_begin(db)) < 0)
+        return rc;
+    rc = vdb_exec(db, "DELETE FROM host_network WHERE host = ? AND network NOT IN"
+                  " (SELECT e.id FROM entity e WHERE e.type = 'network' AND e.name IN"
+                  " (SELECT value FROM json_each(?)))", "ss", host, names_json);
+    if (rc >= 0)
+        rc = vdb_query_json(db, &gone, "SELECT n.id FROM network n WHERE n.id NOT IN"
+                            " (SELECT network FROM host_network)", "");
+    json_array_foreach(gone, i, g) {
+        if (rc < 0)
+            break;
+        rc = entity_delete(db, json_string_value(json_object_get(g, "id")));
+    }
+    json_decref(gone);
+    return vdb_finish(db, rc < 0 ? rc : 0);
+}
+
 static bool alloc_ok(const struct vdb_alloc *a)
 {
     static const char *const levels[] = { "LOW", "NORMAL", "HIGH", "CUSTOM", NULL };

@@ -157,6 +157,17 @@ on_inventory(void *arg, const char *host_id, uint64_t generation,
     for (size_t i = 0; i < n_nets && rc >= 0; i++)
         rc = vdb_network_report(db, host_id, nets[i].name, "STANDARD_PORTGROUP",
                                 (int)nets[i].vlan, id);
+    if (rc >= 0) {
+        /* Port groups the host no longer has (network vswitch standard
+         * portgroup remove) leave the inventory. */
+        json_t *names = json_array();
+        for (size_t i = 0; names && i < n_nets; i++)
+            json_array_append_new(names, json_string(nets[i].name));
+        char *text = names ? json_dumps(names, JSON_COMPACT) : NULL;
+        rc = text ? vdb_network_prune(db, host_id, text) : -ENOMEM;
+        free(text);
+        json_decref(names);
+    }
     for (size_t i = 0; i < n_vms && rc >= 0; i++)
         rc = upsert_vm(db, host_id, &vms[i]);
     if (rc >= 0)

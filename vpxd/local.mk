@@ -23,7 +23,7 @@ vpxd_vpxd_SOURCES = \
 	vpxd/api/host.c vpxd/api/datacenter.c vpxd/api/cluster.c vpxd/api/folder.c \
 	vpxd/api/datastore.c vpxd/api/resource_pool.c vpxd/api/tasks.c vpxd/api/kvc.c \
 	vpxd/api/openapi.c vpxd/api/metrics.c vpxd/api/ui.c vpxd/api/stats.c vpxd/api/console.c \
-	vpxd/api/appliance.c vpxd/api/hostinfo.c
+	vpxd/api/appliance.c vpxd/api/hostinfo.c vpxd/api/vswitch.c
 vpxd_vpxd_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS) \
 	$(LIBEVENT_CFLAGS) $(MHD_CFLAGS) $(ARGON2_CFLAGS) $(PROTOBUF_C_CFLAGS)
 vpxd_vpxd_LDADD = $(VPXD_HOSTMGR_LIBS) $(VPXD_CORE_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) \

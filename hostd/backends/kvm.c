@@ -527,6 +527,9 @@ kvm_init(struct hostd_host *h, void **priv)
         goto fail;
     }
     protobuf_c_message_free_unpacked(resp, NULL);
+    /* The host's vSwitches live in vmkd (hostd/vswitch.c). */
+    if ((rc = hostd_vswitch_kvm_sync(h, k->cl)))
+        goto fail;
     if (!(k->usage_ev = event_new(h->d->base, -1, EV_PERSIST, usage_tick, h))) {
         rc = -ENOMEM;
         goto fail;
@@ -552,6 +555,13 @@ fail:
     kvc_rpc_client_free(k->cl);
     free(k);
     return rc;
+}
+
+struct kvc_rpc_client *
+hostd_kvm_vmkd(struct hostd_host *h)
+{
+    struct kvm_host *k = h->be == &hostd_backend_kvm ? h->be_priv : NULL;
+    return k ? k->cl : NULL;
 }
 
 static void

@@ -9,6 +9,10 @@
  *   GET /api/vcenter/datastore[/NAME]            the host's datastores, named by
  *                                                their name (the Automation API's
  *                                                list and detail shapes)
+ *   GET|POST /api/kvc/host/vswitches, DELETE .../NAME
+ *   GET|POST /api/kvc/host/portgroups, DELETE|PATCH .../NAME
+ *                                                standard vSwitches and port
+ *                                                groups (hostd/vswitch.c)
  *
  * Errors are the Automation API's ({"error_type", "messages"}). */
 #include "config.h"
@@ -87,6 +91,11 @@ datastore(const struct hostd_datastore *ds, bool detail)
     return o;
 }
 
+/* hostd/vswitch.c; weak because this file is also linked into a unit test
+ * without the rest of hostd (tests/unit/test_hostd_shell.c). */
+extern int hostd_vswitch_api(struct hostd_host *, const char *, const char *, const json_t *,
+                             long *, json_t **) __attribute__((weak));
+
 void
 hostd_api_call(struct hostd_host *h, const char *method, const char *path,
                const json_t *body, long *status, json_t **reply)
@@ -94,7 +103,6 @@ hostd_api_call(struct hostd_host *h, const char *method, const char *path,
     char route[256];
     size_t n = strcspn(path, "?#");
 
-    (void)body;
     *reply = NULL;
     if (n >= sizeof route) {
         error(status, reply, 404, "NOT_FOUND", "no such resource");
@@ -109,6 +117,8 @@ hostd_api_call(struct hostd_host *h, const char *method, const char *path,
         return;
     }
     bool get = !strcmp(method, "GET");
+    if (hostd_vswitch_api && hostd_vswitch_api(h, method, route, body, status, reply))
+        return;
     if (!strcmp(route, "/api/appliance/system/version") && get) {
         *status = 200;
         *reply = version();

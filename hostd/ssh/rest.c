@@ -53,6 +53,7 @@ struct hostd_rest {
 struct req {
     size_t body_len;
     bool too_big;
+    char *body;                 /* up to MAX_BODY bytes, NUL-terminated */
 };
 
 static enum MHD_Result
@@ -180,6 +181,7 @@ login(struct hostd_rest *r, struct MHD_Connection *conn)
 struct api_job {
     struct hostd_host *h;
     const char *method, *path;
+    const json_t *body;
     long status;
     json_t *reply;
 };
@@ -188,7 +190,7 @@ static void
 api_on_loop(void *arg)
 {
     struct api_job *j = arg;
-    hostd_api_call(j->h, j->method, j->path, NULL, &j->status, &j->reply);
+    hostd_api_call(j->h, j->method, j->path, j->body, &j->status, &j->reply);
 }
 
 static enum MHD_Result
@@ -206,13 +208,24 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return MHD_YES;
     }
     if (*upload_size) {
-        /* No resource here takes a body: count it, keep nothing. */
+        /* Bodies (JSON) of the vSwitch and port group calls; refused past
+         * MAX_BODY without keeping more. */
+        if (!q->too_big && q->body_len + *upload_size <= MAX_BODY) {
+            char *b = realloc(q->body, q->body_len + *upload_size + 1);
+            if (b) {
+                memcpy(b + q->body_len, upload, *upload_size);
+                b[q->body_len + *upload_size] = 0;
+                q->body = b;
+            } else {
+                q->too_big = true;
+            }
+        } else {
+            q->too_big = true;
+        }
         q->body_len += *upload_size;
-        q->too_big |= q->body_len > MAX_BODY;
         *upload_size = 0;
         return MHD_YES;
     }
-    (void)upload;
     if (q->too_big)
         return send_error(conn, 413, "INVALID_ARGUMENT", "request body too large");
     if (!strcmp(url, "/api/session") && !strcmp(method, "POST"))
@@ -226,9 +239,17 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return send_json(conn, MHD_HTTP_NO_CONTENT, NULL);
     }
     char path[1024];
+    json_t *body = NULL;
+    if (q->body_len) {
+        json_error_t je;
+        if (!(body = json_loadb(q->body, q->body_len, JSON_DECODE_ANY, &je)))
+            return send_error(conn, 400, "INVALID_ARGUMENT", "the request body is not JSON");
+    }
     snprintf(path, sizeof path, "%s", url);
-    struct api_job j = { .h = r->h, .method = method, .path = path };
-    if (hostd_bridge_run(r->br, api_on_loop, &j))
+    struct api_job j = { .h = r->h, .method = method, .path = path, .body = body };
+    int brc = hostd_bridge_run(r->br, api_on_loop, &j);
+    json_decref(body);
+    if (brc)
         return send_error(conn, 503, "SERVICE_UNAVAILABLE", "hostd is shutting down");
     enum MHD_Result ret = send_json(conn, (unsigned)j.status, j.reply);
     json_decref(j.reply);
@@ -242,7 +263,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls;
     (void)conn;
     (void)why;
-    free(*con_cls);
+    struct req *q = *con_cls;
+    if (q)
+        free(q->body);
+    free(q);
     *con_cls = NULL;
 }
 

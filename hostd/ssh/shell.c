@@ -128,12 +128,38 @@ esxcli_table(void)
 }
 
 static int
+hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The commands percent-encode names in paths ("VM%20Network"); over HTTPS
+ * libmicrohttpd decodes the path before hostd_api_call sees it, so this
+ * transport decodes it too (the query is left alone). */
+static int
 local_call(struct kvc_ctx *ctx, const char *method, const char *path,
            const json_t *body, long *status, json_t **reply, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
-    hostd_api_call(ctx->priv, method, path, body, status, reply);
+    char decoded[1024];
+    size_t o = 0;
+    const char *p = path;
+
+    for (; *p && *p != '?' && o + 1 < sizeof decoded; p++) {
+        int hi, lo;
+        if (*p == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
+            decoded[o++] = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            decoded[o++] = *p;
+        }
+    }
+    if (strlen(p) >= sizeof decoded - o) {
+        snprintf(err, errlen, "request path too long");
+        return -ENAMETOOLONG;
+    }
+    memcpy(decoded + o, p, strlen(p) + 1);
+    hostd_api_call(ctx->priv, method, decoded, body, status, reply);
     return 0;
 }
 

@@ -164,6 +164,14 @@ API_HANDLER(api_vm_guest_identity);
 API_HANDLER(api_vm_tools_get);
 API_HANDLER(api_vm_console_read);
 API_HANDLER(api_vm_console_write);
+/* api/vswitch.c */
+API_HANDLER(api_vswitch_list);
+API_HANDLER(api_vswitch_create);
+API_HANDLER(api_vswitch_delete);
+API_HANDLER(api_portgroup_list);
+API_HANDLER(api_portgroup_create);
+API_HANDLER(api_portgroup_patch);
+API_HANDLER(api_portgroup_delete);
 API_HANDLER(api_vm_hardware_get);
 API_HANDLER(api_vm_hardware_patch);
 

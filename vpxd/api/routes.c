@@ -228,6 +228,29 @@ const struct api_route api_routes[] = {
       "kvcenter: a host's connection, power, maintenance mode, CPU, memory and version",
       NULL, NULL),
 
+    /* A host's standard vSwitches and port groups (api/vswitch.c, docs/vswitch.md). */
+    R("GET", "/api/kvc/host/{host}/vswitches", NULL, api_vswitch_list, S, "System.Read", false,
+      200, "kvcenter: the host's standard vSwitches [{name, class, num_ports, used_ports,"
+      " configured_ports, mtu, uplinks, portgroups}]", NULL, NULL),
+    R("POST", "/api/kvc/host/{host}/vswitches", NULL, api_vswitch_create, S,
+      "Host.Config.Network", false, 201, "kvcenter: add a standard vSwitch {name, ports"
+      " (8-4096, default 128), mtu (68-9000, default 1500)}", NULL, NULL),
+    R("DELETE", "/api/kvc/host/{host}/vswitches/{vswitch}", NULL, api_vswitch_delete, S,
+      "Host.Config.Network", false, 204, "kvcenter: remove a standard vSwitch without port"
+      " groups", NULL, NULL),
+    R("GET", "/api/kvc/host/{host}/portgroups", NULL, api_portgroup_list, S, "System.Read",
+      false, 200, "kvcenter: the host's port groups [{name, vswitch, active_clients, vlan}]",
+      NULL, NULL),
+    R("POST", "/api/kvc/host/{host}/portgroups", NULL, api_portgroup_create, S,
+      "Host.Config.Network", false, 201, "kvcenter: add a port group {name, vswitch, vlan"
+      " (0-4095)}", NULL, NULL),
+    R("PATCH", "/api/kvc/host/{host}/portgroups/{portgroup}", NULL, api_portgroup_patch, S,
+      "Host.Config.Network", false, 204, "kvcenter: set a port group's VLAN {vlan: 0-4095}",
+      NULL, NULL),
+    R("DELETE", "/api/kvc/host/{host}/portgroups/{portgroup}", NULL, api_portgroup_delete, S,
+      "Host.Config.Network", false, 204, "kvcenter: remove a port group no powered-on VM"
+      " uses", NULL, NULL),
+
     /* The appliance (api/appliance.c). */
     R("GET", "/api/appliance/system/version", NULL, api_appliance_version, S, NULL, false,
       200, "Product name, version and build", NULL, NULL),
