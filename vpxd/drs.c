@@ -336,6 +336,16 @@ int drs_place_vm(struct vpxd *vx, const struct drs_place_req *q, char out[VDB_ID
         if (!ds)
             ds = json_string_value(json_object_get(vm, "datastore"));
         vi = idx_of(s.vid, s.c.n_vms, q->vm);
+        if (vi < 0) {
+            /* Registered outside the cluster (or nowhere): place it as new. */
+            vi = (int)s.c.n_vms++;
+            snprintf(s.vid[vi], VDB_ID_MAX, "%s", q->vm);
+            s.c.vms[vi] = (struct drs_vm){ .id = s.vid[vi], .host = -1, .movable = true,
+                .cpu_count = (int)json_integer_value(json_object_get(vm, "cpu_count")),
+                .mem_mb = (double)json_integer_value(json_object_get(vm, "memory_mib")) };
+            s.c.vms[vi].mem_demand_mb = 0.25 * s.c.vms[vi].mem_mb;
+            s.c.vms[vi].cpu_mhz = 200.0 * s.c.vms[vi].cpu_count;
+        }
     } else {
         vi = (int)s.c.n_vms++;
         snprintf(s.vid[vi], VDB_ID_MAX, "(new)");
