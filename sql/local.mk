@@ -6,7 +6,8 @@ KVC_SQL_MIGRATIONS = \
 	sql/0003-access-control.sql \
 	sql/0004-ha.sql \
 	sql/0005-drs.sql \
-	sql/0006-stats.sql
+	sql/0006-stats.sql \
+	sql/0007-resource-pools.sql
 EXTRA_DIST += $(KVC_SQL_MIGRATIONS) sql/embed.sh
 
 vpxd/migrations.c: $(KVC_SQL_MIGRATIONS) sql/embed.sh

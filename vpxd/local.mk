@@ -23,7 +23,8 @@ vpxd_vpxd_SOURCES = \
 	vpxd/api/host.c vpxd/api/datacenter.c vpxd/api/cluster.c vpxd/api/folder.c \
 	vpxd/api/datastore.c vpxd/api/resource_pool.c vpxd/api/tasks.c vpxd/api/kvc.c \
 	vpxd/api/openapi.c vpxd/api/metrics.c vpxd/api/ui.c vpxd/api/stats.c vpxd/api/console.c \
-	vpxd/api/appliance.c vpxd/api/hostinfo.c vpxd/api/vswitch.c
+	vpxd/api/appliance.c vpxd/api/hostinfo.c vpxd/api/vswitch.c \
+	vpxd/api/vmprocess.c
 vpxd_vpxd_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS) \
 	$(LIBEVENT_CFLAGS) $(MHD_CFLAGS) $(ARGON2_CFLAGS) $(PROTOBUF_C_CFLAGS)
 vpxd_vpxd_LDADD = $(VPXD_HOSTMGR_LIBS) $(VPXD_CORE_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) \
@@ -97,3 +98,14 @@ KVC_BENCH_BINS += tests/bench/bench_drs
 TESTS += tests/integration/test_ha.py
 EXTRA_DIST += tests/integration/test_ha.py tests/bench/bench_ha.py
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_ha.py
+
+# Resource pools (docs/resource-pools.md): the model and admission control in
+# the core library (rp.c writes vm_alloc), its REST additions in the daemon.
+vpxd_libvpxdcore_a_SOURCES += vpxd/rp.c vpxd/rp.h
+check_PROGRAMS += tests/unit/test_vpxd_rp
+TESTS += tests/unit/test_vpxd_rp
+tests_unit_test_vpxd_rp_SOURCES = tests/unit/test_vpxd_rp.c
+tests_unit_test_vpxd_rp_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_vpxd_rp_LDADD = $(VPXD_CORE_LIBS) $(CMOCKA_LIBS)
+TESTS += tests/integration/test_vpxd_rp.py
+EXTRA_DIST += tests/integration/test_vpxd_rp.py
