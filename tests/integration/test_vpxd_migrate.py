@@ -229,3 +229,24 @@ def test_timeout_leaves_vm_on_source():
         assert e.vms_on(h1, "slow1") == [vm] and e.copies("slow1") == 1
     finally:
         assert e.close() == 0
+
+
+def test_per_host_limit_queues_migrations(env):
+    # 1 GbE: two migrations at a time per host; a third waits its turn.
+    h0, h1, h2 = env.hosts
+    vms = [env.create_vm("q%d" % i, h0, mib=256) for i in range(3)]
+    for v in vms:
+        env.power_on(v)
+    tids = []
+    for i, v in enumerate(vms):
+        st, tid, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate&vmw-task=true" % v,
+                             {"placement": {"host": (h1, h2, h1)[i]}})
+        assert st == 202, tid
+        tids.append(tid)
+    t = env.task(tids[2])
+    assert t["status"] == "PENDING" and t["progress"]["message"]["default_message"] == "queued", t
+    for tid in tids:
+        assert env.wait_task(tid, 60)["status"] == "SUCCEEDED"
+    for i, v in enumerate(vms):
+        assert env.vms_on((h1, h2, h1)[i], "q%d" % i) == [v]
+        assert env.copies("q%d" % i) == 1
