@@ -47,8 +47,8 @@ tests_unit_test_vmkd_core_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LIBEVENT_CFLA
 tests_unit_test_vmkd_core_LDADD = vmkernel-kvm/libvmkd.a lib/libkvcutil.a $(LIBEVENT_LIBS) $(CMOCKA_LIBS)
 
 # vmkd as a daemon through its control socket (pytest; needs root).
-TESTS += tests/integration/test_vmkd.py
-EXTRA_DIST += tests/integration/test_vmkd.py
+TESTS += tests/integration/test_vmkd.py tests/integration/test_vmkd_migrate.py
+EXTRA_DIST += tests/integration/test_vmkd.py tests/integration/test_vmkd_migrate.py
 
 # BENCH vms-per-host: idle VMs at once through vmkd, QEMU beside it.
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmkd_vms.py

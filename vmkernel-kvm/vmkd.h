@@ -34,6 +34,7 @@ enum vmkd_exit_reason {
     VMKD_EXIT_CRASHED,          /* non-zero status or a signal nobody asked for */
     VMKD_EXIT_FAILED_TO_START,  /* exited or timed out before VMX-READY */
     VMKD_EXIT_UNKNOWN,          /* re-adopted vmx: its status went to its old parent */
+    VMKD_EXIT_MIGRATED,         /* exit status 3: live-migrated away (docs/vmx.md) */
 };
 
 struct vmkd_exit {
@@ -78,6 +79,8 @@ struct vmkd_power_on {
     const char *config_path;
     const char *log_path;       /* NULL: vmx's default */
     const char *restore_path;   /* NULL: boot; else resume from this suspend file */
+    const char *incoming;       /* NULL: boot; else a migration destination (vmx --incoming) */
+    const char *incoming_tls_dir, *incoming_peer;   /* optional, with incoming */
     uint32_t vcpus;
     struct kvc_res_alloc alloc;
     uint64_t cpu_affinity;      /* bit n: host CPU n allowed; 0: any CPU */
@@ -97,6 +100,7 @@ struct vmkd_vm_info {
     const char *cgroup_path;
     int64_t quota_us;           /* -1: unlimited */
     uint64_t weight;            /* native cgroup weight */
+    const char *incoming_listen;    /* an incoming vmx's listen address, else "" */
 };
 
 /* Called when a power-on finishes: ok (vm running, rc 0) or failed. */

@@ -121,6 +121,7 @@ static void info_to_pb(const struct vmkd_vm_info *i, Kvc__Vmkd__VmInfo *p,
     p->pid = i->pid;
     p->state = state_to_pb(i->state);
     p->control_socket = (char *)(i->control_socket ? i->control_socket : "");
+    p->incoming_listen = (char *)(i->incoming_listen ? i->incoming_listen : "");
     p->config_path = (char *)(i->config_path ? i->config_path : "");
     alloc_to_pb(&i->alloc, pa);
     p->alloc = pa;
@@ -138,6 +139,7 @@ static Kvc__Vmkd__ExitReason reason_to_pb(enum vmkd_exit_reason r)
     case VMKD_EXIT_CRASHED: return KVC__VMKD__EXIT_REASON__EXIT_CRASHED;
     case VMKD_EXIT_FAILED_TO_START: return KVC__VMKD__EXIT_REASON__EXIT_FAILED_TO_START;
     case VMKD_EXIT_UNKNOWN: return KVC__VMKD__EXIT_REASON__EXIT_UNKNOWN;
+    case VMKD_EXIT_MIGRATED: return KVC__VMKD__EXIT_REASON__EXIT_MIGRATED;
     }
     return KVC__VMKD__EXIT_REASON__EXIT_NONE;
 }
@@ -205,6 +207,9 @@ static void on_power_on(struct kvc_rpc_call *call, const ProtobufCMessage *m, vo
         .config_path = req->config_path,
         .log_path = req->log_path,
         .restore_path = req->restore_path,
+        .incoming = req->incoming,
+        .incoming_tls_dir = req->incoming_tls_dir,
+        .incoming_peer = req->incoming_peer,
         .vcpus = req->vcpus,
     };
     alloc_from_pb(req->alloc, &po.alloc);

@@ -40,6 +40,8 @@ KVC_LOG_MODULE(vmkd);
 #endif
 
 #define READY_MARK "VMX-READY pid="
+#define INCOMING_MARK "VMX-INCOMING pid="      /* a migration destination listens */
+#define VMX_EXIT_MIGRATED 3                    /* vmx's exit status after a migration */
 #define OUT_SCAN_MAX 65536
 
 struct stop_waiter {
@@ -61,6 +63,8 @@ struct vmkd_vm {
     unsigned long long starttime;
     char *dir, *sock, *out, *statefile, *config, *log;
     char *restore;              /* --restore file of this start (resume), or NULL */
+    char *incoming, *incoming_tls, *incoming_peer;  /* --incoming (migration destination) */
+    char listen[128];           /* what an incoming vmx said it listens on */
     uint32_t vcpus;
     struct kvc_res_alloc alloc;
     uint64_t weight;
@@ -115,6 +119,7 @@ const char *vmkd_exit_reason_str(enum vmkd_exit_reason r)
     case VMKD_EXIT_CRASHED: return "crashed";
     case VMKD_EXIT_FAILED_TO_START: return "failed-to-start";
     case VMKD_EXIT_UNKNOWN: return "exited-unknown";
+    case VMKD_EXIT_MIGRATED: return "migrated";
     }
     return "?";
 }
@@ -267,6 +272,7 @@ static void vm_info(const struct vmkd_vm *vm, struct vmkd_vm_info *i)
     i->cgroup_path = vm->cg ? kvc_cg_vm_path(vm->cg) : "";
     i->quota_us = vm->quota_us;
     i->weight = vm->weight;
+    i->incoming_listen = vm->listen;
 }
 
 static void rm_tree_files(const char *dir)
@@ -321,6 +327,9 @@ static void vm_free(struct vmkd_vm *vm, bool remove)
     free(vm->config);
     free(vm->log);
     free(vm->restore);
+    free(vm->incoming);
+    free(vm->incoming_tls);
+    free(vm->incoming_peer);
     free(vm);
 }
 
@@ -406,6 +415,8 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
     if (ex.reason != VMKD_EXIT_UNKNOWN) {
         if (vm->state == VMKD_VM_STARTING)
             ex.reason = VMKD_EXIT_FAILED_TO_START;
+        else if (ex.exit_code == VMX_EXIT_MIGRATED && ex.signal == 0)
+            ex.reason = VMKD_EXIT_MIGRATED;
         else if (ex.exit_code == 0 || (vm->stop_requested && ex.signal != 0))
             ex.reason = VMKD_EXIT_POWERED_OFF;
         else
@@ -421,6 +432,8 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
     } else if (ex.reason == VMKD_EXIT_UNKNOWN) {
         snprintf(ex.message, sizeof(ex.message),
                  "re-adopted vmx exited; its exit status is not known to this vmkd");
+    } else if (ex.reason == VMKD_EXIT_MIGRATED) {
+        snprintf(ex.message, sizeof(ex.message), "the VM migrated to another host");
     } else if (ex.signal) {
         snprintf(ex.message, sizeof(ex.message), "vmx killed by signal %d (%s)%s", ex.signal,
                  strsignal(ex.signal), ex.forced ? " after the stop timeout" : "");
@@ -475,8 +488,26 @@ static void vm_ready(struct vmkd_vm *vm)
         d->lis.vm_started(d->lis.ctx, &info);
 }
 
+/* An incoming vmx is ready once it listens: "VMX-INCOMING pid=N listen=ADDR";
+ * ADDR (up to the end of the word) goes to vm->listen. */
+static bool incoming_ready(struct vmkd_vm *vm, const char *buf)
+{
+    char want[64];
+    snprintf(want, sizeof(want), INCOMING_MARK "%d listen=", (int)vm->pid);
+    const char *p = strstr(buf, want);
+    if (!p)
+        return false;
+    p += strlen(want);
+    size_t n = strcspn(p, " \r\n");
+    if (n == 0 || n >= sizeof(vm->listen))
+        return false;
+    memcpy(vm->listen, p, n);
+    vm->listen[n] = '\0';
+    return true;
+}
+
 /* Looks for the readiness line in vmx's output file. */
-static bool out_has_ready(const struct vmkd_vm *vm)
+static bool out_has_ready(struct vmkd_vm *vm)
 {
     int fd = open(vm->out, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -485,7 +516,10 @@ static bool out_has_ready(const struct vmkd_vm *vm)
     ssize_t n = buf ? read(fd, buf, OUT_SCAN_MAX) : -1;
     close(fd);
     bool ok = false;
-    if (n > 0) {
+    if (n > 0 && vm->incoming) {
+        buf[n] = '\0';
+        ok = incoming_ready(vm, buf);
+    } else if (n > 0) {
         buf[n] = '\0';
         char want[64];
         snprintf(want, sizeof(want), READY_MARK "%d", (int)vm->pid);
@@ -621,6 +655,25 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         snprintf(why, VMKD_WHY_MAX, "the VM log path must be absolute");
         return -EINVAL;
     }
+    if (req->incoming && req->incoming[0]) {
+        size_t n = strlen(req->incoming);
+        if ((strncmp(req->incoming, "tcp:", 4) && strncmp(req->incoming, "unix:", 5)) || n > 100 ||
+            strpbrk(req->incoming, " \t\r\n")) {
+            snprintf(why, VMKD_WHY_MAX, "incoming: '%.100s' is not tcp:IP:PORT or unix:PATH",
+                     req->incoming);
+            return -EINVAL;
+        }
+        if (req->restore_path && req->restore_path[0]) {
+            snprintf(why, VMKD_WHY_MAX, "a VM cannot be both resumed and migrated in");
+            return -EINVAL;
+        }
+        if ((req->incoming_tls_dir && req->incoming_tls_dir[0] && req->incoming_tls_dir[0] != '/') ||
+            (req->incoming_peer && strlen(req->incoming_peer) > 100)) {
+            snprintf(why, VMKD_WHY_MAX, "incoming TLS: the directory must be absolute and the "
+                     "peer a thumbprint");
+            return -EINVAL;
+        }
+    }
     if (req->restore_path && req->restore_path[0]) {
         if (req->restore_path[0] != '/') {
             snprintf(why, VMKD_WHY_MAX, "the suspend file path must be absolute");
@@ -660,6 +713,11 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
     vm->config = strdup(req->config_path);
     vm->log = req->log_path && req->log_path[0] ? strdup(req->log_path) : NULL;
     vm->restore = req->restore_path && req->restore_path[0] ? strdup(req->restore_path) : NULL;
+    vm->incoming = req->incoming && req->incoming[0] ? strdup(req->incoming) : NULL;
+    if (vm->incoming && req->incoming_tls_dir && req->incoming_tls_dir[0]) {
+        vm->incoming_tls = strdup(req->incoming_tls_dir);
+        vm->incoming_peer = strdup(req->incoming_peer ? req->incoming_peer : "");
+    }
     if (!vm->config) {
         rc = -ENOMEM;
         goto err_msg;
@@ -709,7 +767,7 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
             goto err;
         vm->has_port = true;
     }
-    const char *argv[16];
+    const char *argv[20];
     int ac = 0;
     argv[ac++] = d->cfg.vmx_path;
     argv[ac++] = "-c";
@@ -723,6 +781,16 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
     if (vm->restore) {
         argv[ac++] = "--restore";
         argv[ac++] = vm->restore;
+    }
+    if (vm->incoming) {
+        argv[ac++] = "--incoming";
+        argv[ac++] = vm->incoming;
+        if (vm->incoming_tls) {
+            argv[ac++] = "--incoming-tls";
+            argv[ac++] = vm->incoming_tls;
+            argv[ac++] = "--incoming-peer";
+            argv[ac++] = vm->incoming_peer;
+        }
     }
     if (vm->has_port) {
         /* The child puts the port's fds at 3, 4, 5. */

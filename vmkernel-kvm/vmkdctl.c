@@ -52,6 +52,7 @@ static const char *reason_name(Kvc__Vmkd__ExitReason r)
     case KVC__VMKD__EXIT_REASON__EXIT_CRASHED: return "crashed";
     case KVC__VMKD__EXIT_REASON__EXIT_FAILED_TO_START: return "failed-to-start";
     case KVC__VMKD__EXIT_REASON__EXIT_UNKNOWN: return "exited-unknown";
+    case KVC__VMKD__EXIT_REASON__EXIT_MIGRATED: return "migrated";
     default: return "?";
     }
 }
@@ -71,7 +72,10 @@ static void print_vm(const Kvc__Vmkd__VmInfo *v)
            " quota_us=%" PRId64, v->vm_id, v->pid, state_name(v->state), v->adopted, v->vcpus,
            v->cgroup_weight, v->cfs_quota_us);
     print_alloc(v->alloc);
-    printf(" cgroup=%s socket=%s config=%s\n", v->cgroup, v->control_socket, v->config_path);
+    printf(" cgroup=%s socket=%s config=%s", v->cgroup, v->control_socket, v->config_path);
+    if (v->incoming_listen && v->incoming_listen[0])
+        printf(" listen=%s", v->incoming_listen);
+    printf("\n");
 }
 
 static void print_exit(const char *prefix, const Kvc__Vmkd__VmExit *x)
@@ -128,7 +132,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: vmkdctl -s SOCKET COMMAND [ARGS]\n"
             "  host-info | list | usage [VM] | watch\n"
-            "  power-on VM CONFIG [--vcpus N] [--log FILE] [--affinity CPU,...] [--nic PG,MAC] [ALLOC]\n"
+            "  power-on VM CONFIG [--vcpus N] [--log FILE] [--affinity CPU,...] [--nic PG,MAC]\n"
+            "           [--incoming tcp:IP:PORT|unix:PATH] [--restore FILE] [ALLOC]\n"
             "  net-stats VM\n"
             "  power-off VM [--force] [--timeout-ms N]\n"
             "  reconfigure VM [ALLOC]\n"
@@ -168,6 +173,7 @@ int main(int argc, char **argv)
     uint32_t affinity[64];
     size_t naff = 0;
     Kvc__Vmkd__Nic nic = KVC__VMKD__NIC__INIT, *nicp = NULL;
+    const char *incoming = NULL, *restore = NULL;
     char nic_pg[128], nic_mac[32];
     for (; i < argc; i++) {
         const char *o = argv[i];
@@ -183,6 +189,14 @@ int main(int argc, char **argv)
         const char *val = argv[++i];
         if (strcmp(o, "--log") == 0) {
             logp = val;
+            continue;
+        }
+        if (strcmp(o, "--incoming") == 0) {
+            incoming = val;
+            continue;
+        }
+        if (strcmp(o, "--restore") == 0) {
+            restore = val;
             continue;
         }
         if (strcmp(o, "--nic") == 0) {
@@ -304,6 +318,8 @@ int main(int argc, char **argv)
         rq.cpu_affinity = affinity;
         rq.n_nics = nicp ? 1 : 0;
         rq.nics = nicp ? &nicp : NULL;
+        rq.incoming = (char *)(incoming ? incoming : "");
+        rq.restore_path = (char *)(restore ? restore : "");
         st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_POWER_ON, &rq.base,
                                &kvc__vmkd__vm_info__descriptor, TIMEOUT_MS, &resp, &err);
         if (st != KVC_RPC_OK)

@@ -205,6 +205,7 @@ on_vmkd_event(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
             case KVC__VMKD__EXIT_REASON__EXIT_POWERED_OFF: why = "powered off"; break;
             case KVC__VMKD__EXIT_REASON__EXIT_CRASHED: why = "vmx crashed"; break;
             case KVC__VMKD__EXIT_REASON__EXIT_FAILED_TO_START: why = "failed to start"; break;
+            case KVC__VMKD__EXIT_REASON__EXIT_MIGRATED: why = "migrated to another host"; break;
             default: break;
             }
         }
