@@ -21,3 +21,7 @@ tests_unit_test_hostd_shell_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LIBEVENT_CF
 	$(JANSSON_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_unit_test_hostd_shell_LDADD = cli/libkvccli.a lib/libkvcutil.a $(LIBEVENT_LIBS) \
 	$(JANSSON_LIBS) $(CMOCKA_LIBS)
+
+# make bench: a command over SSH against the same command through kvcli.
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_ssh.py
+EXTRA_DIST += tests/bench/bench_ssh.py
