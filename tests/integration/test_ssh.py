@@ -54,16 +54,17 @@ def env():
         with open(e.key + ".pub") as f, open(e.authorized, "w") as out:
             out.write("# the test's key\n" + f.read())
         os.chmod(e.authorized, 0o600)
-        e.ssh_port, e.api_port = free_port(), free_port()
-        e.hostd = Hostd(tmp, extra=["--ssh-port", str(e.ssh_port), "--api-port", str(e.api_port),
+        # Free ports picked by hostd itself (no race with other tests).
+        e.hostd = Hostd(tmp, extra=["--ssh-port", "any", "--api-port", "any",
                                     "--admin-password", PASSWORD,
                                     "--authorized-keys", e.authorized])
         e.drv = Driver(tmp)
         try:
-            e.hostd.d.wait_log(r"ssh ready index=0 name=esx port=%d" % e.ssh_port)
-            m = e.hostd.d.wait_log(r"api ready index=0 name=esx port=%d thumbprint=(\S+)"
-                                   % e.api_port)
-            e.thumbprint = m.group(1)
+            m = e.hostd.d.wait_log(r"ssh ready index=0 name=esx port=(\d+) ")
+            e.ssh_port = int(m.group(1))
+            m = e.hostd.d.wait_log(r"api ready index=0 name=esx port=(\d+) thumbprint=(\S+)")
+            e.api_port = int(m.group(1))
+            e.thumbprint = m.group(2)
             hid = e.drv.add(e.hostd.hosts[0], "root", PASSWORD)
             e.vm_uuid = str(uuid.uuid4())
             e.drv.ok("create %s %s web01 shared" % (hid, e.vm_uuid))
