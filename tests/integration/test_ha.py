@@ -473,3 +473,72 @@ def test_twenty_random_host_kills_and_revivals(tmp):
         assert not c.events("com.vmware.vc.HA.VmDuplicateRunEvent")
     finally:
         c.stop()
+
+
+VMKD = binpath("vmkernel-kvm/vmkd")
+FAKE_VMX = binpath("tests/integration/test_vmkd_fake_vmx")
+
+
+def kvm_skip_reason():
+    if os.geteuid() != 0:
+        return "the kvm backend's vmkd needs root (cgroups)"
+    if not os.path.exists(VMKD) or not os.path.exists(FAKE_VMX):
+        return "vmkd or its vmx test double is not built in this tree"
+    return None
+
+
+class KvmCluster(Cluster):
+    """Hosts on the kvm backend: each one a vmkd (with vmkd's vmx test
+    double, so no /dev/kvm is needed) and a hostd; a host dies as a whole:
+    vmkd's process group (vmkd and its vmx) and hostd's."""
+
+    def start_hostd(self, i, **kw):
+        from kvctest import Daemon
+        d = os.path.join(self.tmp, "kvm-esx%d" % i)
+        os.makedirs(d, exist_ok=True)
+        sock = os.path.join(d, "vmkd.sock")
+        conf = os.path.join(d, "vmkd.conf")
+        with open(conf, "w") as f:
+            f.write('[vmkd]\nstate-dir = "%s"\nsocket = "%s"\nvmx = "%s"\n'
+                    'ready-timeout = 20s\nstop-timeout = 5s\nstop-vms-on-exit = true\n'
+                    '[cgroup]\nparent = "kvcenter-hatest-%d-%d"\nremove-parent-on-exit = true\n'
+                    % (os.path.join(d, "vmkd-state"), sock, FAKE_VMX, os.getpid(), i))
+        if not hasattr(self, "vmkd"):
+            self.vmkd = {}
+        v = Daemon([VMKD, "-f", conf])
+        v.wait_log(r"vmkd ready", timeout=15)
+        self.vmkd[i] = v
+        return Hostd(self.tmp, hosts=1, name="esx%d" % i, backend="kvm",
+                     state=os.path.join(self.tmp, "hostd-esx%d" % i),
+                     extra=["--port", str(self.ports[i]), "--lease-ms", str(LEASE_MS),
+                            "--vmkd-socket", sock, "--guest-image", FAKE_VMX])
+
+    def kill(self, hid):
+        i = self.ids.index(hid)
+        self.vmkd[i].kill()             # its group: vmkd and the vmx it spawned
+        self.vmkd[i].proc.wait(5)
+        super().kill(hid)
+
+    def stop(self):
+        super().stop()
+        for v in getattr(self, "vmkd", {}).values():
+            v.stop()
+
+
+@pytest.mark.skipif(kvm_skip_reason() is not None, reason=kvm_skip_reason() or "")
+def test_kvm_hosts_kill9_restarts_vms_once(tmp):
+    c = KvmCluster(tmp, 2)
+    try:
+        a, b = c.ids
+        vms = [c.create_vm("k-%d" % i, a) for i in range(2)]
+        c.wait_running_once(vms, timeout=30)
+        c.kill(a)
+        c.wait_running_once(vms, not_on=(a,), timeout=40,
+                            what="the kvm host's VMs running on the survivor")
+        assert c.db("SELECT state FROM ha_host WHERE host = ?", a) == [("failed",)]
+        c.revive(a)
+        wait_for(lambda: all(c.vm_uuid(vm) not in c.hostd[a].control("host 0 vms")
+                             for vm in vms) and c.running_once(vms, not_on=(a,)), 30,
+                 "stale registrations dropped from the returning kvm host")
+    finally:
+        c.stop()
