@@ -38,7 +38,7 @@ def timed(argv, env=None):
 
 def main():
     from hostd_util import Hostd, rpc_missing_reason
-    from kvctest import binpath, free_port
+    from kvctest import binpath
 
     why = rpc_missing_reason()
     if not why and not (shutil.which("ssh") and shutil.which("ssh-keygen")):
@@ -54,17 +54,18 @@ def main():
         keys = os.path.join(tmp, "authorized_keys")
         shutil.copy(key + ".pub", keys)
         os.chmod(keys, 0o600)
-        ssh_port, api_port = free_port(), free_port()
-        h = Hostd(tmp, extra=["--ssh-port", str(ssh_port), "--api-port", str(api_port),
+        h = Hostd(tmp, extra=["--ssh-port", "any", "--api-port", "any",
                               "--admin-password", PASSWORD, "--authorized-keys", keys])
         try:
-            m = h.d.wait_log(r"api ready index=0 name=\S+ port=%d thumbprint=(\S+)" % api_port)
+            ssh_port = int(h.d.wait_log(r"ssh ready index=0 name=\S+ port=(\d+) ").group(1))
+            m = h.d.wait_log(r"api ready index=0 name=\S+ port=(\d+) thumbprint=(\S+)")
+            api_port = int(m.group(1))
             ssh = ["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o",
                    "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
                    "-i", key, "-p", str(ssh_port), "root@127.0.0.1",
                    "esxcli", "system", "version", "get"]
             kvcli = [binpath("cli/kvcli"), "--server", "https://127.0.0.1:%d" % api_port,
-                     "--user", "root", "--password", PASSWORD, "--thumbprint", m.group(1),
+                     "--user", "root", "--password", PASSWORD, "--thumbprint", m.group(2),
                      "system", "version", "get"]
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp}
             # One of each first: same output, and nothing cold in the figures.
