@@ -4,11 +4,12 @@ the test guest's virtio-net driver (guest/net.c), two or more VMs per test.
 Covers: ping and UDP echo between two VMs of one port group, VLAN isolation,
 a trunk port (VLAN 4095) seeing and sending tags, promiscuous mode, forged
 transmits (reject and accept), traffic shaping capping a flood, link
-down/up through vmx's control socket, and two vmkd "hosts" on 127.0.0.2 and
-127.0.0.3 joined by the VXLAN uplink.  Skips without a usable /dev/kvm or
+down/up through vmx's control socket, and two vmkd "hosts" on 127.0.0.32 and
+127.0.0.33 joined by the VXLAN uplink.  Skips without a usable /dev/kvm or
 without root (cgroups)."""
 import os
 import re
+import socket
 import subprocess
 import tempfile
 
@@ -294,10 +295,18 @@ def test_shaping_caps_a_flood(tmp, hosts):
 
 
 def test_vxlan_between_two_hosts(tmp, hosts):
-    pg = '[portgroup "Dist"]\nvlan = 100\nvni = 5001\nvteps = "%s"\n'
-    h1 = Host(tmp, "h1", pg % "127.0.0.3", vswitch='vxlan-local = "127.0.0.2"\n')
+    # Two "hosts" on loopback addresses of their own (test_vswitch_vxlan
+    # uses .2-.4), on a free UDP port so a parallel test cannot collide.
+    a1, a2 = "127.0.0.32", "127.0.0.33"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((a1, 0))
+    port = s.getsockname()[1]
+    s.close()
+    pg = '[portgroup "Dist"]\nvlan = 100\nvni = 5001\nvteps = "%s:%d"\n'
+    vs = 'vxlan-local = "%s"\nvxlan-port = %d\n'
+    h1 = Host(tmp, "h1", pg % (a2, port), vswitch=vs % (a1, port))
     hosts.append(h1)
-    h2 = Host(tmp, "h2", pg % "127.0.0.2", vswitch='vxlan-local = "127.0.0.3"\n')
+    h2 = Host(tmp, "h2", pg % (a1, port), vswitch=vs % (a2, port))
     hosts.append(h2)
     h2.vm("b", "Dist", "00:50:56:00:07:02", "10.7.0.2", mode="echo")
     a = h1.vm("a", "Dist", "00:50:56:00:07:01", "10.7.0.1", mode="ping", peer="10.7.0.2",
