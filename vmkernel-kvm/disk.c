@@ -858,6 +858,9 @@ int disk_write(struct disk *d, uint64_t off, const struct iovec *iov, unsigned n
         return -EINVAL;
     if (d->readonly)
         return -EROFS;
+    if (d->move_dirty)          /* a disk move re-copies these clusters */
+        for (uint64_t c = off / DISK_CLUSTER; c * DISK_CLUSTER < off + len; c++)
+            d->move_dirty[c / 8] |= (uint8_t)(1u << (c % 8));
     struct disk_layer *t = &d->layers[d->n - 1];
     uint64_t pos = off, end = off + len;
     while (pos < end) {
@@ -1033,6 +1036,10 @@ int disk_snapshot(struct disk *d, char frozen[DISK_NAME_MAX], uint64_t *id, char
 {
     if (!d->is_open)
         return -EBADF;
+    if (d->move_dirty) {
+        ERR("a disk move is under way");
+        return -EBUSY;
+    }
     if (d->readonly) {
         ERR("disk is read-only");
         return -EROFS;
@@ -1121,6 +1128,10 @@ int disk_revert(struct disk *d, const char *frozen, uint64_t id, char *err, size
 {
     if (!d->is_open)
         return -EBADF;
+    if (d->move_dirty) {
+        ERR("a disk move is under way");
+        return -EBUSY;
+    }
     if (d->readonly) {
         ERR("disk is read-only");
         return -EROFS;
@@ -1277,6 +1288,10 @@ int disk_delete_check(struct disk *d, const char *frozen, uint64_t id, char *err
 {
     if (!d->is_open)
         return -EBADF;
+    if (d->move_dirty) {
+        ERR("a disk move is under way");
+        return -EBUSY;
+    }
     if (d->readonly) {
         ERR("disk is read-only");
         return -EROFS;
@@ -1303,6 +1318,10 @@ int disk_delete_snapshot(struct disk *d, const char *frozen, uint64_t id, struct
     memset(info, 0, sizeof(*info));
     if (!d->is_open)
         return -EBADF;
+    if (d->move_dirty) {
+        ERR("a disk move is under way");
+        return -EBUSY;
+    }
     if (d->readonly) {
         ERR("disk is read-only");
         return -EROFS;

@@ -82,6 +82,10 @@ struct disk {
     struct disk_chain chain;
     uint64_t read_bytes, write_bytes, flushes, cow_clusters;
     uint8_t *bounce;            /* one cluster */
+    /* A disk move (disk_mirror.c) is under way: one bit per cluster written
+     * since it began, set by disk_write (NULL: no move).  Snapshots,
+     * reverts and merges are refused (-EBUSY) meanwhile. */
+    uint8_t *move_dirty;
 };
 
 /* Open PATH (the base; relative to nothing: give a full path).  READONLY

@@ -24,7 +24,8 @@ vmkernel_kvm_libvmkd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 # The daemon and its control-socket client (vmkdctl: operators and tests).
 sbin_PROGRAMS += vmkernel-kvm/vmkd
 vmkernel_kvm_vmkd_SOURCES = vmkernel-kvm/vmkd.c vmkernel-kvm/vmkd_ctl.c vmkernel-kvm/vmkd_ctl.h \
-	vmkernel-kvm/vmkd_net.c vmkernel-kvm/vmkd_net.h vmkernel-kvm/vmkd_vswitch_ctl.c
+	vmkernel-kvm/vmkd_net.c vmkernel-kvm/vmkd_net.h vmkernel-kvm/vmkd_vswitch_ctl.c \
+	vmkernel-kvm/vmkd_pool.c
 vmkernel_kvm_vmkd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
 vmkernel_kvm_vmkd_LDADD = vmkernel-kvm/libvmkd.a vmkernel-kvm/libkvcvswitch.a lib/libkvcrpc.a proto/libkvcproto.a \
 	lib/libkvcutil.a $(KVC_RPC_LIBS)
@@ -75,6 +76,7 @@ vmkernel_kvm_libvmx_a_SOURCES = \
 	vmkernel-kvm/devices/balloon.h vmkernel-kvm/devices/balloon.c \
 	vmkernel-kvm/devices/virtio_net.h vmkernel-kvm/devices/virtio_net.c vmkernel-kvm/vmx_net_ctl.c \
 	vmkernel-kvm/disk.h vmkernel-kvm/disk.c vmkernel-kvm/vmx_disk_ctl.c \
+	vmkernel-kvm/disk_mirror.h vmkernel-kvm/disk_mirror.c \
 	vmkernel-kvm/devices/virtio_blk.h vmkernel-kvm/devices/virtio_blk.c \
 	vmkernel-kvm/guest/kvc_guest_abi.h
 vmkernel_kvm_libvmx_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SECCOMP_CFLAGS)

@@ -26,6 +26,7 @@
 #include "lib/lease.h"
 #include "lib/log.h"
 #include "lib/tls.h"
+#include "vmkernel-kvm/disk_mirror.h"
 #include "vmkernel-kvm/migrate.h"
 #include "vmkernel-kvm/vmx.h"
 #include "vmkernel-kvm/vmx_state.h"
@@ -1284,6 +1285,10 @@ int vmx_migrate_start(struct vmx *vm, const struct vmx_migrate_params *p, char *
     }
     if (vm->mig->thread_running) {
         snprintf(err, errlen, "a migration is already running");
+        return -EBUSY;
+    }
+    if (disk_move_active(vm)) {     /* the disk's files are changing folder */
+        snprintf(err, errlen, "a disk move is in progress");
         return -EBUSY;
     }
     if (vm->mig->st.phase == VMX_MIG_INCOMING || (!vm->mig->source && vm->mig->st.phase != VMX_MIG_NONE

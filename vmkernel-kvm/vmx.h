@@ -157,6 +157,8 @@ struct vmx {
     struct vmx_migrate *mig;
     unsigned throttle_gen;
     uint64_t throttle_sleep_ns;
+    /* Storage migration (disk_mirror.c): NULL until the first move. */
+    struct disk_mirror *mirror;
 };
 
 /* kvm.c: build and run the VM. */

@@ -56,13 +56,13 @@ static const struct kvc_cfg_key vm_keys[] = {
     KVC_CFG_KEY_STRING("disk.path", NULL, "virtio-blk disk: a raw (sparse) file; its size is the capacity"),
     KVC_CFG_KEY_BOOL("disk.readonly", "false", "the guest may only read the disk"),
     KVC_CFG_KEY_ENUM("guest.disk_test", "off", "test guest disk test (needs disk.path)",
-                     "off", "write", "verify", "bench"),
+                     "off", "write", "verify", "bench", "loop"),
     KVC_CFG_KEY_INT("guest.disk_seed", "1", 0, 2147483647, "disk test: pattern seed"),
     KVC_CFG_KEY_INT("guest.disk_mb", "4", 1, 1024, "disk test: MiB from sector 0"),
     KVC_CFG_KEY_END,
 };
 
-const char *const vmx_disk_test_names[] = { "off", "write", "verify", "bench", NULL };
+const char *const vmx_disk_test_names[] = { "off", "write", "verify", "bench", "loop", NULL };
 
 const char *const vmx_net_mode_names[] = { "none", "listen", "echo", "ping", "flood", "udping", NULL };
 

@@ -9,6 +9,7 @@
 
 #include "lib/log.h"
 #include "lib/rpc.h"
+#include "vmkernel-kvm/disk_mirror.h"
 #include "vmkernel-kvm/migrate.h"
 #include "vmkernel-kvm/vmx.h"
 #include "vmkernel-kvm/vmx_ctl.h"
@@ -237,6 +238,63 @@ static void on_disk_info(struct vmx_ctl_call *call, const ProtobufCMessage *m, v
     vmx_ctl_reply(call, &r.base);
 }
 
+/* ---- storage migration (disk_mirror.c) ---- */
+
+static void reply_move_status(struct vmx_ctl_call *call, struct vmx *vm)
+{
+    struct disk_move_status s;
+    disk_move_get_status(vm, &s);
+    Kvc__Vmx__DiskMoveStatus r = KVC__VMX__DISK_MOVE_STATUS__INIT;
+    r.phase = (Kvc__Vmx__DiskMovePhase)s.phase;
+    r.from_path = s.from;
+    r.to_path = s.to;
+    r.percent = s.percent;
+    r.total_bytes = s.total_bytes;
+    r.copied_bytes = s.copied_bytes;
+    r.dirty_clusters = s.dirty_clusters;
+    r.recopied_clusters = s.recopied_clusters;
+    r.rounds = s.rounds;
+    r.files = s.files;
+    r.pause_us = s.pause_us;
+    r.total_ms = s.total_ms;
+    r.error = s.error;
+    vmx_ctl_reply(call, &r.base);
+}
+
+static void on_disk_move(struct vmx_ctl_call *call, const ProtobufCMessage *m, void *arg)
+{
+    struct vmx *vm = arg;
+    const Kvc__Vmx__DiskMoveRequest *req = (const void *)m;
+    char err[PATH_MAX + 256] = "";
+    int rc = disk_move_start(vm, req->dest_dir ? req->dest_dir : "", req->max_bandwidth, err, sizeof(err));
+    if (rc) {
+        int code = rc == -EBUSY ? KVC_RPC_E_CONFLICT
+                 : rc == -ENOENT ? KVC_RPC_E_NOT_FOUND
+                 : rc == -ENODEV ? KVC_RPC_E_CONFLICT
+                 : rc == -EINVAL || rc == -ENOTDIR || rc == -EEXIST || rc == -ENOSPC
+                   || rc == -ENAMETOOLONG ? KVC_RPC_E_INVALID_ARGUMENT : KVC_RPC_E_INTERNAL;
+        vmx_ctl_reply_error(call, code, "%s (%s)", err[0] ? err : strerror(-rc), strerror(-rc));
+        return;
+    }
+    reply_move_status(call, vm);
+}
+
+static void on_disk_move_status(struct vmx_ctl_call *call, const ProtobufCMessage *m, void *arg)
+{
+    (void)m;
+    reply_move_status(call, arg);
+}
+
+static void on_disk_move_cancel(struct vmx_ctl_call *call, const ProtobufCMessage *m, void *arg)
+{
+    (void)m;
+    if (disk_move_cancel(arg) < 0) {
+        vmx_ctl_reply_error(call, KVC_RPC_E_CONFLICT, "no disk move is running");
+        return;
+    }
+    reply_move_status(call, arg);
+}
+
 #define M(ID, NAME, REQ, RESP, FN) \
     { .id = KVC__VMX__METHOD__##ID, .name = NAME, .request = &kvc__vmx__##REQ##__descriptor, \
       .response = &kvc__vmx__##RESP##__descriptor, .handler = FN }
@@ -245,6 +303,11 @@ static const struct vmx_ctl_method disk_methods[] = {
     M(VMX_SNAPSHOT_DELETE, "SnapshotDelete", snapshot_delete_request, snapshot_delete_reply,
       on_snapshot_delete),
     M(VMX_DISK_INFO, "DiskInfo", disk_info_request, disk_info, on_disk_info),
+    M(VMX_DISK_MOVE, "DiskMove", disk_move_request, disk_move_status, on_disk_move),
+    M(VMX_DISK_MOVE_STATUS, "DiskMoveStatus", disk_move_status_request, disk_move_status,
+      on_disk_move_status),
+    M(VMX_DISK_MOVE_CANCEL, "DiskMoveCancel", disk_move_status_request, disk_move_status,
+      on_disk_move_cancel),
 };
 
 const struct vmx_ctl_method *vmx_disk_ctl_table(size_t *n)

@@ -39,6 +39,8 @@ static const char *const allowed[] = {
     "renameat2", "unlink", "unlinkat", "getuid", "getrandom",
     /* virtio-blk and its delta files (disk.c) */
     "pread64", "pwrite64", "preadv", "pwritev", "ftruncate",
+    /* disk moves (disk_mirror.c): free space of the target */
+    "statfs", "fstatfs",
     /* thread CPU times for stats */
     "getrusage", "times",
     /* signals we send ourselves (kicks) */

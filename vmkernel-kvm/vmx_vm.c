@@ -11,6 +11,7 @@
 
 #include "lib/log.h"
 #include "vmkernel-kvm/boot.h"
+#include "vmkernel-kvm/disk_mirror.h"
 #include "vmkernel-kvm/vmx.h"
 
 KVC_LOG_MODULE(vmx);
@@ -121,6 +122,7 @@ int vmx_devices_init(struct vmx *vm)
 
 void vmx_devices_destroy(struct vmx *vm)
 {
+    disk_move_free(vm);         /* its thread uses the disk */
     if (vm->blk_on)
         virtio_blk_destroy(&vm->blk);
     vm->blk_on = false;

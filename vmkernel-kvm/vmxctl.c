@@ -4,7 +4,8 @@
  *
  * Commands: info, stats, poweroff, reset, pause, resume, shutdown, reboot,
  * console-read [OFFSET], console-write TEXT, snapshot PATH, suspend PATH,
- * balloon MB, snapshot-delete PATH, disk-info, ping.  Prints the reply as
+ * balloon MB, snapshot-delete PATH, disk-info, disk-move DIR, disk-move-status,
+ * disk-move-cancel, ping.  Prints the reply as
  * `key=value` lines; exits 0 on success, 1 with the error on stderr
  * otherwise. */
 #include <errno.h>
@@ -330,6 +331,48 @@ int main(int argc, char **argv)
                (unsigned long long)r->clusters, r->dropped_layer, (unsigned long long)r->duration_us);
         return 0;
     }
+    if ((!strcmp(cmd, "disk-move") && arg) || !strcmp(cmd, "disk-move-status")
+        || !strcmp(cmd, "disk-move-cancel")) {
+        /* disk-move DIR [bandwidth=BYTES_PER_S] [wait] */
+        Kvc__Vmx__DiskMoveRequest q = KVC__VMX__DISK_MOVE_REQUEST__INIT;
+        Kvc__Vmx__DiskMoveStatusRequest sq = KVC__VMX__DISK_MOVE_STATUS_REQUEST__INIT;
+        bool wait = false;
+        uint32_t method = !strcmp(cmd, "disk-move") ? KVC__VMX__METHOD__VMX_DISK_MOVE
+                        : !strcmp(cmd, "disk-move-status") ? KVC__VMX__METHOD__VMX_DISK_MOVE_STATUS
+                        : KVC__VMX__METHOD__VMX_DISK_MOVE_CANCEL;
+        if (method == KVC__VMX__METHOD__VMX_DISK_MOVE) {
+            q.dest_dir = (char *)arg;
+            for (int i = optind + 2; i < argc; i++) {
+                if (!strcmp(argv[i], "wait"))
+                    wait = true;
+                else if (!strncmp(argv[i], "bandwidth=", 10))
+                    q.max_bandwidth = strtoull(argv[i] + 10, NULL, 10);
+                else
+                    goto usage;
+            }
+        }
+        Kvc__Vmx__DiskMoveStatus *r = (void *)call(sock, method, method == KVC__VMX__METHOD__VMX_DISK_MOVE
+                                                   ? &q.base : &sq.base, &kvc__vmx__disk_move_status__descriptor);
+        /* wait: poll until the move ends (each call is short) */
+        for (int n = 0; wait && n < 36000 && r->phase >= KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_COPYING
+                        && r->phase <= KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_SWITCHING; n++) {
+            struct timespec ts = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
+            nanosleep(&ts, NULL);
+            free_reply();
+            r = (void *)call(sock, KVC__VMX__METHOD__VMX_DISK_MOVE_STATUS, &sq.base,
+                             &kvc__vmx__disk_move_status__descriptor);
+        }
+        const ProtobufCEnumValue *ph =
+            protobuf_c_enum_descriptor_get_value(&kvc__vmx__disk_move_phase__descriptor, r->phase);
+        printf("phase=%s\nfrom_path=%s\nto_path=%s\npercent=%u\ntotal_bytes=%llu\ncopied_bytes=%llu\n"
+               "dirty_clusters=%llu\nrecopied_clusters=%llu\nrounds=%u\nfiles=%u\npause_us=%llu\n"
+               "total_ms=%llu\nerror=%s\n", ph ? ph->name : "?", r->from_path, r->to_path, r->percent,
+               (unsigned long long)r->total_bytes, (unsigned long long)r->copied_bytes,
+               (unsigned long long)r->dirty_clusters, (unsigned long long)r->recopied_clusters,
+               r->rounds, r->files, (unsigned long long)r->pause_us, (unsigned long long)r->total_ms,
+               r->error);
+        return wait && r->phase != KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_COMPLETED ? 1 : 0;
+    }
     if (!strcmp(cmd, "disk-info")) {
         Kvc__Vmx__DiskInfoRequest q = KVC__VMX__DISK_INFO_REQUEST__INIT;
         Kvc__Vmx__DiskInfo *r = (void *)call(sock, KVC__VMX__METHOD__VMX_DISK_INFO, &q.base,
@@ -357,6 +400,8 @@ usage:
                     "[bandwidth=BYTES_PER_S] [timeout_ms=N] [max_rounds=N] [verify] [wait]\n"
                     "                [tls_dir=DIR peer=THUMBPRINT]\n"
                     "       vmxctl -s SOCKET migrate-status|migrate-cancel\n"
-                    "       vmxctl -s SOCKET snapshot-delete PATH|disk-info\n");
+                    "       vmxctl -s SOCKET snapshot-delete PATH|disk-info\n"
+                    "       vmxctl -s SOCKET disk-move DIR [bandwidth=BYTES_PER_S] [wait]\n"
+                    "       vmxctl -s SOCKET disk-move-status|disk-move-cancel\n");
     return 1;
 }

@@ -3,7 +3,7 @@
  * interrupt is routed and CPL0 is never entered for I/O).
  *
  * Boot words (vmx adds them when guest.disk_test is set):
- *     disk=write|verify|bench disk_seed=N disk_mb=M
+ *     disk=write|verify|bench|loop disk_seed=N disk_mb=M
  * write:  writes a pattern derived from (seed, sector, word) over the first
  *         M MiB, flushes, reads it back and verifies;
  * verify: only reads and verifies (data written by an earlier boot);
@@ -17,6 +17,7 @@
  *     KVC-GUEST: disk write sectors=N errors=E flush=S
  *     KVC-GUEST: disk verify sectors=N bad=B errors=E first_bad=X
  *     KVC-GUEST: disk bench bytes=N write_us=W read_us=R
+ *     KVC-GUEST: disk loop pass=P seed=S   (loop: after each write+verify)
  *     KVC-GUEST: disk done */
 #include "guest.h"
 
@@ -304,7 +305,8 @@ static void bench(uint64_t seed, uint64_t sectors)
 void blk_main(void)
 {
     char line[160];
-    int mode = word_is("disk", "write") ? 1 : word_is("disk", "verify") ? 2 : word_is("disk", "bench") ? 3 : 0;
+    int mode = word_is("disk", "write") ? 1 : word_is("disk", "verify") ? 2 : word_is("disk", "bench") ? 3
+             : word_is("disk", "loop") ? 4 : 0;
     if (!mode)
         return;
     int rc = init();
@@ -336,6 +338,16 @@ void blk_main(void)
     uint64_t sectors = word_uint("disk_mb", 4) * 2048;
     if (sectors > capacity)
         sectors = capacity;
+    if (mode == 4) {
+        /* loop: write and verify pass after pass, seed, seed+1, ..., for
+         * ever (storage migration tests move the disk under it). */
+        for (uint64_t pass = 0;; pass++) {
+            write_pass(seed + pass, sectors);
+            verify_pass(seed + pass, sectors);
+            g_snprintf(line, sizeof(line), "KVC-GUEST: disk loop pass=%lu seed=%lu\n", pass, seed + pass);
+            say(line);
+        }
+    }
     if (mode == 3) {
         sectors &= ~(uint64_t)(BENCH_CHUNK / 512 - 1);
         bench(seed, sectors);
