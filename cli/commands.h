@@ -22,6 +22,8 @@ int kvc_run_system_hostname_get(struct kvc_ctx *, const struct kvc_args *,
 extern const struct kvc_shape kvc_shape_vm_process_list;
 int kvc_run_vm_process_list(struct kvc_ctx *, const struct kvc_args *,
                             json_t **, char *, size_t);
+int kvc_run_vm_process_kill(struct kvc_ctx *, const struct kvc_args *,
+                            json_t **, char *, size_t);
 
 /* ns_host.c */
 extern const struct kvc_shape kvc_shape_host_list, kvc_shape_host_add;

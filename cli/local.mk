@@ -30,6 +30,8 @@ TESTS += tests/integration/test_cli_rest.py
 EXTRA_DIST += tests/integration/test_cli_rest.py
 TESTS += tests/integration/test_cli_namespaces.py
 EXTRA_DIST += tests/integration/test_cli_namespaces.py
+TESTS += tests/integration/test_cli_network.py
+EXTRA_DIST += tests/integration/test_cli_network.py
 
 # bash completion, asking kvcli itself (kvcli --complete WORDS...).
 bashcompletiondir = $(datadir)/bash-completion/completions

@@ -19,7 +19,8 @@ const struct kvc_shape kvc_shape_vm_process_list = {
     "VirtualMachine", process_fields, KVC_LIST_BLOCKS, "Display Name",
 };
 
-/* GET /api/kvc/host/vm-processes (a host's API: the VMs it runs):
+/* GET /api/kvc/vm-processes[?host=H]: on a host the VMs it runs, on vpxd
+ * the running VMs of its inventory (--host: of one host):
  * [{"world_id", "process_id", "vmx_cartel_id", "uuid", "display_name",
  *   "config_file"}]. */
 int
@@ -32,8 +33,15 @@ kvc_run_vm_process_list(struct kvc_ctx *ctx, const struct kvc_args *a, json_t **
         { "DisplayName", "display_name" }, { "ConfigFile", "config_file" },
     };
     json_t *r = NULL;
-    (void)a;
-    int rc = kvc_ctx_request(ctx, "GET", "/api/kvc/host/vm-processes", NULL, &r, err, errlen);
+    char path[128];
+    const char *host = kvc_arg_str(a, "host");
+    if (host && !kvc_ns_valid_id(host)) {
+        snprintf(err, errlen, "While processing '--host'. '%s' is not a host id (host-28).", host);
+        return -EINVAL;
+    }
+    snprintf(path, sizeof path, "/api/kvc/vm-processes%s%s", host ? "?host=" : "",
+             host ? host : "");
+    int rc = kvc_ctx_request(ctx, "GET", path, NULL, &r, err, errlen);
     if (rc)
         return rc;
     if (!json_is_array(r)) {
@@ -56,6 +64,26 @@ kvc_run_vm_process_list(struct kvc_ctx *ctx, const struct kvc_args *a, json_t **
     json_decref(r);
     *res = out;
     return 0;
+}
+
+/* POST /api/kvc/vm-processes/{world}?action=kill {"type"}: prints nothing,
+ * as esxcli. */
+int
+kvc_run_vm_process_kill(struct kvc_ctx *ctx, const struct kvc_args *a, json_t **res, char *err,
+                        size_t errlen)
+{
+    static const char *const types[] = { "soft", "hard", "force" };
+    char path[96];
+    json_t *r = NULL;
+    int64_t t = kvc_arg_int(a, "type", 0);
+    json_t *body = json_pack("{s:s}", "type", types[t >= 0 && t < 3 ? t : 0]);
+    snprintf(path, sizeof path, "/api/kvc/vm-processes/%lld?action=kill",
+             (long long)kvc_arg_int(a, "world-id", 0));
+    int rc = kvc_ctx_request(ctx, "POST", path, body, &r, err, errlen);
+    json_decref(body);
+    json_decref(r);
+    *res = NULL;
+    return rc;
 }
 
 /* ---- vCenter-level VM commands (vpxd: /api/vcenter/vm) ---- */

@@ -104,6 +104,19 @@ static const struct kvc_opt maint_set_opts[] = {
 
 #define HOST_OPT { "host", 'o', KVC_OPT_STRING, \
     .help = "The host's id (host-28), when talking to vpxd." }
+static const struct kvc_opt vm_process_list_opts[] = {
+    { "host", 'o', KVC_OPT_STRING, .help = "vpxd: only the VMs of this host (host-28)." },
+    { NULL },
+};
+static const char *const kill_types[] = { "soft", "hard", "force", NULL };
+static const struct kvc_opt vm_process_kill_opts[] = {
+    { "type", 't', KVC_OPT_ENUM, .required = true, .values = kill_types,
+      .help = "soft: shut the guest down through tools; hard: power off; force: power off "
+              "(the vmx is killed)." },
+    { "world-id", 'w', KVC_OPT_INT, .required = true, .bounded = true, .min = 1,
+      .max = INT32_MAX, .help = "The World ID of the VM (vm process list)." },
+    { NULL },
+};
 static const struct kvc_opt vsw_list_opts[] = {
     { "vswitch-name", 'v', KVC_OPT_STRING, .help = "Only this virtual switch." },
     HOST_OPT,
@@ -157,8 +170,12 @@ static const struct kvc_cmd cmds[] = {
       "information.", NULL, &kvc_shape_version_get, kvc_run_system_version_get },
     { "system hostname get", "Get the host name.", NULL, &kvc_shape_hostname_get,
       kvc_run_system_hostname_get },
-    { "vm process list", "List the virtual machines this host runs.", NULL,
-      &kvc_shape_vm_process_list, kvc_run_vm_process_list },
+    { "vm process list", "List the running virtual machines (of this host; on vpxd of every "
+      "host, or of --host).", vm_process_list_opts, &kvc_shape_vm_process_list,
+      kvc_run_vm_process_list },
+    { "vm process kill", "Stop a running virtual machine: soft (guest shutdown through "
+      "tools), hard or force (power off).", vm_process_kill_opts, NULL,
+      kvc_run_vm_process_kill },
     { "vm create", "Create a virtual machine (powered off).", vm_create_opts,
       &kvc_shape_vm_create, kvc_run_vm_create },
     { "vm power on", "Power on (or resume) a VM.", vm_opts, NULL, kvc_run_vm_power_on },

@@ -581,6 +581,29 @@ power_async_done(struct hostd_host *h, struct hostd_vm *vm, int rc,
     free(c);
 }
 
+int
+hostd_vm_power_start(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op,
+                     const char **why)
+{
+    struct power_ctx c0 = { .op = op, .before = vm->power, .tools_before = vm->tools_running };
+    struct power_ctx *c;
+    int rc;
+
+    if ((rc = power_check(h, vm, op, why)))
+        return rc;
+    if (!h->be->power_async) {
+        rc = power_sync(h, vm, op);
+        power_finish(h, vm, &c0, rc, NULL);
+        return rc;
+    }
+    if (!(c = malloc(sizeof *c)))
+        return -ENOMEM;
+    *c = c0;
+    vm->busy = true;
+    h->be->power_async(h, vm, op, power_async_done, c);
+    return 0;
+}
+
 static void
 on_vm_power(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
 {
@@ -714,7 +737,7 @@ static const struct kvc_rpc_method host_methods[] = {
     { KVC__HOST__METHOD__HA_CONFIG, "HaConfig", &kvc__host__ha_config__descriptor,
       &kvc__host__status__descriptor, hostd_ha_on_config },
     { KVC__HOST__METHOD__MIGRATE_PREPARE, "MigratePrepare",
-      &kvc__host__migrate_prepare__descriptor, &kvc__host__status__descriptor,
+      &kvc__host__migrate_prepare__descriptor, &kvc__host__migrate_prepare_reply__descriptor,
       hostd_migrate_prepare },
     { KVC__HOST__METHOD__MIGRATE_SEND, "MigrateSend", &kvc__host__migrate_send__descriptor,
       &kvc__host__status__descriptor, hostd_migrate_send },

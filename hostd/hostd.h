@@ -225,6 +225,11 @@ void hostd_ha_on_config(struct kvc_rpc_call *, const ProtobufCMessage *, void *)
 /* vmstore.c: read one VM config (the VM is not registered). */
 int vmstore_load_config(struct hostd_host *, const char *path, struct hostd_vm **out);
 
+/* host.c: start power operation OP on VM as vpxd's VM_POWER would (checks
+ * first: -EALREADY, -EBUSY with WHY, ...); a backend with asynchronous
+ * power ops finishes later and announces the change then. */
+int hostd_vm_power_start(struct hostd_host *, struct hostd_vm *, Kvc__Host__PowerOp op,
+                         const char **why);
 /* host.c: the networks changed: bump the generation, send the inventory. */
 void hostd_inventory_changed(struct hostd_host *);
 

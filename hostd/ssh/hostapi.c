@@ -5,7 +5,11 @@
  *
  *   GET /api/appliance/system/version            {"product","version","build",...}
  *   GET /api/appliance/networking/dns/hostname   "esx-1"
- *   GET /api/kvc/host/vm-processes               running VMs (esxcli vm process list)
+ *   GET /api/kvc/host/vm-processes               running VMs (esxcli vm process list;
+ *                                                also /api/kvc/vm-processes, vpxd's path)
+ *   POST /api/kvc/vm-processes/WORLD?action=kill {"type": "soft|hard|force"}
+ *                                                soft: guest shutdown; hard, force:
+ *                                                power off (esxcli vm process kill)
  *   GET /api/vcenter/datastore[/NAME]            the host's datastores, named by
  *                                                their name (the Automation API's
  *                                                list and detail shapes)
@@ -17,6 +21,7 @@
  * Errors are the Automation API's ({"error_type", "messages"}). */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +45,13 @@ version(void)
                      "version", HOSTD_VERSION, "build", PACKAGE_VERSION,
                      "type", "host", "update", 0, "patch", 0);
 }
+
+/* hostd/vswitch.c and host.c; weak because this file is also linked into a unit test
+ * without the rest of hostd (tests/unit/test_hostd_shell.c). */
+extern int hostd_vswitch_api(struct hostd_host *, const char *, const char *, const json_t *,
+                             long *, json_t **) __attribute__((weak));
+extern int hostd_vm_power_start(struct hostd_host *, struct hostd_vm *, Kvc__Host__PowerOp,
+                                const char **) __attribute__((weak));
 
 /* A VM's world id: stable for its whole life (from its uuid), seven digits
  * like ESXi's. */
@@ -73,6 +85,59 @@ vm_processes(struct hostd_host *h)
     return a;
 }
 
+/* esxcli vm process kill: 204 once started (a kvm VM stops shortly after). */
+static void
+vm_kill(struct hostd_host *h, const char *world, const char *query, const json_t *body,
+        long *status, json_t **reply)
+{
+    static const char *const types[] = { "soft", "hard", "force", NULL };
+    const char *type = json_string_value(json_object_get(body, "type"));
+    char *end = NULL;
+    long long w = strtoll(world, &end, 10);
+    struct hostd_vm *vm;
+    const char *why = NULL;
+    int k = -1, rc;
+
+    if (!query || strcmp(query, "action=kill")) {
+        error(status, reply, 400, "INVALID_ARGUMENT", "want ?action=kill");
+        return;
+    }
+    if (!*world || *end || w <= 0) {
+        error(status, reply, 400, "INVALID_ARGUMENT", "not a world id");
+        return;
+    }
+    for (int t = 0; type && types[t]; t++)
+        if (!strcmp(type, types[t]))
+            k = t;
+    if (k < 0 || !json_is_object(body) || json_object_size(body) != 1) {
+        error(status, reply, 400, "INVALID_ARGUMENT", "want {\"type\": \"soft|hard|force\"}");
+        return;
+    }
+    for (vm = h->vms; vm; vm = vm->next)
+        if (vm->power == VM_ON && world_id(vm) == w)
+            break;
+    if (!vm) {
+        error(status, reply, 404, "NOT_FOUND", "no running virtual machine has that world id");
+        return;
+    }
+    if (!hostd_vm_power_start) {
+        error(status, reply, 501, "UNSUPPORTED", "no power operations in this build");
+        return;
+    }
+    rc = hostd_vm_power_start(h, vm, k == 0 ? KVC__HOST__POWER_OP__GUEST_SHUTDOWN
+                                            : KVC__HOST__POWER_OP__POWER_OFF, &why);
+    if (rc == -EALREADY)
+        rc = 0;
+    if (rc) {
+        error(status, reply, rc == -EBUSY ? 400 : 500,
+              rc == -EBUSY ? "NOT_ALLOWED_IN_CURRENT_STATE" : "ERROR",
+              why ? why : strerror(-rc));
+        return;
+    }
+    *status = 204;
+    *reply = NULL;
+}
+
 static json_t *
 datastore(const struct hostd_datastore *ds, bool detail)
 {
@@ -90,11 +155,6 @@ datastore(const struct hostd_datastore *ds, bool detail)
         json_object_set_new(o, "accessible", json_boolean(ok));
     return o;
 }
-
-/* hostd/vswitch.c; weak because this file is also linked into a unit test
- * without the rest of hostd (tests/unit/test_hostd_shell.c). */
-extern int hostd_vswitch_api(struct hostd_host *, const char *, const char *, const json_t *,
-                             long *, json_t **) __attribute__((weak));
 
 void
 hostd_api_call(struct hostd_host *h, const char *method, const char *path,
@@ -125,9 +185,13 @@ hostd_api_call(struct hostd_host *h, const char *method, const char *path,
     } else if (!strcmp(route, "/api/appliance/networking/dns/hostname") && get) {
         *status = 200;
         *reply = json_string(h->name);
-    } else if (!strcmp(route, "/api/kvc/host/vm-processes") && get) {
+    } else if ((!strcmp(route, "/api/kvc/host/vm-processes") ||
+                !strcmp(route, "/api/kvc/vm-processes")) && get) {
         *status = 200;
         *reply = vm_processes(h);
+    } else if (!strncmp(route, "/api/kvc/vm-processes/", 22) && !strcmp(method, "POST")) {
+        vm_kill(h, route + 22, path[n] == '?' ? path + n + 1 : NULL, body, status, reply);
+        return;
     } else if (!strcmp(route, "/api/vcenter/datastore") && get) {
         *status = 200;
         *reply = json_array();

@@ -245,7 +245,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         if (!(body = json_loadb(q->body, q->body_len, JSON_DECODE_ANY, &je)))
             return send_error(conn, 400, "INVALID_ARGUMENT", "the request body is not JSON");
     }
-    snprintf(path, sizeof path, "%s", url);
+    /* libmicrohttpd hands over the path without its query; the one query
+     * argument the host's API reads is ?action=. */
+    const char *action = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "action");
+    snprintf(path, sizeof path, "%s%s%s", url, action ? "?action=" : "", action ? action : "");
     struct api_job j = { .h = r->h, .method = method, .path = path, .body = body };
     int brc = hostd_bridge_run(r->br, api_on_loop, &j);
     json_decref(body);

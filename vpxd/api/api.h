@@ -172,6 +172,9 @@ API_HANDLER(api_portgroup_list);
 API_HANDLER(api_portgroup_create);
 API_HANDLER(api_portgroup_patch);
 API_HANDLER(api_portgroup_delete);
+/* api/vmprocess.c */
+API_HANDLER(api_vm_process_list);
+API_HANDLER(api_vm_process_kill);
 API_HANDLER(api_vm_hardware_get);
 API_HANDLER(api_vm_hardware_patch);
 

@@ -251,6 +251,14 @@ const struct api_route api_routes[] = {
       "Host.Config.Network", false, 204, "kvcenter: remove a port group no powered-on VM"
       " uses", NULL, NULL),
 
+    /* esxcli's vm process list|kill (api/vmprocess.c). */
+    R("GET", "/api/kvc/vm-processes", NULL, api_vm_process_list, S, NULL, false, 200,
+      "kvcenter: the running VMs as `esxcli vm process list` shows them [{world_id,"
+      " process_id, vmx_cartel_id, uuid, display_name, config_file, host, vm}]", NULL, "host"),
+    R("POST", "/api/kvc/vm-processes/{world}", "kill", api_vm_process_kill, S, NULL, false,
+      204, "kvcenter: stop a running VM by world id {type: soft (guest shutdown) | hard |"
+      " force (power off)}; needs VirtualMachine.Interact.PowerOff on the VM", NULL, NULL),
+
     /* The appliance (api/appliance.c). */
     R("GET", "/api/appliance/system/version", NULL, api_appliance_version, S, NULL, false,
       200, "Product name, version and build", NULL, NULL),
