@@ -448,6 +448,45 @@ err:
     return rc;
 }
 
+int kvc_cg_group_create(struct kvc_cg_root *r, const char *rel, bool delegate,
+                        struct kvc_cg_vm **out)
+{
+    *out = NULL;
+    if (!valid_rel(rel, true) || rel[0] == '.' || strstr(rel, "/."))
+        return -EINVAL;
+    struct kvc_cg_vm *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    g->root = r;
+    int rc = 0;
+    for (int h = 0; h < H_MAX; h++) {
+        if (!r->dir[h])
+            continue;
+        g->dir[h] = path_join(r->dir[h], rel);
+        if (!g->dir[h]) {
+            rc = -ENOMEM;
+            goto err;
+        }
+        rc = mkdir_below(r->dir[h], rel, r->fake,
+                         r->version == KVC_CG_V2 ? fake_v2_files : fake_v1_files);
+        if (rc < 0)
+            goto err;
+    }
+    /* v2: a pool's children (pools, VMs) get the controllers too. */
+    if (delegate && r->version == KVC_CG_V2) {
+        rc = write_file(r, g->dir[H_CPU], "cgroup.subtree_control", "+cpu\n");
+        if (rc == 0)        /* memory is optional (v2 without it delegated) */
+            write_file(r, g->dir[H_CPU], "cgroup.subtree_control", "+memory\n");
+        if (rc < 0)
+            goto err;
+    }
+    *out = g;
+    return 0;
+err:
+    kvc_cg_vm_free(g);
+    return rc;
+}
+
 void kvc_cg_vm_free(struct kvc_cg_vm *vm)
 {
     if (!vm)

@@ -51,6 +51,12 @@ const char *kvc_cg_root_describe(const struct kvc_cg_root *);
 /* Creates (or reuses, when it already exists: re-adoption after a vmkd
  * restart) the VM's cgroup "<parent>/<name>". name must be a plain file name. */
 int kvc_cg_vm_create(struct kvc_cg_root *, const char *name, struct kvc_cg_vm **out);
+/* The same for a cgroup at REL below the parent, which may nest ("a/b/c":
+ * resource pools, and VMs inside them); missing levels are created.  With
+ * DELEGATE (a pool) a v2 cgroup passes the cpu and memory controllers on to
+ * its children.  Destroy removes only the last level. */
+int kvc_cg_group_create(struct kvc_cg_root *, const char *rel, bool delegate,
+                        struct kvc_cg_vm **out);
 /* Removes the VM's cgroup directories (they must hold no process) and frees. */
 int kvc_cg_vm_destroy(struct kvc_cg_vm *);
 /* Frees without removing anything (vmkd shutting down, VMs keep running). */

@@ -50,6 +50,8 @@ tests_unit_test_vmkd_core_LDADD = vmkernel-kvm/libvmkd.a lib/libkvcutil.a $(LIBE
 # vmkd as a daemon through its control socket (pytest; needs root).
 TESTS += tests/integration/test_vmkd.py tests/integration/test_vmkd_migrate.py
 EXTRA_DIST += tests/integration/test_vmkd.py tests/integration/test_vmkd_migrate.py
+TESTS += tests/integration/test_vmkd_pools.py
+EXTRA_DIST += tests/integration/test_vmkd_pools.py
 
 # BENCH vms-per-host: idle VMs at once through vmkd, QEMU beside it.
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmkd_vms.py

@@ -128,6 +128,12 @@ int vmkd_adopt_all(struct vmkd *);
 const struct kvc_host_capacity *vmkd_capacity(const struct vmkd *);
 const struct kvc_admission *vmkd_admission(const struct vmkd *);
 const char *vmkd_cgroup_describe(const struct vmkd *);
+/* Resource pools (vmkd_pool.c): the cgroup root, the CFS period, and where
+ * VM_ID's cgroup goes: DIR below the parent (a pool's cgroup), or NULL for
+ * the top level.  A running VM is moved at once. */
+struct kvc_cg_root *vmkd_cgroot(struct vmkd *);
+uint64_t vmkd_cfs_period_us(const struct vmkd *);
+int vmkd_vm_place(struct vmkd *, const char *vm_id, const char *dir);
 int vmkd_cgroup_version(const struct vmkd *);
 
 /* Spawns a vmx.  -ENOSPC: reservation does not fit; -EEXIST: already on;

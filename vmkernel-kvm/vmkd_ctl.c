@@ -435,6 +435,12 @@ static const struct kvc_rpc_method methods[] = {
     { .id = KVC__VMKD__METHOD__VMKD_NET_PORT_STATS, .name = "NetPortStats",
       .handler = on_net_port_stats, .request = &kvc__vmkd__net_port_stats_request__descriptor,
       .response = &kvc__vmkd__net_port_stats__descriptor },
+    { .id = KVC__VMKD__METHOD__VMKD_POOLS_SET, .name = "PoolsSet", .handler = vmkd_pools_on_set,
+      .request = &kvc__vmkd__pool_tree__descriptor,
+      .response = &kvc__vmkd__pool_tree__descriptor },
+    { .id = KVC__VMKD__METHOD__VMKD_POOLS_GET, .name = "PoolsGet", .handler = vmkd_pools_on_get,
+      .request = &kvc__vmkd__pools_get_request__descriptor,
+      .response = &kvc__vmkd__pool_tree__descriptor },
     { .id = KVC__VMKD__METHOD__VMKD_HOST_INFO, .name = "HostInfo", .handler = on_host_info,
       .request = &kvc__vmkd__host_info_request__descriptor,
       .response = &kvc__vmkd__host_info__descriptor },
@@ -550,6 +556,7 @@ void vmkd_ctl_free(struct vmkd_ctl *c)
     if (!c)
         return;
     kvc_rpc_server_free(c->srv);
+    vmkd_pools_free(vmkd_vm_count(c->d) == 0);
     for (struct sub *s = c->subs, *n; s; s = n) {
         n = s->next;
         free(s);

@@ -33,4 +33,11 @@ void vmkd_portgroup_on_add(struct kvc_rpc_call *, const struct ProtobufCMessage 
 void vmkd_portgroup_on_remove(struct kvc_rpc_call *, const struct ProtobufCMessage *, void *);
 void vmkd_portgroup_on_set(struct kvc_rpc_call *, const struct ProtobufCMessage *, void *);
 
+/* vmkd_pool.c: VMKD_POOLS_SET and VMKD_POOLS_GET (handler arg: the
+ * vmkd_ctl); vmkd_pools_free drops the applied tree, removing the pools'
+ * cgroups if RMDIR_THEM (they must be empty). */
+void vmkd_pools_on_set(struct kvc_rpc_call *, const struct ProtobufCMessage *, void *);
+void vmkd_pools_on_get(struct kvc_rpc_call *, const struct ProtobufCMessage *, void *);
+void vmkd_pools_free(bool rmdir_them);
+
 #endif

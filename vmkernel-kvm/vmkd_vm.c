@@ -90,6 +90,10 @@ struct vmkd {
     int ino_fd;
     struct event *ev_ino;
     struct vmkd_listener lis;
+    /* Resource pools (vmkd_pool.c): the cgroup directory, below the parent,
+     * that VM pl_id[i] goes in. */
+    char **pl_id, **pl_dir;
+    size_t npl;
 };
 
 static void vm_exited(struct vmkd_vm *vm, const struct vmkd_exit *ex);
@@ -192,6 +196,110 @@ static void apply_weight_quota(struct vmkd_vm *vm)
 }
 
 /* Applies the VM's allocation to its cgroup. */
+/* ---- resource pools: where a VM's cgroup goes ---- */
+
+static const char *placement(const struct vmkd *d, const char *id)
+{
+    for (size_t i = 0; i < d->npl; i++)
+        if (!strcmp(d->pl_id[i], id))
+            return d->pl_dir[i];
+    return NULL;
+}
+
+static int vm_cgroup_create(struct vmkd *d, const char *id, struct kvc_cg_vm **out)
+{
+    const char *dir = placement(d, id);
+    char rel[PATH_MAX];
+
+    if (!dir)
+        return kvc_cg_vm_create(d->cg, id, out);
+    if (snprintf(rel, sizeof(rel), "%s/%s", dir, id) >= (int)sizeof(rel))
+        return -ENAMETOOLONG;
+    return kvc_cg_group_create(d->cg, rel, false, out);
+}
+
+static int apply_alloc(struct vmkd_vm *vm, char *why);
+static struct vmkd_vm *vm_find(const struct vmkd *d, const char *id);
+
+struct kvc_cg_root *vmkd_cgroot(struct vmkd *d)
+{
+    return d->cg;
+}
+
+uint64_t vmkd_cfs_period_us(const struct vmkd *d)
+{
+    return d->cfg.cfs_period_us;
+}
+
+int vmkd_vm_place(struct vmkd *d, const char *vm_id, const char *dir)
+{
+    struct vmkd_vm *vm;
+    struct kvc_cg_vm *ng = NULL, *old;
+    char why[VMKD_WHY_MAX] = "";
+    size_t i;
+    int rc;
+
+    if (!vmkd_valid_id(vm_id))
+        return -EINVAL;
+    for (i = 0; i < d->npl && strcmp(d->pl_id[i], vm_id); i++)
+        ;
+    if (i < d->npl && dir && !strcmp(d->pl_dir[i], dir))
+        return 0;               /* already there */
+    if (!dir && i == d->npl)
+        return 0;
+    if (dir) {
+        char *nd = strdup(dir);
+        if (!nd)
+            return -ENOMEM;
+        if (i == d->npl) {
+            char **a = realloc(d->pl_id, (d->npl + 1) * sizeof(*a));
+            char **b = a ? realloc(d->pl_dir, (d->npl + 1) * sizeof(*b)) : NULL;
+            char *id = strdup(vm_id);
+            if (a)
+                d->pl_id = a;
+            if (b)
+                d->pl_dir = b;
+            if (!a || !b || !id) {
+                free(nd);
+                free(id);
+                return -ENOMEM;
+            }
+            d->pl_id[i] = id;
+            d->pl_dir[i] = NULL;
+            d->npl++;
+        }
+        free(d->pl_dir[i]);
+        d->pl_dir[i] = nd;
+    } else {
+        free(d->pl_id[i]);
+        free(d->pl_dir[i]);
+        d->npl--;
+        d->pl_id[i] = d->pl_id[d->npl];
+        d->pl_dir[i] = d->pl_dir[d->npl];
+    }
+    vm = vm_find(d, vm_id);
+    if (!vm || !vm->cg || vm->pid <= 0)
+        return 0;               /* placed when it powers on */
+    /* Running: a new cgroup in the new place, the process moved, the old
+     * cgroup removed (empty now). */
+    rc = vm_cgroup_create(d, vm_id, &ng);
+    if (rc == 0)
+        rc = kvc_cg_vm_attach(ng, vm->pid);
+    if (rc < 0) {
+        kvc_err("VM %s: cannot move to cgroup %s: %s", vm_id, dir ? dir : "(top)",
+                strerror(-rc));
+        kvc_cg_vm_destroy(ng);
+        return rc;
+    }
+    old = vm->cg;
+    vm->cg = ng;
+    if (apply_alloc(vm, why) < 0)
+        kvc_warn("VM %s: allocation in its new cgroup: %s", vm_id, why);
+    kvc_cg_vm_destroy(old);
+    kvc_info("VM %s: moved to cgroup %s", vm_id, kvc_cg_vm_path(ng));
+    return 0;
+}
+
 static int apply_alloc(struct vmkd_vm *vm, char *why)
 {
     struct vmkd *d = vm->d;
@@ -732,7 +840,7 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         rc = -errno;
         goto err_msg;
     }
-    rc = kvc_cg_vm_create(d->cg, vm->id, &vm->cg);
+    rc = vm_cgroup_create(d, vm->id, &vm->cg);
     if (rc < 0) {
         snprintf(why, VMKD_WHY_MAX, "cannot create the VM's cgroup: %s", strerror(-rc));
         goto err;
@@ -1244,6 +1352,13 @@ void vmkd_free(struct vmkd *d, bool stop_vms)
 {
     if (!d)
         return;
+    for (size_t i = 0; i < d->npl; i++) {
+        free(d->pl_id[i]);
+        free(d->pl_dir[i]);
+    }
+    free(d->pl_id);
+    free(d->pl_dir);
+    d->npl = 0;
     bool empty = d->nvms == 0;
     while (d->nvms) {
         struct vmkd_vm *vm = d->vms[d->nvms - 1];

@@ -127,6 +127,107 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+/* pools | pools-set POOL... [--vm VM=POOL]...: POOL is
+ * ID:PARENT:CPU_SHARES:CPU_LIMIT_MHZ:MEM_LIMIT_MB:CPU_RES_MHZ:MEM_RES_MB
+ * (empty PARENT: the root; -1 or empty limits: none). */
+static void print_pools(const Kvc__Vmkd__PoolTree *t)
+{
+    for (size_t k = 0; k < t->n_pools; k++) {
+        const Kvc__Vmkd__Pool *p = t->pools[k];
+        printf("pool id=%s parent=%s cpu_shares=%" PRId64 " cpu_limit_mhz=%" PRId64
+               " mem_limit_mb=%" PRId64 " weight=%" PRIu64 " quota_us=%" PRId64
+               " cpu_ns=%" PRIu64 " mem_bytes=%" PRIu64 " cgroup=%s\n", p->id, p->parent,
+               p->cpu_shares, p->cpu_limit_mhz, p->mem_limit_mb, p->weight, p->quota_us,
+               p->cpu_ns, p->mem_bytes, p->cgroup);
+    }
+    for (size_t k = 0; k < t->n_vms; k++)
+        printf("poolvm vm=%s pool=%s\n", t->vms[k]->vm_id, t->vms[k]->pool);
+}
+
+static int64_t field_i64(char **s)
+{
+    char *f = strsep(s, ":");
+    return f && *f ? strtoll(f, NULL, 10) : -1;
+}
+
+static int pools_main(const char *sock, const char *cmd, int argc, char **argv)
+{
+    Kvc__Vmkd__PoolTree t = KVC__VMKD__POOL_TREE__INIT;
+    Kvc__Vmkd__Pool pb[64], *pp[64];
+    Kvc__Vmkd__PoolVm vb[64], *vp[64];
+    char *dups[128];
+    size_t nd = 0;
+    int ret = 0;
+
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--vm") && i + 1 < argc && t.n_vms < 64) {
+            char *d = dups[nd++] = strdup(argv[++i]), *eq = strchr(d, '=');
+            kvc__vmkd__pool_vm__init(&vb[t.n_vms]);
+            if (eq)
+                *eq++ = '\0';
+            vb[t.n_vms].vm_id = d;
+            vb[t.n_vms].pool = eq ? eq : (char *)"";
+            vp[t.n_vms] = &vb[t.n_vms];
+            t.n_vms++;
+        } else if (t.n_pools < 64 && nd < 128) {
+            char *d = dups[nd++] = strdup(argv[i]), *s = d;
+            Kvc__Vmkd__Pool *p = &pb[t.n_pools];
+            kvc__vmkd__pool__init(p);
+            p->id = strsep(&s, ":");
+            char *parent = strsep(&s, ":");
+            p->parent = parent ? parent : (char *)"";
+            char *sh = strsep(&s, ":");
+            p->cpu_shares = sh && *sh ? strtoll(sh, NULL, 10) : 0;
+            p->cpu_limit_mhz = field_i64(&s);
+            p->mem_limit_mb = field_i64(&s);
+            p->cpu_reservation_mhz = field_i64(&s);
+            p->mem_reservation_mb = field_i64(&s);
+            if (p->cpu_reservation_mhz < 0)
+                p->cpu_reservation_mhz = 0;
+            if (p->mem_reservation_mb < 0)
+                p->mem_reservation_mb = 0;
+            pp[t.n_pools++] = p;
+        }
+    }
+    t.pools = pp;
+    t.vms = vp;
+    struct event_base *base = event_base_new();
+    struct kvc_rpc_client *cl = NULL;
+    struct kvc_rpc_opts o = {
+        .methods = client_methods,
+        .n_methods = KVC_ARRAY_SIZE(client_methods),
+        .on_disconnect = on_disconnect,
+        .cb_arg = base,
+        .connect_timeout_ms = 5000,
+    };
+    ProtobufCMessage *resp = NULL;
+    char *err = NULL;
+    if (!base || kvc_rpc_client_new_unix(base, sock, &o, &cl) < 0) {
+        fprintf(stderr, "vmkdctl: cannot create a client for %s\n", sock);
+        ret = 1;
+    } else {
+        Kvc__Vmkd__PoolsGetRequest g = KVC__VMKD__POOLS_GET_REQUEST__INIT;
+        bool set = !strcmp(cmd, "pools-set");
+        int st = kvc_rpc_call_sync(cl, set ? KVC__VMKD__METHOD__VMKD_POOLS_SET
+                                           : KVC__VMKD__METHOD__VMKD_POOLS_GET,
+                                   set ? &t.base : &g.base, &kvc__vmkd__pool_tree__descriptor,
+                                   TIMEOUT_MS, &resp, &err);
+        if (st != KVC_RPC_OK)
+            ret = fail(st, err);
+        else
+            print_pools((const void *)resp);
+    }
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    free(err);
+    kvc_rpc_client_free(cl);
+    if (base)
+        event_base_free(base);
+    for (size_t k = 0; k < nd; k++)
+        free(dups[k]);
+    return ret;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -140,6 +241,7 @@ static void usage(void)
             "  vswitch-list | vswitch-add NAME [--ports N] [--mtu N] | vswitch-remove NAME\n"
             "  portgroup-add NAME VSWITCH [--vlan N] | portgroup-remove NAME\n"
             "  portgroup-set NAME --vlan N\n"
+            "  pools | pools-set ID:PARENT:SHARES:LIMIT_MHZ:MEM_LIMIT_MB... [--vm VM=POOL]\n"
             "ALLOC: --shares N --limit-mhz N --limit-pct N --reserve-mhz N\n"
             "       --mem-limit-mb N --reserve-mem-mb N\n");
 }
@@ -160,6 +262,8 @@ int main(int argc, char **argv)
     kvc_log_init("vmkdctl");
     kvc_log_set_default_level(KVC_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
+    if (!strcmp(cmd, "pools") || !strcmp(cmd, "pools-set"))
+        return pools_main(sock, cmd, argc - i, argv + i);
 
     /* Positional arguments, then options. */
     const char *pos[2] = { NULL, NULL };
