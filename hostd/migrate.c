@@ -228,6 +228,20 @@ memory_in_use(struct hostd_host *h)
 
 /* ---- destination -------------------------------------------------------- */
 
+/* The sim backend needs no stream: the listen address stays empty (a
+ * backend that streams, kvm, will answer where its incoming vmx listens). */
+static void
+reply_prepare(struct kvc_rpc_call *call, int err, const char *msg)
+{
+    Kvc__Host__MigratePrepareReply r = KVC__HOST__MIGRATE_PREPARE_REPLY__INIT;
+    Kvc__Host__Status st = KVC__HOST__STATUS__INIT;
+
+    st.error = err < 0 ? -err : err;
+    st.message = (char *)(msg ? msg : "");
+    r.status = &st;
+    kvc_rpc_reply(call, &r.base);
+}
+
 void
 hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
 {
@@ -243,39 +257,39 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
         return;
     if (!p->id[0] || strlen(p->id) >= sizeof m->id || !vi || !hostd_uuid_valid(vi->uuid) ||
         !vi->name[0] || strchr(vi->name, '/') || vi->name[0] == '.' || !vi->datastore[0]) {
-        reply_status(call, EINVAL, "migration id, VM uuid, name and datastore are required");
+        reply_prepare(call, EINVAL, "migration id, VM uuid, name and datastore are required");
         return;
     }
     if (mig_find(h, p->id)) {
-        reply_status(call, EEXIST, "a migration with this id is already here");
+        reply_prepare(call, EEXIST, "a migration with this id is already here");
         return;
     }
     if (hostd_vm_find(h, vi->uuid) || mig_find_vm(h, vi->uuid)) {
-        reply_status(call, EEXIST, "the VM is already registered on this host");
+        reply_prepare(call, EEXIST, "the VM is already registered on this host");
         return;
     }
     if (h->maintenance) {
-        reply_status(call, EBUSY, "host is in maintenance mode");
+        reply_prepare(call, EBUSY, "host is in maintenance mode");
         return;
     }
     on = vi->power == KVC__HOST__POWER_STATE__POWERED_ON;
     if (vi->power == KVC__HOST__POWER_STATE__SUSPENDED) {
-        reply_status(call, EBUSY, "a suspended VM cannot be migrated");
+        reply_prepare(call, EBUSY, "a suspended VM cannot be migrated");
         return;
     }
     if (on && !h->be->migrate_in) {
         snprintf(msg, sizeof msg, "live migration is not available on the %s backend yet",
                  h->be->name);
-        reply_status(call, ENOTSUP, msg);
+        reply_prepare(call, ENOTSUP, msg);
         return;
     }
     if (!(ds = vmstore_datastore(h, vi->datastore))) {
         snprintf(msg, sizeof msg, "datastore %s is not mounted on this host", vi->datastore);
-        reply_status(call, ENOENT, msg);
+        reply_prepare(call, ENOENT, msg);
         return;
     }
     if (!(m = calloc(1, sizeof *m))) {
-        reply_status(call, ENOMEM, NULL);
+        reply_prepare(call, ENOMEM, NULL);
         return;
     }
     if (snprintf(m->path, sizeof m->path, "%s/%s/%s.vmx", ds->path, vi->name, vi->name) >=
@@ -283,7 +297,7 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
         snprintf(msg, sizeof msg, "the VM's files are not visible from this host (%s on"
                  " datastore %s)", vi->name, vi->datastore);
         free(m);
-        reply_status(call, ENOENT, msg);
+        reply_prepare(call, ENOENT, msg);
         return;
     }
     if (vi->network[0]) {
@@ -293,14 +307,14 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
         if (!found) {
             snprintf(msg, sizeof msg, "no port group %s on this host", vi->network);
             free(m);
-            reply_status(call, ENOENT, msg);
+            reply_prepare(call, ENOENT, msg);
             return;
         }
     }
     if (on && (memory_in_use(h) + (vi->memory_mib << 20) > h->hw.memory_bytes ||
                (h->hw.threads && vi->cpu_count > h->hw.threads))) {
         free(m);
-        reply_status(call, ENOSPC, "not enough memory or CPUs on this host for the VM");
+        reply_prepare(call, ENOSPC, "not enough memory or CPUs on this host for the VM");
         return;
     }
     snprintf(m->id, sizeof m->id, "%s", p->id);
@@ -312,12 +326,12 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
     m->powered_on = on;
     if (mig_add(h, m)) {
         free(m);
-        reply_status(call, ENOMEM, NULL);
+        reply_prepare(call, ENOMEM, NULL);
         return;
     }
     kvc_info("%s: migration %s: ready to receive %s (%s) from %s", h->name, m->id, vi->name,
              vi->uuid, p->source_uuid);
-    reply_status(call, 0, NULL);
+    reply_prepare(call, 0, NULL);
 }
 
 static void

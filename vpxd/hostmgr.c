@@ -814,6 +814,7 @@ struct call_ctx {
     hostmgr_vm_cb vm_cb;
     hostmgr_done_cb done_cb;
     hostmgr_migrate_status_cb mig_cb;
+    hostmgr_migrate_prepare_cb prep_cb;
     void *arg;
 };
 
@@ -1089,13 +1090,33 @@ hostmgr_vm_delete(struct hostmgr *hm, const char *host_id, const char *vm_uuid,
 
 /* ---- live migration ------------------------------------------------------ */
 
+static void
+on_migrate_prepare_reply(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct call_ctx *c = arg;
+    const Kvc__Host__MigratePrepareReply *r = (const Kvc__Host__MigratePrepareReply *)resp;
+    int err;
+
+    if (status) {
+        c->prep_cb(c->arg, rpc_errno(status, error), error, NULL);
+    } else {
+        err = r->status ? -r->status->error : 0;
+        c->prep_cb(c->arg, err,
+                   err ? (r->status->message[0] ? r->status->message : strerror(-err)) : NULL,
+                   r->listen);
+    }
+    free(c);
+}
+
 int
 hostmgr_migrate_prepare(struct hostmgr *hm, const char *dest_host, const char *mig_id,
                         const struct hostmgr_migrate_vm *vm, const char *source_host,
-                        hostmgr_done_cb cb, void *arg)
+                        const char *source_thumbprint,
+                        hostmgr_migrate_prepare_cb cb, void *arg)
 {
     Kvc__Host__MigratePrepare m = KVC__HOST__MIGRATE_PREPARE__INIT;
     Kvc__Host__VmInfo vi = KVC__HOST__VM_INFO__INIT;
+    struct call_ctx *c;
     struct hm_host *h;
     int rc;
 
@@ -1114,14 +1135,26 @@ hostmgr_migrate_prepare(struct hostmgr *hm, const char *dest_host, const char *m
     m.id = (char *)mig_id;
     m.vm = &vi;
     m.source_uuid = (char *)(source_host ? source_host : "");
-    return do_call(h, KVC__HOST__METHOD__MIGRATE_PREPARE, &m.base,
-                   &kvc__host__status__descriptor, NULL, cb, arg);
+    m.source_thumbprint = (char *)(source_thumbprint ? source_thumbprint : "");
+    if (!cb)
+        return -EINVAL;
+    if (!(c = calloc(1, sizeof *c)))
+        return -ENOMEM;
+    c->prep_cb = cb;
+    c->arg = arg;
+    rc = kvc_rpc_client_call(h->cl, KVC__HOST__METHOD__MIGRATE_PREPARE, &m.base,
+                             &kvc__host__migrate_prepare_reply__descriptor,
+                             h->hm->cfg.call_timeout_ms, on_migrate_prepare_reply, c);
+    if (rc)
+        free(c);
+    return rc;
 }
 
 int
 hostmgr_migrate_send(struct hostmgr *hm, const char *src_host, const char *mig_id,
                      const char *vm_uuid, const char *dest_host, uint64_t bandwidth_bps,
-                     uint32_t downtime_ms, hostmgr_done_cb cb, void *arg)
+                     uint32_t downtime_ms, const char *dest_listen,
+                     const char *dest_thumbprint, hostmgr_done_cb cb, void *arg)
 {
     Kvc__Host__MigrateSend m = KVC__HOST__MIGRATE_SEND__INIT;
     struct hm_host *h, *d;
@@ -1140,6 +1173,8 @@ hostmgr_migrate_send(struct hostmgr *hm, const char *src_host, const char *mig_i
     m.dest_port = d->port;
     m.bandwidth_bps = bandwidth_bps;
     m.downtime_ms = downtime_ms;
+    m.dest_listen = (char *)(dest_listen ? dest_listen : "");
+    m.dest_thumbprint = (char *)(dest_thumbprint ? dest_thumbprint : "");
     return do_call(h, KVC__HOST__METHOD__MIGRATE_SEND, &m.base,
                    &kvc__host__status__descriptor, NULL, cb, arg);
 }

@@ -306,13 +306,22 @@ struct hostmgr_migrate_vm {
     uint64_t memory_mib;
     bool powered_on;            /* false: cold (only the registration moves) */
 };
+/* LISTEN: where the destination takes the stream ("tcp:IP:PORT"), "" if
+ * its backend needs none (sim); pass it to hostmgr_migrate_send(). */
+typedef void (*hostmgr_migrate_prepare_cb)(void *arg, int err, const char *msg,
+                                           const char *listen);
+/* SOURCE_THUMBPRINT: the source host's certificate, the stream's TLS peer. */
 int hostmgr_migrate_prepare(struct hostmgr *, const char *dest_host, const char *mig_id,
                             const struct hostmgr_migrate_vm *vm, const char *source_host,
-                            hostmgr_done_cb cb, void *arg);
-/* BANDWIDTH_BPS 0: the host's default (1 GbE); DOWNTIME_MS 0: 500. */
+                            const char *source_thumbprint,
+                            hostmgr_migrate_prepare_cb cb, void *arg);
+/* BANDWIDTH_BPS 0: the host's default (1 GbE); DOWNTIME_MS 0: 500.
+ * DEST_LISTEN and DEST_THUMBPRINT (may be NULL): from the prepare, and the
+ * destination host's certificate. */
 int hostmgr_migrate_send(struct hostmgr *, const char *src_host, const char *mig_id,
                          const char *vm_uuid, const char *dest_host,
                          uint64_t bandwidth_bps, uint32_t downtime_ms,
+                         const char *dest_listen, const char *dest_thumbprint,
                          hostmgr_done_cb cb, void *arg);
 
 enum hostmgr_migrate_state {

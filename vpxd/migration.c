@@ -37,6 +37,8 @@ struct mig {
     char id[48];
     char vm[VDB_ID_MAX], src[VDB_ID_MAX], dst[VDB_ID_MAX];
     char uuid[40], name[256], dsname[256], network[256], user[128], reason[32];
+    char listen[256];           /* the destination's stream address (prepare) */
+    char src_thumb[128], dst_thumb[128];
     char task[VDB_ID_MAX];
     bool own_task;
     int cpu;
@@ -431,12 +433,14 @@ static bool answered(struct mig *m)
     return false;
 }
 
-static void on_prepared(void *arg, int err, const char *msg)
+static void on_prepared(void *arg, int err, const char *msg, const char *listen)
 {
     struct mig *m = arg;
 
-    if (!err)
+    if (!err) {
         m->prepared = true;
+        snprintf(m->listen, sizeof(m->listen), "%s", listen ? listen : "");
+    }
     if (answered(m))
         return;
     if (err)
@@ -549,7 +553,8 @@ static void step(struct mig *m)
                                         .cpu_count = (uint32_t)m->cpu,
                                         .memory_mib = (uint64_t)m->mem_mib,
                                         .powered_on = m->powered_on };
-        rc = hostmgr_migrate_prepare(hm, m->dst, m->id, &v, m->src, on_prepared, m);
+        rc = hostmgr_migrate_prepare(hm, m->dst, m->id, &v, m->src, m->src_thumb, on_prepared,
+                                     m);
         break;
     }
     case P_SEND: {
@@ -557,7 +562,7 @@ static void step(struct mig *m)
         int n = active_on(m->src);
         uint64_t bw = (uint64_t)(cfg.link_gbps * 125000000.0 / (n > 0 ? n : 1));
         rc = hostmgr_migrate_send(hm, m->src, m->id, m->uuid, m->dst, bw, cfg.downtime_ms,
-                                  on_sent, m);
+                                  m->listen, m->dst_thumb, on_sent, m);
         break;
     }
     case P_POLL:
@@ -678,6 +683,11 @@ int vpxd_migrate_vm(struct vpxd *vx, const struct vpxd_migrate_req *q, vpxd_migr
              ? json_string_value(json_object_get(row, "dsname")) : "");
     snprintf(m->user, sizeof(m->user), "%s", q->user ? q->user : "vpxd");
     snprintf(m->reason, sizeof(m->reason), "%s", q->reason ? q->reason : "user");
+    /* Each end of the stream pins the other's certificate. */
+    vdb_query_str(vx->db, m->src_thumb, sizeof(m->src_thumb), "SELECT thumbprint FROM host"
+                  " WHERE id = ?", "s", m->src);
+    vdb_query_str(vx->db, m->dst_thumb, sizeof(m->dst_thumb), "SELECT thumbprint FROM host"
+                  " WHERE id = ?", "s", m->dst);
     m->cpu = (int)json_integer_value(json_object_get(row, "cpu_count"));
     m->mem_mib = json_integer_value(json_object_get(row, "memory_mib"));
     m->powered_on = !strcmp(json_string_value(json_object_get(row, "power_state")),
