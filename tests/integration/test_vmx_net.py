@@ -316,6 +316,43 @@ def test_vxlan_between_two_hosts(tmp, hosts):
     assert h1.port("a")["rx_packets"] >= 5
 
 
+def test_snapshot_keeps_the_adapter(tmp, hosts):
+    """The adapter's state (transport, queues, MAC, link) goes into a
+    snapshot; a restore brings the driver's setup back, and a VM with
+    another MAC refuses the file."""
+    h = Host(tmp, "h1", PG_BASIC)
+    hosts.append(h)
+    a = h.vm("a", "VM Network", "00:50:56:00:0a:01", "10.10.0.1", mode="echo")
+    assert a.vmxctl("net-link", "down")["link_up"] == "0"
+    snap = os.path.join(tmp, "a.snap")
+    r = a.vmxctl("snapshot", snap)
+    assert int(r["bytes"]) > 0
+    h.ctl("power-off", "a", "--force")
+    conf = os.path.join(h.tmp, "a.vmx")
+    sock = os.path.join(tmp, "restored.sock")
+    d = Daemon([VMX, "-c", conf, "-s", sock, "--restore", snap])
+    try:
+        d.wait_log(r"VMX-READY pid=%d" % d.pid, timeout=20)
+        p = subprocess.run([VMXCTL, "-s", sock, "net-stats"], capture_output=True, text=True,
+                           timeout=30)
+        st = dict(line.split("=", 1) for line in p.stdout.splitlines())
+        assert st["present"] == "1" and st["mac"] == "00:50:56:00:0a:01"
+        assert int(st["status"]) & 4            # DRIVER_OK, as the guest left it
+        assert st["backend"] == "0"             # started without vmkd: no port
+        p = subprocess.run([VMXCTL, "-s", sock, "info"], capture_output=True, text=True,
+                           timeout=30)
+        assert "restored=1" in p.stdout
+    finally:
+        d.stop()
+    with open(conf) as f:
+        text = f.read().replace("00:50:56:00:0a:01", "00:50:56:00:0a:99")
+    with open(conf, "w") as f:
+        f.write(text)
+    p = subprocess.run([VMX, "-c", conf, "-s", sock, "--restore", snap], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 1, p.stderr
+
+
 def test_bad_config_refused(tmp, hosts):
     h = Host(tmp, "h1", PG_BASIC)
     hosts.append(h)
