@@ -400,7 +400,7 @@ static int64_t copy_dirty(struct disk_mirror *m, bool locked)
                 set_error(m, "%s/%s: write: %s", m->dst_dir, f->name, strerror(-rc));
                 return rc;
             }
-            account(m, got[i], false, !locked);
+            account(m, got[i], false, false);
         }
         total += k;
         pthread_mutex_lock(&m->lock);

@@ -61,8 +61,8 @@ struct disk_move_status {
 
 struct vmx;
 
-/* Start moving the disk into DEST_DIR; MAX_BPS limits the copy while the
- * guest runs (0: none).  -EINVAL (bad target, same folder), -ENOENT,
+/* Start moving the disk into DEST_DIR; MAX_BPS limits the first pass
+ * (0: none; the dirty passes run unthrottled, so that they converge).  -EINVAL (bad target, same folder), -ENOENT,
  * -EEXIST (a file of the disk is there already), -ENOSPC, -EBUSY (a move
  * or migration is under way), -ENODEV (no disk). */
 int disk_move_start(struct vmx *, const char *dest_dir, uint64_t max_bps, char *err, size_t errlen);

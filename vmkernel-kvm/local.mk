@@ -137,6 +137,9 @@ tests_unit_test_vmx_blk_LDADD = $(VMX_LIBS) $(CMOCKA_LIBS)
 # Guest disk data across power cycles, snapshot/restore, consolidation (pytest).
 TESTS += tests/integration/test_vmx_blk.py
 EXTRA_DIST += tests/integration/test_vmx_blk.py
+# Storage migration: the disk moves under a writing guest (disk_mirror.c).
+TESTS += tests/integration/test_vmx_disk_move.py
+EXTRA_DIST += tests/integration/test_vmx_disk_move.py
 # BENCH vmx-blk-seq-write, vmx-blk-seq-read: guest disk MB/s beside host dd.
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmx_blk.py
 EXTRA_DIST += tests/bench/bench_vmx_blk.py
