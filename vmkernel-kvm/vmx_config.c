@@ -46,7 +46,7 @@ static const struct kvc_cfg_key vm_keys[] = {
     KVC_CFG_KEY_STRING("net.portgroup", NULL, "port group the adapter connects to (vmkd's power-on)"),
     KVC_CFG_KEY_INT("net.mtu", "1500", 68, 9000, "MTU the adapter reports"),
     KVC_CFG_KEY_ENUM("guest.net_mode", "none", "test guest network workload",
-                     "none", "listen", "echo", "ping", "flood", "udping"),
+                     "none", "listen", "echo", "ping", "flood", "udping", "hostile"),
     KVC_CFG_KEY_STRING("guest.ip", NULL, "test guest IPv4 address"),
     KVC_CFG_KEY_STRING("guest.peer", NULL, "ping/flood: the peer's IPv4 address"),
     KVC_CFG_KEY_INT("guest.net_count", "0", 0, 1000000000, "ping/flood: packets to send (0: no end)"),
@@ -64,7 +64,8 @@ static const struct kvc_cfg_key vm_keys[] = {
 
 const char *const vmx_disk_test_names[] = { "off", "write", "verify", "bench", "loop", NULL };
 
-const char *const vmx_net_mode_names[] = { "none", "listen", "echo", "ping", "flood", "udping", NULL };
+const char *const vmx_net_mode_names[] = { "none", "listen", "echo", "ping", "flood", "udping",
+                                            "hostile", NULL };
 
 static int parse_mac(const char *s, uint8_t mac[6])
 {
@@ -127,7 +128,7 @@ static int net_from_config(struct vmx_config *c, const struct kvc_cfg_section *s
         snprintf(msg, len, "key 'guest.net_mode': needs 'guest.ip'");
         return -EINVAL;
     }
-    if (c->guest_net_mode >= 3 && !c->guest_peer[0]) {
+    if (c->guest_net_mode >= 3 && c->guest_net_mode <= 5 && !c->guest_peer[0]) {
         snprintf(msg, len, "key 'guest.net_mode': %s needs 'guest.peer'",
                  vmx_net_mode_names[c->guest_net_mode]);
         return -EINVAL;

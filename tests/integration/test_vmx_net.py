@@ -190,6 +190,31 @@ def test_without_ioeventfd(tmp, hosts):
     assert m.groups() == ("20", "20"), a.text()
 
 
+def test_hostile_guest(tmp, hosts):
+    """A guest that sends runts, giants, a GSO header and a multicast source
+    MAC, then a descriptor outside its RAM: each is dropped and counted
+    where it belongs, its vmx runs on, and the other VMs keep talking."""
+    h = Host(tmp, "h1", PG_BASIC)
+    hosts.append(h)
+    b = h.vm("b", "VM Network", "00:50:56:00:0b:02", "10.11.0.2", mode="echo")
+    bad = h.vm("bad", "VM Network", "00:50:56:00:0b:66", "10.11.0.66", mode="hostile")
+    m = bad.wait_serial(r"net hostile done status=([0-9a-f]+)")
+    assert int(m.group(1), 16) & 64             # DEVICE_NEEDS_RESET
+    st = bad.nic()
+    assert st["tx_runt"] == 1 and st["tx_oversize"] == 1 and st["tx_bad_hdr"] == 1, st
+    assert st["queue_broken"] == 1 and st["tx_packets"] == 1, st
+    wait_for(lambda: h.port("bad").get("drop_bad_src", 0) == 1, 20, "the switch's bad_src drop")
+    assert h.port("b")["tx_packets"] == 0      # nothing of it reached b
+    a = h.vm("a", "VM Network", "00:50:56:00:0b:01", "10.11.0.1", mode="ping", peer="10.11.0.2",
+             count=3)
+    m = a.wait_serial(r"net ping done sent=(\d+) received=(\d+)")
+    assert m.groups() == ("3", "3"), a.text()
+    # Its rx queue still works (the ARP broadcast reached it) and its vmx
+    # still answers.
+    wait_for(lambda: bad.nic()["rx_packets"] >= 1, 20, "frames into the hostile guest")
+    assert bad.vmxctl("info")["state"] == "RUNNING"
+
+
 def test_link_down_and_up(tmp, hosts):
     h = Host(tmp, "h1", PG_BASIC)
     hosts.append(h)

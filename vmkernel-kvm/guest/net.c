@@ -18,8 +18,9 @@
 #define HDR 12                  /* virtio_net_hdr_v1 */
 #define ETH 14
 
-enum { M_NONE, M_LISTEN, M_ECHO, M_PING, M_FLOOD, M_UDPING };
-static const char *const mode_names[] = { "none", "listen", "echo", "ping", "flood", "udping", 0 };
+enum { M_NONE, M_LISTEN, M_ECHO, M_PING, M_FLOOD, M_UDPING, M_HOSTILE };
+static const char *const mode_names[] = { "none", "listen", "echo", "ping", "flood", "udping",
+                                          "hostile", 0 };
 
 struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
 struct avail { uint16_t flags, idx, ring[NQ], event; };
@@ -660,6 +661,45 @@ static void do_flood(void)
     say(b);
 }
 
+/* A misbehaving driver, for tests: frames the device must drop, a frame
+ * the switch must drop, then a descriptor outside guest RAM that breaks
+ * the tx queue.  The rx queue keeps working. */
+static void do_hostile(void)
+{
+    uint8_t *f;
+    static const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+    if ((f = tx_begin())) {                     /* runt: 10 bytes */
+        eth(f, bcast, 0x0800);
+        tx_commit(10, 1);
+    }
+    if ((f = tx_begin())) {                     /* above MTU + header + tag */
+        unsigned o = eth(f, bcast, 0x0800);
+        memset(f + o, 0xee, mtu + 8);
+        tx_commit(o + mtu + 8, 1);
+    }
+    if ((f = tx_begin())) {                     /* a GSO header nobody negotiated */
+        eth(f, bcast, 0x0800);
+        f[-HDR + 1] = 1;
+        tx_commit(60, 1);
+    }
+    if ((f = tx_begin())) {                     /* multicast source MAC: the switch drops it */
+        eth(f, bcast, 0x0800);
+        memcpy(f + 6, mcast, 6);
+        tx_commit(60, 1);
+    }
+    /* A buffer far outside RAM: the device breaks the tx queue. */
+    unsigned slot = txq.avail_idx % NQ;
+    txq.desc[slot].addr = 0xfff00000ull;
+    txq.desc[slot].len = 4096;
+    txq.avail.ring[slot] = (uint16_t)slot;
+    barrier();
+    txq.avail.idx = ++txq.avail_idx;
+    w32(0x50, 1);
+    char b[80];
+    g_snprintf(b, sizeof(b), "KVC-GUEST: net hostile done status=%x\n", r32(0x70));
+    say(b);
+}
+
 static void calibrate(void)
 {
     uint64_t t = g_ticks + 1;
@@ -736,7 +776,9 @@ void net_main(void)
                mode_names[mode], mtu, (unsigned)link_up(), vlan);
     say(b);
     idle_since = g_ticks;
-    if (mode >= M_PING) {
+    if (mode == M_HOSTILE) {
+        do_hostile();
+    } else if (mode >= M_PING) {
         resolve_peer();
         if (mode == M_PING)
             do_ping();
