@@ -435,7 +435,8 @@ def test_vpxd_restart_in_the_middle_of_a_failover_finishes_it(tmp):
         assert c.hostd[b].control("host 0 net restore") == "OK"
         c.wait_running_once(vms, not_on=(a,), timeout=30,
                             what="the failover finished by the restarted vpxd")
-        assert c.db("SELECT count(*) FROM ha_restart") == [(0,)]
+        wait_for(lambda: c.db("SELECT count(*) FROM ha_restart") == [(0,)], 10,
+                 "the failover queue empty")
     finally:
         c.stop()
 
