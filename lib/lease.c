@@ -707,16 +707,30 @@ static int verify(struct kvc_lease *l, int64_t now, struct kvc_lease_record *hol
     return 0;
 }
 
+/* The holder's read-check-write goes under the contenders' lock too: a
+ * takeover written between our check and our write would otherwise be
+ * overwritten by our renewal, and both hosts would believe they hold it.
+ * A lock held by someone else is a renewal that did not happen this time
+ * (the next one checks again, and sees the takeover if there was one). */
 int kvc_lease_renew(struct kvc_lease *l, struct kvc_lease_record *holder, char *err, size_t errlen)
 {
     int64_t now = mono_ms();
-    int rc = verify(l, now, holder, err, errlen);
-    if (rc)
+    int rc = lock_take(l->path, l->rec.owner, err, errlen);
+    if (rc) {
+        l->pending = true;
         return rc;
+    }
+    rc = verify(l, now, holder, err, errlen);
+    if (rc) {
+        lock_release(l->path);
+        return rc;
+    }
     struct kvc_lease_record next = l->rec;
     next.heartbeat++;
     next.time_ms = wall_ms();
-    if ((rc = write_record(l->path, &next, err, errlen))) {
+    rc = write_record(l->path, &next, err, errlen);
+    lock_release(l->path);
+    if (rc) {
         l->pending = true;
         return rc;
     }
@@ -735,14 +749,18 @@ int kvc_lease_release(struct kvc_lease *l)
     char err[PATH_MAX + 256];
     if (!l)
         return 0;
-    int rc = verify(l, mono_ms(), NULL, err, sizeof(err));
+    int rc = lock_take(l->path, l->rec.owner, err, sizeof(err));
     if (!rc) {
-        struct kvc_lease_record next = l->rec;
-        next.held = false;
-        next.generation++;
-        next.heartbeat = 0;
-        next.time_ms = wall_ms();
-        rc = write_record(l->path, &next, err, sizeof(err));
+        rc = verify(l, mono_ms(), NULL, err, sizeof(err));
+        if (!rc) {
+            struct kvc_lease_record next = l->rec;
+            next.held = false;
+            next.generation++;
+            next.heartbeat = 0;
+            next.time_ms = wall_ms();
+            rc = write_record(l->path, &next, err, sizeof(err));
+        }
+        lock_release(l->path);
     }
     if (rc && rc != -ESTALE)
         kvc_warn("release: %s", err);
@@ -758,16 +776,23 @@ int kvc_lease_transfer(struct kvc_lease *l, const char *new_owner, const char *n
                new_owner ? new_owner : "", KVC_LEASE_OWNER_MAX - 1);
         return -EINVAL;
     }
-    int rc = verify(l, mono_ms(), NULL, err, errlen);
+    int rc = lock_take(l->path, l->rec.owner, err, errlen);
     if (rc)
         return rc;
+    rc = verify(l, mono_ms(), NULL, err, errlen);
+    if (rc) {
+        lock_release(l->path);
+        return rc;
+    }
     struct kvc_lease_record next = l->rec;
     snprintf(next.owner, sizeof(next.owner), "%s", new_owner);
     copy_text(next.owner_name, new_owner_name);
     next.generation++;
     next.heartbeat = 0;
     next.time_ms = wall_ms();
-    if ((rc = write_record(l->path, &next, err, errlen))) {
+    rc = write_record(l->path, &next, err, errlen);
+    lock_release(l->path);
+    if (rc) {
         /* Unknown whether it landed: stop renewing either way would strand
          * the VM; keep holding, the next renewal's check tells. */
         l->pending = false;

@@ -36,7 +36,7 @@ static const char *const allowed[] = {
     "clock_gettime", "clock_nanosleep", "nanosleep", "gettimeofday", "clock_getres",
     /* snapshots, serial log */
     "openat", "fstat", "newfstatat", "lseek", "fsync", "fdatasync", "rename", "renameat",
-    "renameat2", "unlink", "unlinkat", "getuid", "getrandom",
+    "renameat2", "unlink", "unlinkat", "link", "linkat", "getuid", "getrandom",
     /* virtio-blk and its delta files (disk.c) */
     "pread64", "pwrite64", "preadv", "pwritev", "ftruncate",
     /* disk moves (disk_mirror.c): free space of the target */

@@ -39,14 +39,32 @@ def read_lease(path):
 
 
 def write_lease(path, **kv):
-    """Write a record the way another host would (temp file + rename)."""
+    """Write a record the way another host would: under the contenders' lock
+    file (link(2) of a file of ours to PATH.lock), temp file + rename."""
     keys = ["owner", "owner_name", "vm", "state", "generation", "heartbeat", "time_ms",
             "duration_ms"]
     text = "kvc-lease 1\n" + "".join("%s=%s\n" % (k, kv[k]) for k in keys) + "end\n"
-    tmp = path + ".test.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
+    mine = "%s.lock.test.%d" % (path, os.getpid())
+    with open(mine, "w") as f:
+        f.write("test %d %d\n" % (os.getpid(), int(time.time() * 1000)))
+
+    def locked():
+        try:
+            os.link(mine, path + ".lock")
+            return True
+        except FileExistsError:
+            return False
+    try:
+        wait_for(locked, 10, "the lease lock of %s" % path)
+    finally:
+        os.unlink(mine)
+    try:
+        tmp = path + ".test.tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, path)
+    finally:
+        os.unlink(path + ".lock")
 
 
 def register_on(state_dir, config_path):
