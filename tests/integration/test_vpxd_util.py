@@ -146,7 +146,8 @@ def param_values(tree):
             "datastore": "datastore-999999", "resource_pool": tree["root_pool"],
             "task": "task-999999", "alarm": "alarm-1", "user": "someone",
             "role": "-2", "entity": tree["datacenter"], "principal": "someone",
-            "rule": "drsrule-999999"}
+            "rule": "drsrule-999999", "vswitch": "vSwitch99", "portgroup": "nope",
+            "world": "1000001"}
 
 
 def fill_path(path, values):

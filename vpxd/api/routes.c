@@ -144,6 +144,17 @@ const struct api_route api_routes[] = {
       "VcenterResourcePoolUpdateSpec", NULL),
     R("DELETE", "/api/vcenter/resource-pool/{resource_pool}", NULL, api_rp_delete, S,
       "Resource.DeletePool", false, 204, "Delete an empty resource pool", NULL, NULL),
+    R("GET", "/api/kvc/vm/{vm}/resource-allocation", NULL, api_rp_vm_alloc_get, S,
+      "System.Read", false, 200, "kvcenter: a VM's resource pool and its CPU (MHz) and memory"
+      " (MB) reservation, limit and shares", NULL, NULL),
+    R("PATCH", "/api/kvc/vm/{vm}/resource-allocation", NULL, api_rp_vm_alloc_patch, S, NULL,
+      false, 204, "kvcenter: move a VM to another resource pool of its cluster or host and"
+      " change its reservations, limits and shares {resource_pool, cpu_allocation:"
+      " {reservation, limit, shares: {level, shares}}, memory_allocation}",
+      "KvcVmResourceAllocationSpec", NULL),
+    R("GET", "/api/kvc/host/{host}/resource-pools", NULL, api_rp_host_pools, S, "System.Read",
+      false, 200, "kvcenter: the resource pool tree as the host applied it (cgroups, weights,"
+      " quotas, usage)", NULL, NULL),
 
     /* Migration, maintenance mode and DRS (api/relocate.c, api/host.c,
      * api/drs.c; docs/drs.md). */
@@ -236,8 +247,8 @@ const struct api_route api_routes[] = {
       "Host.Config.Network", false, 201, "kvcenter: add a standard vSwitch {name, ports"
       " (8-4096, default 128), mtu (68-9000, default 1500)}", NULL, NULL),
     R("DELETE", "/api/kvc/host/{host}/vswitches/{vswitch}", NULL, api_vswitch_delete, S,
-      "Host.Config.Network", false, 204, "kvcenter: remove a standard vSwitch without port"
-      " groups", NULL, NULL),
+      NULL, false, 204, "kvcenter: remove a standard vSwitch without port"
+      " groups; needs Host.Config.Network on the host", NULL, NULL),
     R("GET", "/api/kvc/host/{host}/portgroups", NULL, api_portgroup_list, S, "System.Read",
       false, 200, "kvcenter: the host's port groups [{name, vswitch, active_clients, vlan}]",
       NULL, NULL),
@@ -245,11 +256,12 @@ const struct api_route api_routes[] = {
       "Host.Config.Network", false, 201, "kvcenter: add a port group {name, vswitch, vlan"
       " (0-4095)}", NULL, NULL),
     R("PATCH", "/api/kvc/host/{host}/portgroups/{portgroup}", NULL, api_portgroup_patch, S,
-      "Host.Config.Network", false, 204, "kvcenter: set a port group's VLAN {vlan: 0-4095}",
+      NULL, false, 204, "kvcenter: set a port group's VLAN {vlan: 0-4095};"
+      " needs Host.Config.Network on the host",
       NULL, NULL),
     R("DELETE", "/api/kvc/host/{host}/portgroups/{portgroup}", NULL, api_portgroup_delete, S,
-      "Host.Config.Network", false, 204, "kvcenter: remove a port group no powered-on VM"
-      " uses", NULL, NULL),
+      NULL, false, 204, "kvcenter: remove a port group no powered-on VM"
+      " uses; needs Host.Config.Network on the host", NULL, NULL),
 
     /* esxcli's vm process list|kill (api/vmprocess.c). */
     R("GET", "/api/kvc/vm-processes", NULL, api_vm_process_list, S, NULL, false, 200,

@@ -99,6 +99,25 @@ void api_vm_process_kill(struct api_req *r)
     if (!ws || !*ws || *end || w <= 0)
         return api_error(r, 400, "INVALID_ARGUMENT", "'%.32s' is not a world id",
                          ws ? ws : "");
+    if ((rc = running(r, NULL, &rows)) < 0)
+        return api_error_errno(r, rc, "virtual machines");
+    json_array_foreach(rows, i, row)
+        if (!hit && world_id(json_string_value(json_object_get(row, "instance_uuid"))) == w)
+            hit = row;
+    if (!hit) {
+        json_decref(rows);
+        /* A user who may power nothing off learns nothing about world ids. */
+        if (api_require(r, "VirtualMachine.Interact.PowerOff", NULL) < 0)
+            return;
+        return api_error(r, 404, "NOT_FOUND", "no running virtual machine has world id %lld", w);
+    }
+    char vm[VDB_ID_MAX], host[VDB_ID_MAX], uuid[64];
+    snprintf(vm, sizeof vm, "%s", json_string_value(json_object_get(hit, "vm")));
+    snprintf(host, sizeof host, "%s", json_string_value(json_object_get(hit, "host")));
+    snprintf(uuid, sizeof uuid, "%s", json_string_value(json_object_get(hit, "instance_uuid")));
+    json_decref(rows);
+    if (api_require(r, "VirtualMachine.Interact.PowerOff", vm) < 0)
+        return;
     if (api_body_object(r, fields) < 0)
         return;
     if (api_field_str(r, api_body(r), "type", true, &type) < 0)
@@ -109,21 +128,7 @@ void api_vm_process_kill(struct api_req *r)
     if (k < 0)
         return api_error(r, 400, "INVALID_ARGUMENT", "type: '%.32s' is not soft, hard or force",
                          type);
-    if ((rc = running(r, NULL, &rows)) < 0)
-        return api_error_errno(r, rc, "virtual machines");
-    json_array_foreach(rows, i, row)
-        if (!hit && world_id(json_string_value(json_object_get(row, "instance_uuid"))) == w)
-            hit = row;
-    if (!hit) {
-        json_decref(rows);
-        return api_error(r, 404, "NOT_FOUND", "no running virtual machine has world id %lld", w);
-    }
-    char vm[VDB_ID_MAX], host[VDB_ID_MAX], uuid[64];
-    snprintf(vm, sizeof vm, "%s", json_string_value(json_object_get(hit, "vm")));
-    snprintf(host, sizeof host, "%s", json_string_value(json_object_get(hit, "host")));
-    snprintf(uuid, sizeof uuid, "%s", json_string_value(json_object_get(hit, "instance_uuid")));
-    json_decref(rows);
-    if (api_require(r, "VirtualMachine.Interact.PowerOff", vm) < 0 || api_need_host(r, host) < 0)
+    if (api_need_host(r, host) < 0)
         return;
     api_set_object(r, vm);
     /* Stopped by a user: HA must not restart it. */

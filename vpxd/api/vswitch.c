@@ -191,8 +191,13 @@ static int name_field(struct api_req *r, const char *key, const char **out)
     return 0;
 }
 
+/* The routes with a name last in the path check the host's privilege here
+ * (the router checks the last path parameter, which is no inventory object
+ * for these), before anything else. */
 static int path_name(struct api_req *r, const char *param, const char **out)
 {
+    if (api_require(r, "Host.Config.Network", api_param(r, "host")) < 0)
+        return -1;
     *out = api_param(r, param);
     if (!valid_name(*out)) {
         api_error(r, 400, "INVALID_ARGUMENT", "'%.80s' is not a valid name", *out ? *out : "");
