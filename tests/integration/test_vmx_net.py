@@ -53,7 +53,11 @@ class Host:
                     '[vswitch]\n%s\n%s'
                     % (self.state, self.sock, VMX, os.getpid(), _seq[0], vswitch, portgroups))
         self.d = Daemon([VMKD, "-f", self.conf], env=env)
-        self.d.wait_log(r"vmkd ready", timeout=15)
+        try:
+            self.d.wait_log(r"vmkd ready", timeout=15)
+        except BaseException:
+            self.stop()         # never leave a vmkd (and its VMs) behind
+            raise
         self.vms = {}
 
     def ctl(self, *args, check=True):
