@@ -762,6 +762,11 @@ static const struct kvc_rpc_method host_methods[] = {
       hostd_vswitch_on_change },
     { KVC__HOST__METHOD__PORTGROUP_SET, "PortgroupSet", &kvc__host__portgroup_spec__descriptor,
       &kvc__host__status__descriptor, hostd_vswitch_on_change },
+    /* Resource pools (pools.c). */
+    { KVC__HOST__METHOD__POOLS_SET, "PoolsSet", &kvc__host__pool_tree__descriptor,
+      &kvc__host__status__descriptor, hostd_pools_on_set },
+    { KVC__HOST__METHOD__POOLS_GET, "PoolsGet", &kvc__host__empty__descriptor,
+      &kvc__host__pool_tree__descriptor, hostd_pools_on_get },
     { KVC__HOST__METHOD__VM_CONSOLE_READ, "VmConsoleRead", &kvc__host__console_read__descriptor,
       &kvc__host__console_data__descriptor, hostd_console_on_read },
     { KVC__HOST__METHOD__VM_CONSOLE_WRITE, "VmConsoleWrite",
@@ -1050,6 +1055,7 @@ host_listen(struct hostd_host *h)
     if ((rc = kvc_rpc_server_listen_tcp(h->srv, o->listen, port, &tls))) {
         kvc_err("%s: listen on %s:%u: %s", h->name, o->listen, port, strerror(-rc));
         kvc_rpc_server_free(h->srv);
+    hostd_pools_free(h);
         h->srv = NULL;
         return rc;
     }

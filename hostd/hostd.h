@@ -98,6 +98,7 @@ struct hostd_host {
     struct hostd_vswitch *vsw;
     size_t n_vsw;
     struct hostd_vm *vms;
+    Kvc__Host__PoolTree *pools;         /* resource pools (pools.c), NULL until vpxd sends */
     struct hostd_migration *migs;       /* live migrations in and out (migrate.c) */
     struct event *mig_ev;
 
@@ -262,6 +263,11 @@ json_t *hostd_portgroup_list_json(struct hostd_host *);
 /* RPC: VSWITCH_LIST, and the five changes (VSWITCH_ADD ... PORTGROUP_SET). */
 void hostd_vswitch_on_list(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
 void hostd_vswitch_on_change(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+/* pools.c: POOLS_SET / POOLS_GET (docs/resource-pools.md); pools_free at
+ * host teardown. */
+void hostd_pools_on_set(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+void hostd_pools_on_get(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+void hostd_pools_free(struct hostd_host *);
 /* backends/kvm.c: the vmkd client of a kvm host, NULL for others. */
 struct kvc_rpc_client *hostd_kvm_vmkd(struct hostd_host *);
 

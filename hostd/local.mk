@@ -7,7 +7,8 @@ hostd_hostd_SOURCES = \
 	hostd/hostd.c hostd/hostd.h hostd/host.c hostd/migrate.c hostd/vmstore.c hostd/ha.c \
 	hostd/hwinfo.c hostd/util.c hostd/control.c hostd/backend.h \
 	hostd/backends/sim.c hostd/backends/sim.h hostd/backends/kvm.c \
-	hostd/backends/sim_console.c hostd/console.c hostd/console.h hostd/vswitch.c
+	hostd/backends/sim_console.c hostd/console.c hostd/console.h hostd/vswitch.c \
+	hostd/pools.c
 hostd_hostd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
 hostd_hostd_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
 	$(KVC_RPC_LIBS) -lm

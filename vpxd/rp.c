@@ -259,6 +259,12 @@ out:
 
 int rp_admit_vm(struct vdb *db, const char *vm, const char *pool, char *why, size_t len)
 {
+    return rp_admit_vm_with(db, vm, pool, -1, -1, why, len);
+}
+
+int rp_admit_vm_with(struct vdb *db, const char *vm, const char *pool, int64_t cpu_res,
+                     int64_t mem_res, char *why, size_t len)
+{
     char own[VDB_ID_MAX] = "";
     json_t *row = NULL;
     struct rp_tree t;
@@ -273,7 +279,9 @@ int rp_admit_vm(struct vdb *db, const char *vm, const char *pool, char *why, siz
     snprintf(own, sizeof(own), "%s", jstr(row, "rp"));
     if (!pool)
         pool = own;
-    if (!*pool || (jint(row, "cpu") == 0 && jint(row, "mem") == 0)) {
+    int64_t want[2] = { cpu_res >= 0 ? cpu_res : jint(row, "cpu"),
+                        mem_res >= 0 ? mem_res : jint(row, "mem") };
+    if (!*pool || (want[RP_CPU] == 0 && want[RP_MEM] == 0)) {
         json_decref(row);
         return 0;               /* reserves nothing: always fits */
     }
@@ -291,9 +299,9 @@ int rp_admit_vm(struct vdb *db, const char *vm, const char *pool, char *why, siz
             t.n[o].vms[RP_MEM] -= jint(row, "mem");
         }
     }
-    rc = i < 0 ? -ENOENT : rp_admit(&t, i, RP_CPU, jint(row, "cpu"), why, len);
+    rc = i < 0 ? -ENOENT : rp_admit(&t, i, RP_CPU, want[RP_CPU], why, len);
     if (rc == 0)
-        rc = rp_admit(&t, i, RP_MEM, jint(row, "mem"), why, len);
+        rc = rp_admit(&t, i, RP_MEM, want[RP_MEM], why, len);
     rp_tree_free(&t);
     json_decref(row);
     return rc;

@@ -68,6 +68,9 @@ void rp_tree_free(struct rp_tree *);
 int rp_tree_load(struct vdb *, const char *pool, struct rp_tree *);
 /* Whether VM, if powered on in POOL (NULL: its own pool), fits. */
 int rp_admit_vm(struct vdb *, const char *vm, const char *pool, char *why, size_t len);
+/* The same with the VM's reservations CPU_RES and MEM_RES (-1: its own). */
+int rp_admit_vm_with(struct vdb *, const char *vm, const char *pool, int64_t cpu_res,
+                     int64_t mem_res, char *why, size_t len);
 /* Whether pool POOL may take CPU and MEM (NULL: unchanged). */
 int rp_admit_pool_update(struct vdb *, const char *pool, const struct vdb_alloc *cpu,
                          const struct vdb_alloc *mem, char *why, size_t len);
@@ -88,5 +91,14 @@ int rp_vm_alloc_set(struct vdb *, const char *vm, const struct rp_vm_alloc *cpu,
                     const struct rp_vm_alloc *mem);
 /* Moves VM into POOL (of the VM's own cluster or host, else -EXDEV). */
 int rp_vm_move(struct vdb *, const char *vm, const char *pool);
+
+/* ---- in the daemon (vpxd/api/resource_pool.c) ---- */
+struct hostmgr;
+struct api_req;
+/* Sends the pool tree of OWNER (a cluster or standalone host; or any pool
+ * of it) to its connected hosts (POOLS_SET); errors are logged. */
+void rp_push(struct hostmgr *, struct vdb *, const char *owner_or_pool);
+/* Power-on admission: true if the request was answered (refused). */
+bool api_rp_power_on_refused(struct api_req *);
 
 #endif

@@ -121,15 +121,16 @@ def test_inventory_crud(vx, token):
     # Resource pools.
     st, rp, _ = vx.request("POST", "/api/vcenter/resource-pool",
                            {"name": "gold", "parent": tree["root_pool"],
-                            "cpu_allocation": {"reservation": 1000, "limit": 4000,
+                            "cpu_allocation": {"reservation": 0, "limit": 4000,
                                                "expandable_reservation": False,
                                                "shares": {"level": "HIGH"}}}, token=token)
     assert st == 201, rp
     st, js, _ = vx.request("GET", "/api/vcenter/resource-pool/" + rp, token=token)
     assert st == 200
     assert js["name"] == "gold"
-    assert js["cpu_allocation"] == {"reservation": 1000, "expandable_reservation": False,
-                                    "limit": 4000, "shares": {"level": "HIGH", "shares": 4000}}
+    # HIGH is vSphere's 8000; a hostless cluster has no capacity to reserve.
+    assert js["cpu_allocation"] == {"reservation": 0, "expandable_reservation": False,
+                                    "limit": 4000, "shares": {"level": "HIGH", "shares": 8000}}
     st, js, _ = vx.request("PATCH", "/api/vcenter/resource-pool/" + rp,
                            {"name": "platinum", "memory_allocation": {"limit": 2048}},
                            token=token)

@@ -177,6 +177,10 @@ API_HANDLER(api_vm_process_list);
 API_HANDLER(api_vm_process_kill);
 API_HANDLER(api_vm_hardware_get);
 API_HANDLER(api_vm_hardware_patch);
+/* api/resource_pool.c */
+API_HANDLER(api_rp_vm_alloc_get);
+API_HANDLER(api_rp_vm_alloc_patch);
+API_HANDLER(api_rp_host_pools);
 
 API_HANDLER(api_host_list);
 API_HANDLER(api_host_create);

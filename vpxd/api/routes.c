@@ -144,6 +144,17 @@ const struct api_route api_routes[] = {
       "VcenterResourcePoolUpdateSpec", NULL),
     R("DELETE", "/api/vcenter/resource-pool/{resource_pool}", NULL, api_rp_delete, S,
       "Resource.DeletePool", false, 204, "Delete an empty resource pool", NULL, NULL),
+    R("GET", "/api/kvc/vm/{vm}/resource-allocation", NULL, api_rp_vm_alloc_get, S,
+      "System.Read", false, 200, "kvcenter: a VM's resource pool and its CPU (MHz) and memory"
+      " (MB) reservation, limit and shares", NULL, NULL),
+    R("PATCH", "/api/kvc/vm/{vm}/resource-allocation", NULL, api_rp_vm_alloc_patch, S,
+      "Resource.AssignVMToPool", false, 204, "kvcenter: move a VM to another resource pool of its cluster or host and"
+      " change its reservations, limits and shares {resource_pool, cpu_allocation:"
+      " {reservation, limit, shares: {level, shares}}, memory_allocation}",
+      "KvcVmResourceAllocationSpec", NULL),
+    R("GET", "/api/kvc/host/{host}/resource-pools", NULL, api_rp_host_pools, S, "System.Read",
+      false, 200, "kvcenter: the resource pool tree as the host applied it (cgroups, weights,"
+      " quotas, usage)", NULL, NULL),
 
     /* Migration, maintenance mode and DRS (api/relocate.c, api/host.c,
      * api/drs.c; docs/drs.md). */

@@ -19,6 +19,7 @@
 #include "vpxd/hostmgr.h"
 #include "vpxd/hosts.h"
 #include "vpxd/migration.h"
+#include "vpxd/rp.h"
 
 KVC_LOG_MODULE(api_vm);
 
@@ -729,6 +730,9 @@ void api_vm_power_start(struct api_req *r)
 {
     static const char *const from[] = { "POWERED_OFF", "SUSPENDED", NULL };
 
+    /* Resource pool admission (vpxd/rp.h), after HA's (api_ha_vm_power_start). */
+    if (api_rp_power_on_refused(r))
+        return;
     if (drs_power_on_place(r))
         return;
     power_op(r, HOSTMGR_POWER_ON, from, "POWERED_ON", "power on");
