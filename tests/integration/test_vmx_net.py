@@ -204,6 +204,7 @@ def test_hostile_guest(tmp, hosts):
     bad = h.vm("bad", "VM Network", "00:50:56:00:0b:66", "10.11.0.66", mode="hostile")
     m = bad.wait_serial(r"net hostile done status=([0-9a-f]+)")
     assert int(m.group(1), 16) & 64             # DEVICE_NEEDS_RESET
+    wait_for(lambda: bad.nic()["queue_broken"] == 1, 20, "the broken tx queue counted")
     st = bad.nic()
     assert st["tx_runt"] == 1 and st["tx_oversize"] == 1 and st["tx_bad_hdr"] == 1, st
     assert st["queue_broken"] == 1 and st["tx_packets"] == 1, st

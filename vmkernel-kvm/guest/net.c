@@ -695,8 +695,14 @@ static void do_hostile(void)
     barrier();
     txq.avail.idx = ++txq.avail_idx;
     w32(0x50, 1);
+    /* The device thread takes the kick on its own time: wait (1 s at most)
+     * for it to flag the queue. */
+    uint64_t deadline = g_ticks + KVC_GUEST_HZ;
+    uint32_t status;
+    while (!((status = r32(0x70)) & 64) && g_ticks < deadline)
+        syscall2(SYS_WAIT_TICK, (long)(g_ticks + 1), 0);
     char b[80];
-    g_snprintf(b, sizeof(b), "KVC-GUEST: net hostile done status=%x\n", r32(0x70));
+    g_snprintf(b, sizeof(b), "KVC-GUEST: net hostile done status=%x\n", status);
     say(b);
 }
 
