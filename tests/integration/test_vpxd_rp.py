@@ -226,3 +226,122 @@ def test_vm_allocation_bad_input(env, site):
                                     "shares": {"level": "NORMAL", "shares": 1000}}
     st, js, _ = env.req("GET", "/api/kvc/vm/vm-424242/resource-allocation")
     check_error(st, js, 404, "NOT_FOUND")
+
+
+# ---- kvm: vpxd -> hostd (kvm backend) -> vmkd cgroups ----
+
+def kvm_skip_reason():
+    import os
+    from kvctest import binpath
+    if os.geteuid() != 0:
+        return "vmkd needs root (cgroups)"
+    for p in ("vmkernel-kvm/vmkd", "tests/integration/test_vmkd_fake_vmx"):
+        if not os.path.exists(binpath(p)):
+            return "%s is not built in this tree" % p
+    return None
+
+
+def proc_cpu_cgroup(pid):
+    with open("/proc/%d/cgroup" % pid) as f:
+        for line in f:
+            hid, ctl, path = line.rstrip("\n").split(":", 2)
+            if hid == "0" or "cpu" in ctl.split(","):
+                return path
+    return ""
+
+
+def cpu_weight(cg):
+    import os
+    for name in ("cpu.shares", "cpu.weight"):
+        p = os.path.join(cg, name)
+        if os.path.exists(p):
+            with open(p) as f:
+                return name, int(f.read())
+    return None, None
+
+
+@pytest.mark.skipif(kvm_skip_reason() is not None, reason=kvm_skip_reason() or "")
+def test_kvm_pool_cgroups_follow_patch(env):
+    import os
+    from hostd_util import Hostd
+    from kvctest import binpath
+    from test_hostd_kvm import Vmkd
+    fake_vmx = binpath("tests/integration/test_vmkd_fake_vmx")
+    vmkd_dir = os.path.join(env.tmp, "vmkd-rp")
+    os.makedirs(vmkd_dir)
+    vk = Vmkd(vmkd_dir)
+    try:
+        hd = Hostd(env.tmp, name="rpkvm", backend="kvm",
+                   datastores=["kvmds=%s:shared" % os.path.join(env.tmp, "kvmds")],
+                   extra=["--vmkd-socket", vk.sock, "--guest-image", fake_vmx])
+        env.hostds.append(hd)
+        cl = env.cluster("RPK")
+        host = env.add_hosts(hd, cl)[0]
+        env.datastore("kvmds")
+        st, c, _ = env.req("GET", "/api/vcenter/cluster/" + cl)
+        root = c["resource_pool"]
+        hi = pool(env, "hi", root, cpu=alloc(0, True, -1, "HIGH"))
+        lo = pool(env, "lo", root, cpu=alloc(0, True, -1, "LOW"))
+        st, vm, _ = env.req("POST", "/api/vcenter/vm", {
+            "guest_OS": "OTHER_LINUX_64", "name": "rpk1", "memory": {"size_MiB": 64},
+            "placement": {"folder": env.vm_folder, "resource_pool": hi}})
+        assert st == 201, vm
+        st, js = power_on(env, vm)[:2]
+        assert st == 204, js
+        site_ = {"host": host}
+
+        def tree():
+            t = host_tree(env, site_)
+            return {p["resource_pool"]: p for p in t["resource_pools"]}
+
+        pools = wait_for(lambda: (lambda p: p if p.get(hi, {}).get("cgroup") else None)(tree()),
+                         10, "vmkd's pool cgroups")
+        hi_cg, lo_cg = pools[hi]["cgroup"], pools[lo]["cgroup"]
+        assert hi_cg.endswith("/" + hi) and os.path.isdir(hi_cg) and os.path.isdir(lo_cg)
+        name, w = cpu_weight(hi_cg)
+        assert w == (8192 if name == "cpu.shares" else 800), (name, w)
+        assert cpu_weight(lo_cg)[1] == (2048 if name == "cpu.shares" else 200)
+        # The VM's vmx runs inside its pool's cgroup.
+        pid = wait_for(lambda: _vm_pid(hi_cg), 10, "the VM's cgroup in the pool")
+        assert ("/%s/" % hi) in proc_cpu_cgroup(pid)
+        # PATCH: shares and a limit follow on the host.
+        st, js, _ = env.req("PATCH", "/api/vcenter/resource-pool/" + hi, {
+            "cpu_allocation": {"shares": {"level": "CUSTOM", "shares": 3000}, "limit": 1000}})
+        assert st == 204, js
+        wait_for(lambda: cpu_weight(hi_cg)[1] == (3072 if name == "cpu.shares" else 300), 10,
+                 "the pool's weight after PATCH")
+        q = tree()[hi]["cpu_quota_us"]
+        assert q > 0
+        if name == "cpu.shares":
+            with open(os.path.join(hi_cg, "cpu.cfs_quota_us")) as f:
+                assert int(f.read()) == q
+        else:
+            with open(os.path.join(hi_cg, "cpu.max")) as f:
+                assert f.read().split()[0] == str(q)
+        # Moving the VM to the other pool moves its process.
+        st, js, _ = env.req("PATCH", "/api/kvc/vm/%s/resource-allocation" % vm,
+                            {"resource_pool": lo})
+        assert st == 204, js
+        wait_for(lambda: ("/%s/" % lo) in proc_cpu_cgroup(pid), 10, "the vmx in the new pool")
+        st, js, _ = env.req("POST", "/api/vcenter/vm/%s/power?action=stop" % vm)
+        assert st == 204, js
+    finally:
+        for h in [h for h in env.hostds if h.argv and "kvm" in h.argv]:
+            h.stop()
+            env.hostds.remove(h)
+        vk.stop()
+
+
+def _vm_pid(pool_cg):
+    import os
+    for d in os.listdir(pool_cg):
+        sub = os.path.join(pool_cg, d)
+        if os.path.isdir(sub):
+            try:
+                with open(os.path.join(sub, "cgroup.procs")) as f:
+                    pids = [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+            if pids:
+                return pids[0]
+    return None
