@@ -65,6 +65,13 @@ struct hostd_backend_ops {
     int (*migrate_in)(struct hostd_host *, struct hostd_vm *);
     void (*migrate_out)(struct hostd_host *, struct hostd_vm *);
     void (*migrate_abort)(struct hostd_host *, struct hostd_vm *);
+    /* Storage migration (svmotion.c): the VM's folder was copied from
+     * OLD_DIR to vm->dir (the old one is removed next); re-point what the
+     * backend holds open there (the sim's lease).  NULL: nothing to do.
+     * On failure the move is undone (the op is called again with the
+     * folders swapped, ERR NULL). */
+    int (*storage_moved)(struct hostd_host *, struct hostd_vm *, const char *old_dir,
+                         char *err, size_t errlen);
     /* The serial console of a powered-on VM (NULL: hostd answers
      * UNAVAILABLE).  Call DONE exactly once, now or later: ERR 0 with the
      * bytes from OFFSET on (at most MAX), the next offset and the total the

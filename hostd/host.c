@@ -747,6 +747,16 @@ static const struct kvc_rpc_method host_methods[] = {
       &kvc__host__status__descriptor, hostd_migrate_abort },
     { KVC__HOST__METHOD__MIGRATE_FINISH, "MigrateFinish", &kvc__host__migrate_ref__descriptor,
       &kvc__host__vm_reply__descriptor, hostd_migrate_finish },
+    /* Storage migration (svmotion.c). */
+    { KVC__HOST__METHOD__VM_STORAGE_MOVE, "VmStorageMove",
+      &kvc__host__storage_move_request__descriptor, &kvc__host__storage_move_status__descriptor,
+      hostd_svmotion_start },
+    { KVC__HOST__METHOD__VM_STORAGE_MOVE_STATUS, "VmStorageMoveStatus",
+      &kvc__host__storage_move_query__descriptor, &kvc__host__storage_move_status__descriptor,
+      hostd_svmotion_status },
+    { KVC__HOST__METHOD__VM_STORAGE_MOVE_CANCEL, "VmStorageMoveCancel",
+      &kvc__host__storage_move_query__descriptor, &kvc__host__storage_move_status__descriptor,
+      hostd_svmotion_cancel },
     /* Standard vSwitches and port groups (vswitch.c). */
     { KVC__HOST__METHOD__VSWITCH_LIST, "VswitchList", &kvc__host__empty__descriptor,
       &kvc__host__vswitch_list__descriptor,

@@ -202,6 +202,11 @@ void hostd_migrate_abort(struct kvc_rpc_call *, const ProtobufCMessage *, void *
 void hostd_migrate_finish(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
 /* Drops every migration (host crash, shutdown); outgoing VMs stay here. */
 void hostd_migrate_drop_all(struct hostd_host *);
+/* svmotion.c: storage migration (VM_STORAGE_MOVE*), the VM's folder to
+ * another datastore of the host. */
+void hostd_svmotion_start(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+void hostd_svmotion_status(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+void hostd_svmotion_cancel(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
 
 /* ha.c: the host's HA agent (docs/ha.md): VM register/unregister for
  * restarts, the HA settings vpxd pushes (kept in STATE_DIR/ha.conf, since

@@ -14,6 +14,8 @@ hostd_hostd_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
 	$(KVC_RPC_LIBS) -lm
 # The shell (SSH and HTTPS) adds its sources and libraries.
 include $(srcdir)/hostd/ssh/local.mk
+# Storage migration (hostd/svmotion.c).
+hostd_hostd_SOURCES += hostd/svmotion.c
 
 # Unit tests: sim models, VM store, datastore heartbeats (no daemon).
 check_PROGRAMS += tests/unit/test_hostd_sim

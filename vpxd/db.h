@@ -172,6 +172,10 @@ int vdb_vm_delete(struct vdb *, const char *id);
 int vdb_vm_set_power(struct vdb *, const char *id, const char *state,
                      const char *user);
 int vdb_vm_set_host(struct vdb *, const char *id, const char *host);
+/* The VM's datastore and config path as its host reports them (they change
+ * with a storage migration); NULL or "" leaves one as it is. */
+int vdb_vm_set_files(struct vdb *, const char *id, const char *datastore,
+                     const char *config_path);
 int vdb_vm_set_hardware(struct vdb *, const char *id, int cpu_count,
                         int cores_per_socket, int64_t memory_mib);
 int vdb_vm_set_guest(struct vdb *, const char *id, const char *tools_run_state,

@@ -785,6 +785,15 @@ int vdb_vm_set_power(struct vdb *db, const char *id, const char *state, const ch
     return vdb_finish(db, rc);
 }
 
+int vdb_vm_set_files(struct vdb *db, const char *id, const char *datastore,
+                     const char *config_path)
+{
+    int rc = vdb_exec(db, "UPDATE vm SET datastore = coalesce(nullif(?, ''), datastore),"
+                      " config_path = coalesce(nullif(?, ''), config_path) WHERE id = ?", "sss",
+                      datastore, config_path, id);
+    return rc < 0 ? rc : 0;
+}
+
 int vdb_vm_set_host(struct vdb *db, const char *id, const char *host)
 {
     char cluster[VDB_ID_MAX] = "", rp[VDB_ID_MAX] = "";

@@ -121,6 +121,9 @@ upsert_vm(struct vdb *db, const char *host_id, const struct hostmgr_vm_info *vm)
     }
     if (strcmp(cur_host, host_id) && (rc = vdb_vm_set_host(db, id, host_id)) < 0)
         return rc;
+    /* The files may have moved (storage migration): the host's word. */
+    if (ds[0] && (rc = vdb_vm_set_files(db, id, ds, vm->config_path)) < 0)
+        return rc;
     if ((rc = vdb_vm_set_power(db, id, power_name(vm->power), NULL)) < 0)
         return rc;
     if (vm->cpu_count && vm->memory_mib &&

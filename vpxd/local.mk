@@ -25,6 +25,8 @@ vpxd_vpxd_SOURCES = \
 	vpxd/api/openapi.c vpxd/api/metrics.c vpxd/api/ui.c vpxd/api/stats.c vpxd/api/console.c \
 	vpxd/api/appliance.c vpxd/api/hostinfo.c vpxd/api/vswitch.c \
 	vpxd/api/vmprocess.c
+# Storage migration (relocate to another datastore).
+vpxd_vpxd_SOURCES += vpxd/svmotion.c vpxd/svmotion.h
 vpxd_vpxd_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS) \
 	$(LIBEVENT_CFLAGS) $(MHD_CFLAGS) $(ARGON2_CFLAGS) $(PROTOBUF_C_CFLAGS)
 vpxd_vpxd_LDADD = $(VPXD_HOSTMGR_LIBS) $(VPXD_CORE_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) \

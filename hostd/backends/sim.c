@@ -641,6 +641,34 @@ sim_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
     return 0;
 }
 
+/* Storage migration: the folder moved; a VM that runs holds its lease in
+ * the new folder from now on (the copy there names this host), and lets
+ * the old one go. */
+static int
+sim_storage_moved(struct hostd_host *h, struct hostd_vm *vm, const char *old_dir, char *err,
+                  size_t errlen)
+{
+    struct sim_vm *s = vm->be;
+    struct kvc_lease *old;
+    char why[PATH_MAX + 512];
+    int rc;
+
+    (void)old_dir;
+    if (!s || !s->lease)
+        return 0;
+    old = s->lease;
+    s->lease = NULL;
+    if ((rc = vmstore_lease_acquire(h, vm, true, &s->lease, why, sizeof why))) {
+        s->lease = old;
+        if (err)
+            snprintf(err, errlen, "taking the lease in %s: %s", vm->dir, why);
+        return rc;
+    }
+    s->lease_next = hostd_now_ms() + kvc_lease_renew_interval_ms(s->lease);
+    kvc_lease_release(old);
+    return 0;
+}
+
 const struct hostd_backend_ops hostd_backend_sim = {
     .name = "sim",
     .init = sim_init,
@@ -663,4 +691,5 @@ const struct hostd_backend_ops hostd_backend_sim = {
     .control = sim_control,
     .console_read = sim_console_read,
     .console_write = sim_console_write,
+    .storage_moved = sim_storage_moved,
 };

@@ -10,6 +10,7 @@
 #include "vpxd/api/api.h"
 #include "vpxd/api/internal.h"
 #include "vpxd/migration.h"
+#include "vpxd/svmotion.h"
 
 /* -errno of migration.h -> the spec's error types. */
 static void migrate_error(struct api_req *r, int err, const char *why)
@@ -94,6 +95,9 @@ void api_vm_relocate(struct api_req *r)
     if (folder || rp)
         return api_error(r, 400, "UNSUPPORTED", "moving a VM to another folder or resource pool"
                          " with relocate is not supported yet: give placement.host");
+    /* Another datastore: storage migration (vpxd/svmotion.c). */
+    if (ds && vpxd_svmotion_relocate(r, host, cluster, ds))
+        return;
     if (!host)
         return api_error(r, 400, "INVALID_ARGUMENT", "field 'placement.host' is required"
                          " (DRS placement inside a cluster: see /api/kvc/cluster/{cluster}/drs)");

@@ -1,0 +1,161 @@
+"""Storage migration through vpxd with sim hosts: relocate with
+placement.datastore moves a running VM's folder to another datastore of its
+host (task, progress, data kept, old folder removed, the inventory's
+datastore follows, the VM keeps running and its lease lives in the new
+folder), or with placement.host too, moves the files and then migrates the
+VM live; refusals say why and change nothing.  (kvm hosts: a running kvm
+VM's folder move is refused by hostd, see docs/storage-migration.md; vmx's
+own disk move is tested in test_vmx_disk_move.py.)"""
+import os
+import sqlite3
+
+import pytest
+
+from kvctest import wait_for
+from hostd_util import rpc_missing_reason
+from drs_util import Env
+from test_vpxd_util import check_error
+
+reason = rpc_missing_reason()
+pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = Env()
+    e.cl = e.cluster("C1")
+    e.ds2path = os.path.join(e.tmp, "ds2")
+    e.a = e.hostd(2, "esxs", datastores=["shared=%s:shared" % e.shared,
+                                         "ds2=%s:shared" % e.ds2path])
+    e.hosts = e.add_hosts(e.a, e.cl)
+    e.ds1 = e.datastore("shared")
+    e.ds2 = e.datastore("ds2")
+    e.paths = {e.ds1: e.shared, e.ds2: e.ds2path}
+    yield e
+    assert e.close() == 0
+
+
+def vm_datastore(env, vm):
+    db = sqlite3.connect("file:%s?mode=ro" % env.vx.db_path, uri=True, timeout=10)
+    try:
+        row = db.execute("SELECT datastore FROM vm WHERE id = ?", (vm,)).fetchone()
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
+def other(env, ds):
+    return env.ds2 if ds == env.ds1 else env.ds1
+
+
+def test_storage_only_move_of_a_running_vm(env):
+    h0 = env.hosts[0]
+    vm = env.create_vm("svm1", h0)
+    env.power_on(vm)
+    src = vm_datastore(env, vm)
+    dst = other(env, src)
+    old = os.path.join(env.paths[src], "svm1")
+    new = os.path.join(env.paths[dst], "svm1")
+    assert os.path.isdir(old) and not os.path.exists(new)
+    payload = os.urandom(3 << 20) + b"\0" * (1 << 20) + b"tail"
+    with open(os.path.join(old, "data.bin"), "wb") as f:
+        f.write(payload)
+    wait_for(lambda: os.path.exists(os.path.join(old, "svm1.lck")), 10, "the VM's lease")
+
+    st, tid, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate&vmw-task=true" % vm,
+                         {"placement": {"datastore": dst}})
+    assert st == 202, tid
+    t = env.wait_task(tid, 30)
+    assert t["status"] == "SUCCEEDED", t
+    assert t["operation"] == "relocate" and t["target"]["id"] == vm
+    # the inventory, the files, the data
+    assert vm_datastore(env, vm) == dst
+    assert not os.path.exists(old), os.listdir(old)
+    assert os.path.exists(os.path.join(new, "svm1.vmx"))
+    with open(os.path.join(new, "data.bin"), "rb") as f:
+        assert f.read() == payload
+    with open(os.path.join(new, "svm1.vmx")) as f:
+        assert "ds2" in f.read() or dst == env.ds1
+    # still running, still one VM, on its host
+    st, p, _ = env.req("GET", "/api/vcenter/vm/%s/power" % vm)
+    assert p["state"] == "POWERED_ON"
+    assert env.vms_on(h0, "svm1") == [vm] and env.copies("svm1") == 1
+    # its lease is renewed in the new folder (and the old one is not back)
+    lck = os.path.join(new, "svm1.lck")
+    with open(lck, "rb") as f:
+        first = f.read()
+    wait_for(lambda: open(lck, "rb").read() != first, 15, "lease renewal in the new folder")
+    assert not os.path.exists(old)
+
+    # and back, without a task: answered when done
+    st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                        {"placement": {"datastore": src}})
+    assert st == 204, js
+    assert vm_datastore(env, vm) == src
+    assert os.path.exists(os.path.join(old, "data.bin")) and not os.path.exists(new)
+    # the VM's own datastore and host: nothing to do
+    st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                        {"placement": {"datastore": src, "host": h0}})
+    check_error(st, js, 400, "ALREADY_IN_DESIRED_STATE")
+
+
+def test_move_files_then_host(env):
+    h0, h1 = env.hosts
+    vm = env.create_vm("svm2", h0)
+    env.power_on(vm)
+    src = vm_datastore(env, vm)
+    dst = other(env, src)
+    st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                        {"placement": {"datastore": dst, "host": h1}})
+    assert st == 204, js
+    assert vm_datastore(env, vm) == dst
+    assert env.vms_on(h1, "svm2") == [vm] and env.vms_on(h0, "svm2") == []
+    assert env.copies("svm2") == 1
+    assert not os.path.exists(os.path.join(env.paths[src], "svm2"))
+    assert os.path.exists(os.path.join(env.paths[dst], "svm2", "svm2.vmx"))
+    st, p, _ = env.req("GET", "/api/vcenter/vm/%s/power" % vm)
+    assert p["state"] == "POWERED_ON"
+    assert env.events("VmMigratedEvent", vm)
+
+
+def test_refusals_say_why_and_change_nothing(env):
+    h0 = env.hosts[0]
+    vm = env.create_vm("svm3", h0)
+    env.power_on(vm)
+    src = vm_datastore(env, vm)
+    dst = other(env, src)
+    folder = os.path.join(env.paths[src], "svm3")
+    before = sorted(os.listdir(folder))
+    st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                        {"placement": {"datastore": "datastore-99999"}})
+    check_error(st, js, 404, "NOT_FOUND")
+    # a datastore this host does not mount; a host that does not see the target
+    lone = env.hostd(1, "esxl", datastores=["local=%s/local" % env.tmp])
+    lh, = env.add_hosts(lone, env.host_folder)
+    local = env.datastore("local")
+    st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                        {"placement": {"datastore": local}})
+    msg = check_error(st, js, 400, "INVALID_ARGUMENT")
+    assert "not mounted on host" in msg, msg
+    st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                        {"placement": {"datastore": dst, "host": lh}})
+    msg = check_error(st, js, 400, "INVALID_ARGUMENT")
+    assert "does not see datastore" in msg, msg
+    st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                        {"placement": {"datastore": local, "host": lh}})
+    msg = check_error(st, js, 400, "UNSUPPORTED")
+    assert "shares no datastore" in msg, msg
+    # a folder of that name on the target: the host refuses, nothing moves
+    squat = os.path.join(env.paths[dst], "svm3")
+    os.makedirs(squat)
+    with open(os.path.join(squat, "mine"), "w") as f:
+        f.write("x")
+    st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                        {"placement": {"datastore": dst}})
+    msg = check_error(st, js, 400, "NOT_ALLOWED_IN_CURRENT_STATE")
+    assert "exists already" in msg, msg
+    assert os.listdir(squat) == ["mine"]
+    assert vm_datastore(env, vm) == src
+    assert sorted(os.listdir(folder)) == before
+    st, p, _ = env.req("GET", "/api/vcenter/vm/%s/power" % vm)
+    assert p["state"] == "POWERED_ON"
