@@ -27,6 +27,8 @@ vpxd_vpxd_SOURCES = \
 	vpxd/api/vmprocess.c
 # Storage migration (relocate to another datastore).
 vpxd_vpxd_SOURCES += vpxd/svmotion.c vpxd/svmotion.h
+TESTS += tests/integration/test_vpxd_svmotion.py
+EXTRA_DIST += tests/integration/test_vpxd_svmotion.py
 vpxd_vpxd_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS) $(GNUTLS_CFLAGS) \
 	$(LIBEVENT_CFLAGS) $(MHD_CFLAGS) $(ARGON2_CFLAGS) $(PROTOBUF_C_CFLAGS)
 vpxd_vpxd_LDADD = $(VPXD_HOSTMGR_LIBS) $(VPXD_CORE_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) \
