@@ -98,6 +98,22 @@ strlist(json_t *v)
     return json_is_array(v) ? json_incref(v) : json_array();
 }
 
+/* GET a list.  vpxd has no host-less list: a 404 there without --host
+ * gets a hint. */
+static int
+list_request(struct kvc_ctx *ctx, const struct kvc_args *a, const char *path, json_t **r,
+             char *err, size_t errlen)
+{
+    int rc = kvc_ctx_request(ctx, "GET", path, NULL, r, err, errlen);
+
+    if (rc == -ENOENT && !kvc_arg_str(a, "host")) {
+        size_t n = strnlen(err, errlen);
+        if (n + 1 < errlen)
+            snprintf(err + n, errlen - n, " (on vpxd, name the host with --host)");
+    }
+    return rc;
+}
+
 int
 kvc_run_vswitch_list(struct kvc_ctx *ctx, const struct kvc_args *a, json_t **res, char *err,
                      size_t errlen)
@@ -108,7 +124,7 @@ kvc_run_vswitch_list(struct kvc_ctx *ctx, const struct kvc_args *a, json_t **res
     const char *only = kvc_arg_str(a, "vswitch-name");
     int rc = net_path(a, "vswitches", NULL, path, sizeof path, err, errlen);
 
-    if (rc || (rc = kvc_ctx_request(ctx, "GET", path, NULL, &r, err, errlen)))
+    if (rc || (rc = list_request(ctx, a, path, &r, err, errlen)))
         return rc;
     if (!json_is_array(r)) {
         json_decref(r);
@@ -178,7 +194,7 @@ kvc_run_portgroup_list(struct kvc_ctx *ctx, const struct kvc_args *a, json_t **r
     size_t i;
     int rc = net_path(a, "portgroups", NULL, path, sizeof path, err, errlen);
 
-    if (rc || (rc = kvc_ctx_request(ctx, "GET", path, NULL, &r, err, errlen)))
+    if (rc || (rc = list_request(ctx, a, path, &r, err, errlen)))
         return rc;
     if (!json_is_array(r)) {
         json_decref(r);

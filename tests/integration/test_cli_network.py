@@ -274,6 +274,10 @@ def test_rest_bad_input_changes_nothing(cl):
     assert st == 404
     st, err = cl.rest("GET", "/api/kvc/host/host-999999/vswitches")
     assert st == 404
+    # vpxd lists a host's switches only with --host.
+    r = kvcli(cl, "network", "vswitch", "standard", "list")
+    assert r.returncode == 1
+    assert r.stderr.endswith(" (on vpxd, name the host with --host)\n"), r.stderr
     assert cl.rest("GET", base + "/vswitches") == (200, sw0)
     assert cl.rest("GET", base + "/portgroups") == (200, pg0)
 
