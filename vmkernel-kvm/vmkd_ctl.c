@@ -519,6 +519,7 @@ int vmkd_ctl_new(struct event_base *base, struct vmkd *d, const char *path, mode
         return -ENOMEM;
     c->d = d;
     c->hostd_uid = hostd_uid;
+    vmkd_set_pools_cleanup(d, vmkd_pools_free);
     struct kvc_rpc_opts o = {
         .methods = methods,
         .n_methods = KVC_ARRAY_SIZE(methods),
@@ -556,7 +557,6 @@ void vmkd_ctl_free(struct vmkd_ctl *c)
     if (!c)
         return;
     kvc_rpc_server_free(c->srv);
-    vmkd_pools_free(vmkd_vm_count(c->d) == 0);
     for (struct sub *s = c->subs, *n; s; s = n) {
         n = s->next;
         free(s);

@@ -94,6 +94,7 @@ struct vmkd {
      * that VM pl_id[i] goes in. */
     char **pl_id, **pl_dir;
     size_t npl;
+    void (*pools_cleanup)(bool rmdir_them);
 };
 
 static void vm_exited(struct vmkd_vm *vm, const struct vmkd_exit *ex);
@@ -220,6 +221,11 @@ static int vm_cgroup_create(struct vmkd *d, const char *id, struct kvc_cg_vm **o
 
 static int apply_alloc(struct vmkd_vm *vm, char *why);
 static struct vmkd_vm *vm_find(const struct vmkd *d, const char *id);
+
+void vmkd_set_pools_cleanup(struct vmkd *d, void (*fn)(bool rmdir_them))
+{
+    d->pools_cleanup = fn;
+}
 
 struct kvc_cg_root *vmkd_cgroot(struct vmkd *d)
 {
@@ -1390,6 +1396,9 @@ void vmkd_free(struct vmkd *d, bool stop_vms)
         event_free(d->ev_ino);
     if (d->ino_fd >= 0)
         close(d->ino_fd);
+    /* The pools' cgroups go before the parent (and while the root is open). */
+    if (d->pools_cleanup)
+        d->pools_cleanup(stop_vms || empty);
     kvc_cg_root_close(d->cg, d->cfg.rmdir_cgroup_parent && (stop_vms || empty));
     free(d);
 }

@@ -112,3 +112,16 @@ def test_bad_tree_changes_nothing(vmkd):
     assert after.keys() == before.keys()
     assert after["resgroup-2"]["weight"] == before["resgroup-2"]["weight"]
     assert os.path.isdir(after["resgroup-2"]["cgroup"])
+
+
+def test_pools_removed_with_vmkd(tmp):  # noqa: F811
+    """remove-parent-on-exit: the pools' cgroups go first, then the parent."""
+    v = Vmkd(tmp).start()
+    try:
+        desc = kv(v.ctl("host-info").stdout)["cgroup"]
+        parent = re.search(r"cpu=(\S+)", desc.strip('"')).group(1).rstrip('"')
+        _, got = pools(v, "resgroup-1::", "resgroup-2:resgroup-1", "resgroup-3:resgroup-2")
+        assert os.path.isdir(got["resgroup-3"]["cgroup"])
+    finally:
+        v.stop()
+    assert not os.path.exists(parent), os.listdir(parent)
