@@ -29,6 +29,13 @@ vmkernel_kvm_vmkd_SOURCES = vmkernel-kvm/vmkd.c vmkernel-kvm/vmkd_ctl.c vmkernel
 vmkernel_kvm_vmkd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
 vmkernel_kvm_vmkd_LDADD = vmkernel-kvm/libvmkd.a vmkernel-kvm/libkvcvswitch.a lib/libkvcrpc.a proto/libkvcproto.a \
 	lib/libkvcutil.a $(KVC_RPC_LIBS)
+# vmkd's live vSwitch configuration (vmkd_net.c, no daemon).
+check_PROGRAMS += tests/unit/test_vmkd_vswitch
+TESTS += tests/unit/test_vmkd_vswitch
+tests_unit_test_vmkd_vswitch_SOURCES = tests/unit/test_vmkd_vswitch.c vmkernel-kvm/vmkd_net.c
+tests_unit_test_vmkd_vswitch_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vmkernel-kvm
+tests_unit_test_vmkd_vswitch_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_vmkd_vswitch_LDADD = vmkernel-kvm/libkvcvswitch.a lib/libkvcutil.a $(CMOCKA_LIBS)
 noinst_PROGRAMS += vmkernel-kvm/vmkdctl
 vmkernel_kvm_vmkdctl_SOURCES = vmkernel-kvm/vmkdctl.c
 vmkernel_kvm_vmkdctl_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
