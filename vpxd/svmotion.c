@@ -275,6 +275,11 @@ bool vpxd_svmotion_relocate(struct api_req *r, const char *host, const char *clu
     }
     if (api_require(r, "Resource.HotMigrate", host) < 0)
         goto out;
+    if (strcmp(host, src) && !sees(vx, host, ds)) {
+        api_error(r, 400, "INVALID_ARGUMENT", "destination host %s does not see datastore %s",
+                  host, ds);
+        goto out;
+    }
     if (!sees(vx, src, ds)) {
         if (strcmp(host, src))
             api_error(r, 400, "UNSUPPORTED", "host %s does not see datastore %s: moving the"
@@ -283,11 +288,6 @@ bool vpxd_svmotion_relocate(struct api_req *r, const char *host, const char *clu
         else
             api_error(r, 400, "INVALID_ARGUMENT", "datastore %s is not mounted on host %s",
                       ds, src);
-        goto out;
-    }
-    if (strcmp(host, src) && !sees(vx, host, ds)) {
-        api_error(r, 400, "INVALID_ARGUMENT", "destination host %s does not see datastore %s",
-                  host, ds);
         goto out;
     }
     if (moving(vm) || vpxd_migrating(vm)) {
