@@ -63,6 +63,8 @@ EXTRA_DIST += tests/integration/test_vmkd_pools.py
 # BENCH vms-per-host: idle VMs at once through vmkd, QEMU beside it.
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmkd_vms.py
 EXTRA_DIST += tests/bench/bench_vmkd_vms.py
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_rp_shares.py
+EXTRA_DIST += tests/bench/bench_rp_shares.py
 
 # BENCH vm-power-on, vm-power-on-vmkd, vmx-rss-overhead: vmx beside QEMU.
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmx.py

@@ -125,3 +125,32 @@ def test_pools_removed_with_vmkd(tmp):  # noqa: F811
     finally:
         v.stop()
     assert not os.path.exists(parent), os.listdir(parent)
+
+
+def test_pool_shares_order_cpu_time(vmkd, tmp):  # noqa: F811
+    """Two CPU-burning VMs pinned to one CPU, in pools with shares 2:1 (the
+    VMs' own shares inverted, 500 against 4000): the pools' weights decide,
+    so the VM in the bigger pool gets more CPU time.  A loose ordering check
+    on the pools' cgroup CPU accounting, waited for by amount, not by time."""
+    from kvctest import wait_for
+    pools(vmkd, "resgroup-1::", "resgroup-2:resgroup-1:4000", "resgroup-3:resgroup-1:2000",
+          "--vm", "hi=resgroup-2", "--vm", "lo=resgroup-3")
+    for name, shares in (("hi", 500), ("lo", 4000)):
+        vmkd.ctl("power-on", name, vm_config(tmp, name, workload="burn"), "--shares", shares,
+                 "--affinity", 0)
+
+    def cpu():
+        p = vmkd.ctl("pools").stdout.splitlines()
+        return {kv(l)["id"]: int(kv(l)["cpu_ns"]) for l in p if l.startswith("pool ")}
+    c0 = cpu()
+
+    def enough():
+        c = cpu()
+        d = {k: c[k] - c0[k] for k in ("resgroup-2", "resgroup-3")}
+        return d if d["resgroup-2"] + d["resgroup-3"] >= 600000000 else None
+    d = wait_for(enough, 60, "0.6 s of CPU in the two pools", interval=0.1)
+    print("pool shares 4000:2000 -> %d ms : %d ms" % (d["resgroup-2"] // 1000000,
+                                                     d["resgroup-3"] // 1000000))
+    assert d["resgroup-2"] > d["resgroup-3"]
+    vmkd.ctl("power-off", "hi", "--force")
+    vmkd.ctl("power-off", "lo", "--force")
