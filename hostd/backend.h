@@ -21,6 +21,19 @@ struct hostd_vm_stats {
 
 typedef void (*hostd_be_done_fn)(struct hostd_host *, struct hostd_vm *, int err,
                                  const char *msg, void *ctx);
+/* Streaming live migration (kvm): the listen address of an incoming VM;
+ * the progress of an outgoing one. */
+typedef void (*hostd_mig_listen_fn)(int err, const char *msg, const char *listen, void *ctx);
+enum hostd_mig_phase { HOSTD_MIG_COPYING, HOSTD_MIG_STOPPED, HOSTD_MIG_COMPLETED,
+                       HOSTD_MIG_FAILED };
+struct hostd_mig_progress {
+    enum hostd_mig_phase phase;
+    uint32_t percent, round;
+    uint64_t sent, total;
+    int64_t downtime_ms, total_ms;
+    char error[256];            /* HOSTD_MIG_FAILED: why */
+};
+typedef void (*hostd_mig_progress_fn)(const struct hostd_mig_progress *, void *ctx);
 /* Console reads and writes: DATA/LEN valid only during the call. */
 typedef void (*hostd_console_fn)(int err, const char *msg, const void *data, size_t len,
                                  uint64_t next, uint64_t total, void *ctx);
@@ -72,6 +85,25 @@ struct hostd_backend_ops {
      * folders swapped, ERR NULL). */
     int (*storage_moved)(struct hostd_host *, struct hostd_vm *, const char *old_dir,
                          char *err, size_t errlen);
+    /* Streaming live migration (kvm: vmx to vmx, docs/vmx.md; NULL: the
+     * model above moves the VM).  migrate_listen (destination): start VM
+     * (attached, not in the registry yet) waiting for the stream, the source
+     * authenticated by PEER_THUMBPRINT (NULL: plain TCP); DONE once with the
+     * address the source sends to, or an error.  migrate_send (source):
+     * start sending to LISTEN (pinning DEST_THUMBPRINT); the VM runs on.
+     * migrate_progress (source): DONE once with where it stands; COMPLETED
+     * means the VM now runs at the destination (it switched over by itself).
+     * migrate_cancel: the source stops sending and runs on; an incoming VM
+     * is powered off.  migrate_in then takes over the running incoming VM;
+     * migrate_out drops the source's runtime state. */
+    void (*migrate_listen)(struct hostd_host *, struct hostd_vm *, const char *peer_thumbprint,
+                           hostd_mig_listen_fn done, void *ctx);
+    int (*migrate_send)(struct hostd_host *, struct hostd_vm *, const char *listen,
+                        const char *dest_thumbprint, uint32_t downtime_ms, uint64_t bw,
+                        char *err, size_t errlen);
+    void (*migrate_progress)(struct hostd_host *, struct hostd_vm *,
+                             hostd_mig_progress_fn done, void *ctx);
+    void (*migrate_cancel)(struct hostd_host *, struct hostd_vm *, bool incoming);
     /* The serial console of a powered-on VM (NULL: hostd answers
      * UNAVAILABLE).  Call DONE exactly once, now or later: ERR 0 with the
      * bytes from OFFSET on (at most MAX), the next offset and the total the

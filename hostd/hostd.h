@@ -207,6 +207,8 @@ void hostd_migrate_drop_all(struct hostd_host *);
 void hostd_svmotion_start(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
 void hostd_svmotion_status(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
 void hostd_svmotion_cancel(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+/* The VM of an incoming streaming migration (loaded, not registered), or NULL. */
+struct hostd_vm *hostd_migrate_incoming_vm(struct hostd_host *, const char *uuid);
 
 /* ha.c: the host's HA agent (docs/ha.md): VM register/unregister for
  * restarts, the HA settings vpxd pushes (kept in STATE_DIR/ha.conf, since

@@ -11,6 +11,13 @@
  * without the migration ops answers ENOTSUP for powered-on VMs.  A
  * powered-off VM moves "cold": only its registration changes hands.
  *
+ * A streaming backend (kvm: vmx to vmx) moves the memory itself: PREPARE
+ * loads the VM here and starts it waiting for the stream (migrate_listen)
+ * and answers where it listens; SEND starts the source's vmx sending there;
+ * STATUS asks it (migrate_progress) and says SWITCHOVER once the VM runs at
+ * the destination (vmx switches over by itself when the copy converges);
+ * FINISH registers the running VM here and unregisters it there.
+ *
  * Safety nets: a source whose migration is not polled for STALE_MS aborts
  * it (the vpxd that ran it is gone; the VM stays), and a destination drops
  * an incoming migration not finished within INCOMING_MS. */
@@ -52,7 +59,21 @@ struct hostd_migration {
     char path[PATH_MAX];
     uint64_t memory_mib;
     bool powered_on;
+    /* streaming backends */
+    bool stream;
+    struct hostd_vm *vm;        /* incoming: loaded and attached, not registered yet */
+    char error[256];            /* outgoing: why the stream failed */
 };
+
+/* An incoming VM of a streaming migration (not in the registry yet). */
+struct hostd_vm *
+hostd_migrate_incoming_vm(struct hostd_host *h, const char *uuid)
+{
+    for (struct hostd_migration *m = h->migs; m; m = m->next)
+        if (m->incoming && m->vm && !strcasecmp(m->uuid, uuid))
+            return m->vm;
+    return NULL;
+}
 
 static bool
 session_ok(struct hostd_host *h, struct kvc_rpc_call *call)
@@ -120,6 +141,14 @@ mig_unlink_free(struct hostd_host *h, struct hostd_migration *m)
         ;
     if (*pp)
         *pp = m->next;
+    if (m->vm) {
+        /* An incoming VM that never switched over here: its VMM goes. */
+        if (h->be->migrate_cancel)
+            h->be->migrate_cancel(h, m->vm, true);
+        if (m->vm->be)
+            h->be->vm_detach(h, m->vm);
+        vmstore_vm_free(m->vm);
+    }
     free(m);
 }
 
@@ -205,8 +234,7 @@ hostd_migrate_drop_all(struct hostd_host *h)
         struct hostd_vm *vm = m->incoming ? NULL : hostd_vm_find(h, m->uuid);
         if (vm && m->state != M_DONE)
             vm->busy = false;
-        h->migs = m->next;
-        free(m);
+        mig_unlink_free(h, m);
     }
     if (h->mig_ev)
         event_del(h->mig_ev);
@@ -231,7 +259,7 @@ memory_in_use(struct hostd_host *h)
 /* The sim backend needs no stream: the listen address stays empty (a
  * backend that streams, kvm, will answer where its incoming vmx listens). */
 static void
-reply_prepare(struct kvc_rpc_call *call, int err, const char *msg)
+reply_prepare_listen(struct kvc_rpc_call *call, int err, const char *msg, const char *listen)
 {
     Kvc__Host__MigratePrepareReply r = KVC__HOST__MIGRATE_PREPARE_REPLY__INIT;
     Kvc__Host__Status st = KVC__HOST__STATUS__INIT;
@@ -239,7 +267,43 @@ reply_prepare(struct kvc_rpc_call *call, int err, const char *msg)
     st.error = err < 0 ? -err : err;
     st.message = (char *)(msg ? msg : "");
     r.status = &st;
+    if (listen)
+        r.listen = (char *)listen;
     kvc_rpc_reply(call, &r.base);
+}
+
+static void
+reply_prepare(struct kvc_rpc_call *call, int err, const char *msg)
+{
+    reply_prepare_listen(call, err, msg, NULL);
+}
+
+struct listen_ctx {
+    struct hostd_host *h;
+    struct kvc_rpc_call *call;
+    char id[64];
+};
+
+/* The incoming VMM listens (or could not start): PREPARE's answer. */
+static void
+on_listening(int err, const char *msg, const char *listen, void *arg)
+{
+    struct listen_ctx *c = arg;
+    struct hostd_migration *m = mig_find(c->h, c->id);
+
+    if (!m) {
+        reply_prepare(c->call, ECANCELED, "the migration was aborted meanwhile");
+    } else if (err) {
+        kvc_warn("%s: migration %s: cannot receive here: %s", c->h->name, c->id,
+                 msg ? msg : strerror(-err));
+        reply_prepare(c->call, err, msg);
+        mig_unlink_free(c->h, m);
+    } else {
+        kvc_info("%s: migration %s: ready to receive %s, stream at %s", c->h->name, m->id,
+                 m->vm->name, listen);
+        reply_prepare_listen(c->call, 0, NULL, listen);
+    }
+    free(c);
 }
 
 void
@@ -324,6 +388,43 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
     m->start_ms = m->last_ms = hostd_now_ms();
     m->memory_mib = vi->memory_mib;
     m->powered_on = on;
+    if (on && h->be->migrate_listen) {
+        /* Streaming: the VM is loaded here now and its VMM waits for the
+         * memory; it joins the registry only at FINISH. */
+        struct listen_ctx *c;
+        int rc;
+        if ((rc = vmstore_load_vm(h, m->path, &m->vm)) || strcasecmp(m->vm->uuid, vi->uuid)) {
+            snprintf(msg, sizeof msg, "cannot load %.200s: %s", m->path,
+                     rc ? strerror(-rc) : "it holds another VM");
+            vmstore_vm_free(m->vm);
+            free(m);
+            reply_prepare(call, rc ? rc : EINVAL, msg);
+            return;
+        }
+        if ((rc = h->be->vm_attach(h, m->vm)) || !(c = calloc(1, sizeof *c))) {
+            vmstore_vm_free(m->vm);
+            free(m);
+            reply_prepare(call, rc ? rc : -ENOMEM, "the backend refused the VM");
+            return;
+        }
+        if (mig_add(h, m)) {
+            free(c);
+            if (m->vm->be)
+                h->be->vm_detach(h, m->vm);
+            vmstore_vm_free(m->vm);
+            free(m);
+            reply_prepare(call, ENOMEM, NULL);
+            return;
+        }
+        m->stream = true;
+        c->h = h;
+        c->call = call;
+        snprintf(c->id, sizeof c->id, "%s", m->id);
+        kvc_info("%s: migration %s: starting %s to receive it from %s", h->name, m->id,
+                 vi->name, p->source_uuid);
+        h->be->migrate_listen(h, m->vm, p->source_thumbprint, on_listening, c);
+        return;
+    }
     if (mig_add(h, m)) {
         free(m);
         reply_prepare(call, ENOMEM, NULL);
@@ -343,6 +444,22 @@ in_finish(struct kvc_rpc_call *call, struct hostd_host *h, struct hostd_migratio
 
     if (m->state == M_DONE) {
         reply_vm(call, h, 0, NULL, hostd_vm_find(h, m->uuid));
+        return;
+    }
+    if (m->stream && m->vm) {
+        /* The guest runs here already (vmx switched over): register it. */
+        vm = m->vm;
+        m->vm = NULL;
+        h->be->migrate_in(h, vm);
+        for (tail = &h->vms; *tail; tail = &(*tail)->next)
+            ;
+        *tail = vm;
+        vmstore_save_registry(h);
+        hostd_vm_changed(h, vm, false);
+        m->state = M_DONE;
+        m->last_ms = hostd_now_ms();
+        kvc_info("%s: migration %s: %s now runs here", h->name, m->id, vm->name);
+        reply_vm(call, h, 0, NULL, vm);
         return;
     }
     if ((rc = vmstore_load_vm(h, m->path, &vm)) || strcasecmp(vm->uuid, m->uuid)) {
@@ -414,6 +531,33 @@ hostd_migrate_send(struct kvc_rpc_call *call, const ProtobufCMessage *req, void 
     }
     m->bw = s->bandwidth_bps ? (double)s->bandwidth_bps : DEFAULT_BW;
     m->bytes_total = vm->memory_mib << 20;
+    if (vm->power == VM_ON && h->be->migrate_send) {
+        /* Streaming: the VMM sends the memory to the destination's. */
+        rc = h->be->migrate_send(h, vm, s->dest_listen, s->dest_thumbprint,
+                                 s->downtime_ms ? s->downtime_ms : DEFAULT_DOWNTIME_MS,
+                                 s->bandwidth_bps, msg, sizeof msg);
+        if (rc) {
+            free(m);
+            reply_status(call, rc, msg);
+            return;
+        }
+        m->stream = true;
+        snprintf(m->id, sizeof m->id, "%s", s->id);
+        snprintf(m->uuid, sizeof m->uuid, "%s", vm->uuid);
+        m->state = M_PRECOPY;
+        m->start_ms = m->last_ms = hostd_now_ms();
+        if (mig_add(h, m)) {
+            h->be->migrate_cancel(h, vm, false);
+            free(m);
+            reply_status(call, ENOMEM, NULL);
+            return;
+        }
+        vm->busy = true;
+        kvc_info("%s: migration %s: %s streams to %s at %s", h->name, m->id, vm->name,
+                 s->dest_uuid, s->dest_listen);
+        reply_status(call, 0, NULL);
+        return;
+    }
     if (vm->power == VM_ON) {
         if (!h->be->migrate_estimate) {
             snprintf(msg, sizeof msg, "live migration is not available on the %s backend yet",
@@ -457,6 +601,64 @@ out_update(struct hostd_migration *m, int64_t now)
         m->state = M_SWITCHOVER;
 }
 
+struct status_ctx {
+    struct hostd_host *h;
+    struct kvc_rpc_call *call;
+    char id[64];
+};
+
+/* A streaming source's answer: COMPLETED (the VM runs at the destination)
+ * is SWITCHOVER for vpxd, which then finishes both ends; FAILED leaves the
+ * VM running here. */
+static void
+on_progress(const struct hostd_mig_progress *p, void *arg)
+{
+    struct status_ctx *c = arg;
+    struct hostd_migration *m = mig_find(c->h, c->id);
+    Kvc__Host__MigrateStatus st = KVC__HOST__MIGRATE_STATUS__INIT;
+    Kvc__Host__Status s = KVC__HOST__STATUS__INIT;
+
+    st.status = &s;
+    if (!m) {
+        s.error = ENOENT;
+        s.message = "no such migration on this host";
+        kvc_rpc_reply(c->call, &st.base);
+        free(c);
+        return;
+    }
+    st.bytes_total = p->total;
+    st.bytes_sent = p->sent;
+    st.round = p->round;
+    st.downtime_ms = p->downtime_ms;
+    st.estimated_ms = p->total_ms;
+    switch (p->phase) {
+    case HOSTD_MIG_COMPLETED:
+        if (m->state == M_PRECOPY) {
+            m->state = M_SWITCHOVER;
+            kvc_info("%s: migration %s: the VM runs at the destination now", c->h->name, m->id);
+        }
+        st.state = m->state == M_DONE ? KVC__HOST__MIGRATE_STATE__MIGRATE_DONE
+                                      : KVC__HOST__MIGRATE_STATE__MIGRATE_SWITCHOVER;
+        st.progress = 100;
+        break;
+    case HOSTD_MIG_FAILED:
+        snprintf(m->error, sizeof m->error, "%s", p->error);
+        s.error = EIO;
+        s.message = m->error;
+        st.state = KVC__HOST__MIGRATE_STATE__MIGRATE_FAILED;
+        kvc_rpc_reply(c->call, &st.base);
+        out_abort(c->h, m, p->error);
+        free(c);
+        return;
+    default:
+        st.state = KVC__HOST__MIGRATE_STATE__MIGRATE_PRECOPY;
+        st.progress = p->phase == HOSTD_MIG_STOPPED ? 99 : p->percent > 99 ? 99 : p->percent;
+        break;
+    }
+    kvc_rpc_reply(c->call, &st.base);
+    free(c);
+}
+
 void
 hostd_migrate_status(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
 {
@@ -478,7 +680,18 @@ hostd_migrate_status(struct kvc_rpc_call *call, const ProtobufCMessage *req, voi
         return;
     }
     m->last_ms = now;
-    if (!m->incoming)
+    if (!m->incoming && m->stream && m->state == M_PRECOPY) {
+        struct hostd_vm *vm = hostd_vm_find(h, m->uuid);
+        struct status_ctx *c = vm ? calloc(1, sizeof *c) : NULL;
+        if (c) {
+            c->h = h;
+            c->call = call;
+            snprintf(c->id, sizeof c->id, "%s", m->id);
+            h->be->migrate_progress(h, vm, on_progress, c);
+            return;
+        }
+    }
+    if (!m->incoming && !m->stream)
         out_update(m, now);
     el = now - m->start_ms;
     st.state = m->state == M_PRECOPY ? KVC__HOST__MIGRATE_STATE__MIGRATE_PRECOPY
@@ -555,7 +768,8 @@ hostd_migrate_finish(struct kvc_rpc_call *call, const ProtobufCMessage *req, voi
         in_finish(call, h, m);
         return;
     }
-    out_update(m, hostd_now_ms());
+    if (!m->stream)
+        out_update(m, hostd_now_ms());
     if (m->state == M_DONE) {
         reply_vm(call, h, 0, NULL, NULL);
         return;

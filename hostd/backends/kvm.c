@@ -57,6 +57,9 @@ struct kvm_vm {
     char *vmx_socket;               /* vmx's control socket, while it runs */
     struct kvc_rpc_client *vmx;     /* connection to it */
     bool stats_out;                 /* a VMX_STATS call is out */
+    /* live migration, source side */
+    bool migrated;                  /* vmx exited "migrated": the VM runs elsewhere */
+    char mig_error[256];            /* the send failed (or vmx went) before completing */
 };
 
 static void vmx_link(struct hostd_host *, struct hostd_vm *, const char *sock);
@@ -198,6 +201,16 @@ on_vmkd_event(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
     const Kvc__Vmkd__VmEvent *e = (const Kvc__Vmkd__VmEvent *)req;
     struct hostd_vm *vm = hostd_vm_find(h, e->vm_id);
 
+    if (vm && vm->busy && vm->be && e->kind == KVC__VMKD__EVENT_KIND__EVENT_VM_EXITED) {
+        /* A migration is out: its progress tells what this exit means. */
+        struct kvm_vm *kv = vm->be;
+        if (e->exit && e->exit->reason == KVC__VMKD__EXIT_REASON__EXIT_MIGRATED)
+            kv->migrated = true;
+        else if (!kv->mig_error[0])
+            snprintf(kv->mig_error, sizeof kv->mig_error, "vmx exited during the migration: %s",
+                     e->exit && e->exit->message ? e->exit->message : "?");
+        vmx_unlink(vm);
+    }
     if (vm && !vm->busy && e->kind == KVC__VMKD__EVENT_KIND__EVENT_VM_EXITED) {
         const char *why = "vmx exited";
         if (e->exit) {
@@ -901,6 +914,273 @@ kvm_console_write(struct hostd_host *h, struct hostd_vm *vm, const void *data, s
     }
 }
 
+/* ---- live migration: vmx to vmx (docs/vmx.md "Live migration") ---------- */
+
+struct mig_listen {
+    struct hostd_host *h;
+    char uuid[HOSTD_UUID_LEN];
+    hostd_mig_listen_fn done;
+    void *ctx;
+};
+
+static void
+on_incoming(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct mig_listen *c = arg;
+    const Kvc__Vmkd__VmInfo *vi = (const Kvc__Vmkd__VmInfo *)resp;
+    /* The VM is not in the registry yet: the migration holds it, and its
+     * uuid is the vmkd id; the control socket is linked at migrate_in. */
+    if (status)
+        c->done(vmkd_errno(status), error, NULL, c->ctx);
+    else if (!vi->incoming_listen || !vi->incoming_listen[0])
+        c->done(-EPROTO, "vmkd did not say where the incoming vmx listens", NULL, c->ctx);
+    else {
+        struct hostd_vm *vm = hostd_migrate_incoming_vm(c->h, c->uuid);
+        if (vm)
+            vmx_link(c->h, vm, vi->control_socket);
+        c->done(0, NULL, vi->incoming_listen, c->ctx);
+    }
+    free(c);
+}
+
+static void
+kvm_migrate_listen(struct hostd_host *h, struct hostd_vm *vm, const char *peer,
+                   hostd_mig_listen_fn done, void *ctx)
+{
+    struct kvm_host *k = h->be_priv;
+    Kvc__Vmkd__PowerOnRequest r = KVC__VMKD__POWER_ON_REQUEST__INIT;
+    char cfg[PATH_MAX + 32], logp[PATH_MAX + 16], in[160];
+    struct mig_listen *c;
+    const char *addr = h->d->opt.listen && *h->d->opt.listen ? h->d->opt.listen : "127.0.0.1";
+    int rc;
+
+    if ((rc = write_run_config(h, vm, cfg, sizeof cfg))) {
+        done(rc, "cannot write the VM's runtime config", NULL, ctx);
+        return;
+    }
+    if (!(c = calloc(1, sizeof *c))) {
+        done(-ENOMEM, NULL, NULL, ctx);
+        return;
+    }
+    *c = (struct mig_listen){ .h = h, .done = done, .ctx = ctx };
+    snprintf(c->uuid, sizeof c->uuid, "%s", vm->uuid);
+    snprintf(logp, sizeof logp, "%s/vmware.log", vm->dir);
+    snprintf(in, sizeof in, "tcp:%s:0", addr);
+    r.vm_id = vm->uuid;
+    r.config_path = cfg;
+    r.log_path = logp;
+    r.vcpus = vm->cpu_count;
+    r.incoming = in;
+    if (peer && *peer) {
+        /* The stream is TLS, this host's identity, the source's pinned. */
+        r.incoming_tls_dir = h->state_dir;
+        r.incoming_peer = (char *)peer;
+    }
+    rc = kvc_rpc_client_call(k->cl, KVC__VMKD__METHOD__VMKD_POWER_ON, &r.base,
+                             &kvc__vmkd__vm_info__descriptor, KVM_CALL_MS, on_incoming, c);
+    if (rc) {
+        free(c);
+        done(rc, "vmkd is not reachable", NULL, ctx);
+    }
+}
+
+static void
+on_mig_sent(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct vmx_ctx *c = arg;
+    struct hostd_vm *vm = hostd_vm_find(c->h, c->uuid);
+    struct kvm_vm *kv = vm ? vm->be : NULL;
+
+    if (status && kv && !kv->mig_error[0] && !kv->migrated)
+        snprintf(kv->mig_error, sizeof kv->mig_error, "vmx refused the migration: %s",
+                 error ? error : "?");
+    free(c);
+}
+
+static int
+kvm_migrate_send(struct hostd_host *h, struct hostd_vm *vm, const char *listen,
+                 const char *dest_thumbprint, uint32_t downtime_ms, uint64_t bw, char *err,
+                 size_t errlen)
+{
+    struct kvm_vm *kv = vm->be;
+    Kvc__Vmx__MigrateSendRequest r = KVC__VMX__MIGRATE_SEND_REQUEST__INIT;
+    struct vmx_ctx *c;
+
+    if (!listen || !*listen) {
+        snprintf(err, errlen, "the destination gave no stream address");
+        return -EINVAL;
+    }
+    if (!vmx_up(kv)) {
+        snprintf(err, errlen, "the VM's vmx is not reachable on its control socket");
+        return -ENOTCONN;
+    }
+    if (!(c = calloc(1, sizeof *c)))
+        return -ENOMEM;
+    c->h = h;
+    snprintf(c->uuid, sizeof c->uuid, "%s", vm->uuid);
+    kv->migrated = false;
+    kv->mig_error[0] = '\0';
+    r.to = (char *)listen;
+    r.downtime_ms = downtime_ms;
+    r.max_bandwidth = bw;
+    if (dest_thumbprint && *dest_thumbprint) {
+        r.tls_dir = h->state_dir;
+        r.peer_thumbprint = (char *)dest_thumbprint;
+    }
+    if (kvc_rpc_client_call(kv->vmx, KVC__VMX__METHOD__VMX_MIGRATE_SEND, &r.base,
+                            &kvc__vmx__migrate_status__descriptor, KVM_CALL_MS, on_mig_sent, c)) {
+        free(c);
+        snprintf(err, errlen, "the VM's vmx is not reachable on its control socket");
+        return -ENOTCONN;
+    }
+    return 0;
+}
+
+struct mig_poll {
+    struct hostd_host *h;
+    char uuid[HOSTD_UUID_LEN];
+    hostd_mig_progress_fn done;
+    void *ctx;
+};
+
+static void
+progress_from(struct hostd_vm *vm, const Kvc__Vmx__MigrateStatus *s,
+              struct hostd_mig_progress *p)
+{
+    struct kvm_vm *kv = vm ? vm->be : NULL;
+
+    memset(p, 0, sizeof *p);
+    p->total = vm ? vm->memory_mib << 20 : 0;
+    if (kv && kv->migrated) {
+        p->phase = HOSTD_MIG_COMPLETED;
+        p->percent = 100;
+        p->sent = p->total;
+        return;
+    }
+    if (kv && kv->mig_error[0]) {
+        p->phase = HOSTD_MIG_FAILED;
+        snprintf(p->error, sizeof p->error, "%s", kv->mig_error);
+        return;
+    }
+    p->phase = HOSTD_MIG_COPYING;
+    if (!s)
+        return;
+    switch (s->phase) {
+    case KVC__VMX__MIGRATE_PHASE__MIGRATE_STOPCOPY:
+    case KVC__VMX__MIGRATE_PHASE__MIGRATE_COMMIT:
+        p->phase = HOSTD_MIG_STOPPED;
+        break;
+    case KVC__VMX__MIGRATE_PHASE__MIGRATE_COMPLETED:
+        p->phase = HOSTD_MIG_COMPLETED;
+        break;
+    case KVC__VMX__MIGRATE_PHASE__MIGRATE_FAILED:
+    case KVC__VMX__MIGRATE_PHASE__MIGRATE_CANCELLED:
+        p->phase = HOSTD_MIG_FAILED;
+        snprintf(p->error, sizeof p->error, "%s", s->error && *s->error ? s->error
+                 : "the migration was aborted");
+        break;
+    default:
+        break;
+    }
+    p->percent = s->percent > 100 ? 100 : s->percent;
+    p->round = s->round;
+    p->sent = s->transferred_bytes;
+    if (s->ram_bytes)
+        p->total = s->ram_bytes;
+    p->downtime_ms = (int64_t)(s->downtime_ms ? s->downtime_ms : s->expected_downtime_ms);
+    p->total_ms = (int64_t)s->total_ms;
+}
+
+static void
+on_mig_status(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct mig_poll *c = arg;
+    struct hostd_vm *vm = hostd_vm_find(c->h, c->uuid);
+    struct hostd_mig_progress p;
+
+    /* An error here is vmx gone: its exit (vmkd's event) says how. */
+    progress_from(vm, status ? NULL : (const Kvc__Vmx__MigrateStatus *)resp, &p);
+    c->done(&p, c->ctx);
+    free(c);
+}
+
+static void
+kvm_migrate_progress(struct hostd_host *h, struct hostd_vm *vm, hostd_mig_progress_fn done,
+                     void *ctx)
+{
+    struct kvm_vm *kv = vm->be;
+    Kvc__Vmx__MigrateStatusRequest r = KVC__VMX__MIGRATE_STATUS_REQUEST__INIT;
+    struct mig_poll *c;
+    struct hostd_mig_progress p;
+
+    if (!vmx_up(kv) || !(c = calloc(1, sizeof *c))) {
+        progress_from(vm, NULL, &p);
+        done(&p, ctx);
+        return;
+    }
+    *c = (struct mig_poll){ .h = h, .done = done, .ctx = ctx };
+    snprintf(c->uuid, sizeof c->uuid, "%s", vm->uuid);
+    if (kvc_rpc_client_call(kv->vmx, KVC__VMX__METHOD__VMX_MIGRATE_STATUS, &r.base,
+                            &kvc__vmx__migrate_status__descriptor, 5000, on_mig_status, c)) {
+        free(c);
+        progress_from(vm, NULL, &p);
+        done(&p, ctx);
+    }
+}
+
+static void
+on_ignored(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    if (status && arg)
+        kvc_warn("%s: %s", (const char *)arg, error ? error : "failed");
+}
+
+static void
+kvm_migrate_cancel(struct hostd_host *h, struct hostd_vm *vm, bool incoming)
+{
+    struct kvm_host *k = h->be_priv;
+    struct kvm_vm *kv = vm->be;
+
+    if (incoming) {
+        /* The guest never ran here: its incoming vmx just goes. */
+        Kvc__Vmkd__PowerOffRequest off = KVC__VMKD__POWER_OFF_REQUEST__INIT;
+        off.vm_id = vm->uuid;
+        off.force = true;
+        vmx_unlink(vm);
+        kvc_rpc_client_call(k->cl, KVC__VMKD__METHOD__VMKD_POWER_OFF, &off.base,
+                            &kvc__vmkd__vm_exit__descriptor, KVM_CALL_MS, on_ignored,
+                            "powering off an incoming vmx");
+    } else if (vmx_up(kv)) {
+        Kvc__Vmx__MigrateStatusRequest r = KVC__VMX__MIGRATE_STATUS_REQUEST__INIT;
+        kvc_rpc_client_call(kv->vmx, KVC__VMX__METHOD__VMX_MIGRATE_CANCEL, &r.base,
+                            &kvc__vmx__migrate_status__descriptor, KVM_CALL_MS, on_ignored,
+                            NULL);
+    }
+}
+
+static int
+kvm_migrate_in(struct hostd_host *h, struct hostd_vm *vm)
+{
+    vm->power = VM_ON;
+    vm->tools_running = false;          /* until the tools poll hears the guest */
+    return 0;
+}
+
+static void
+kvm_migrate_out(struct hostd_host *h, struct hostd_vm *vm)
+{
+    /* vmx has gone (migrated); its lease went with the VM. */
+    vmx_unlink(vm);
+    free(vm->be);
+    vm->be = NULL;
+}
+
+static void
+kvm_migrate_abort(struct hostd_host *h, struct hostd_vm *vm)
+{
+    kvm_migrate_cancel(h, vm, false);
+}
+
 static int
 kvm_vm_stats(struct hostd_host *h, struct hostd_vm *vm, struct hostd_vm_stats *s)
 {
@@ -924,5 +1204,12 @@ const struct hostd_backend_ops hostd_backend_kvm = {
     .power_async = kvm_power_async,
     .console_read = kvm_console_read,
     .console_write = kvm_console_write,
+    .migrate_in = kvm_migrate_in,
+    .migrate_out = kvm_migrate_out,
+    .migrate_abort = kvm_migrate_abort,
+    .migrate_listen = kvm_migrate_listen,
+    .migrate_send = kvm_migrate_send,
+    .migrate_progress = kvm_migrate_progress,
+    .migrate_cancel = kvm_migrate_cancel,
     .vm_stats = kvm_vm_stats,
 };
