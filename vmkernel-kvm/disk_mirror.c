@@ -698,10 +698,8 @@ int disk_move_start(struct vmx *vm, const char *dest_dir, uint64_t max_bps, char
     snprintf(m->base, sizeof(m->base), "%s", d->base);
     m->size = d->size;
     m->clusters = d->clusters;
-    rc = build_list(m, d, err, errlen);
     pthread_mutex_unlock(&vm->dev_lock);
-    if (rc)
-        return rc;
+    /* A marker first: its message says more than "t.img exists". */
     if ((rc = join_path(p, sizeof(p), m->dst_dir, m->base, MARKER_EXT)) < 0) {
         ERR("target path too long");
         return rc;
@@ -710,6 +708,11 @@ int disk_move_start(struct vmx *vm, const char *dest_dir, uint64_t max_bps, char
         ERR("%s exists: a move into this folder is under way or was interrupted", p);
         return -EEXIST;
     }
+    pthread_mutex_lock(&vm->dev_lock);
+    rc = build_list(m, d, err, errlen);
+    pthread_mutex_unlock(&vm->dev_lock);
+    if (rc)
+        return rc;
     /* Room for every file's allocated bytes (the copy keeps holes). */
     uint64_t need = SPACE_MARGIN;
     for (unsigned i = 0; i < m->nf; i++) {

@@ -277,3 +277,55 @@ def test_target_without_room_or_failing_writes_leaves_the_source(tmp):
     vm.wait_passes(vm.passes()[-1] + 1)
     vm.assert_all_verified()
     vm.poweroff()
+
+
+def digest(folder, names):
+    import hashlib
+    out = {}
+    for n in names:
+        with open(os.path.join(folder, n), "rb") as f:
+            out[n] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def test_vmx_killed_mid_copy_leaves_the_source_and_a_marked_partial_copy(tmp):
+    root, vms = tmp
+    src, dst = os.path.join(root, "a"), os.path.join(root, "b")
+    vm = Vm(src)
+    vms.append(vm)
+    vm.wait_passes(0)
+    vm.ctl("snapshot", "k.snap")
+    vm.wait_passes(vm.passes()[-1] + 1)
+    # no guest writes from here: the source files can be compared after
+    assert vm.ctl("pause")["state"] == "PAUSED"
+    names = [n for n in DISK_FILES]
+    before = digest(src, names)
+    r = vm.ctl("disk-move", dst, "bandwidth=262144")
+    assert r["phase"] == "DISK_MOVE_COPYING", r
+    wait_for(lambda: int(vm.status()["copied_bytes"]) > 0, 20, "the copy under way")
+    vm.d.proc.kill()
+    vm.d.proc.wait(10)
+    # the source is the disk, unchanged; the target says it is partial
+    assert digest(src, names) == before
+    assert os.path.exists(os.path.join(dst, "t.img.moving"))
+    with open(os.path.join(dst, "t.img.moving")) as f:
+        assert f.read().startswith("moving from ")
+    # vmx starts again from the source; a move into the folder with the
+    # leftover marker is refused until it is cleaned up
+    os.unlink(os.path.join(src, "vmx.sock"))
+    vm2 = Vm.__new__(Vm)
+    vm2.src, vm2.conf, vm2.sock, vm2.serial = vm.src, vm.conf, vm.sock, vm.serial
+    vm2.d = Daemon([VMX, "-c", vm2.conf, "-s", vm2.sock])
+    vms.append(vm2)
+    vm2.d.wait_log(r"VMX-READY pid=\d+", timeout=20)
+    info = vm2.ctl("disk-info")
+    assert info["path"].endswith("a/t.img") and info["layers"] == "2", info
+    code, _, err = vm2.ctl("disk-move", dst, check=False)
+    assert code != 0 and "interrupted" in err, err
+    for n in os.listdir(dst):
+        os.unlink(os.path.join(dst, n))
+    r = vm2.ctl("disk-move", dst, "wait")
+    assert r["phase"] == "DISK_MOVE_COMPLETED", r
+    vm2.wait_passes(0)
+    vm2.assert_all_verified()
+    vm2.poweroff()
