@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vpxd/db_internal.h"
 #include "vpxd/rp.h"
@@ -168,6 +169,68 @@ void rp_tree_free(struct rp_tree *t)
     t->count = 0;
 }
 
+/* ---- power-ons admitted, not confirmed yet ---- */
+
+#define PENDING_TTL_S 120       /* a lost answer does not hold a reservation longer */
+
+static struct pending {
+    char vm[VDB_ID_MAX];
+    time_t until;
+} *pending;
+static size_t npending;
+
+static time_t now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+static void pending_expire(void)
+{
+    time_t now = now_s();
+    for (size_t i = 0; i < npending;)
+        if (pending[i].until <= now)
+            pending[i] = pending[--npending];
+        else
+            i++;
+}
+
+void rp_pending_drop(const char *vm)
+{
+    for (size_t i = 0; vm && i < npending; i++)
+        if (!strcmp(pending[i].vm, vm)) {
+            pending[i] = pending[--npending];
+            break;
+        }
+    if (!npending) {
+        free(pending);
+        pending = NULL;
+    }
+}
+
+int rp_pending_add(const char *vm)
+{
+    struct pending *p;
+
+    rp_pending_drop(vm);
+    if (!(p = realloc(pending, (npending + 1) * sizeof(*p))))
+        return -ENOMEM;
+    pending = p;
+    snprintf(pending[npending].vm, sizeof(pending[npending].vm), "%s", vm);
+    pending[npending].until = now_s() + PENDING_TTL_S;
+    npending++;
+    return 0;
+}
+
+static bool is_pending(const char *vm)
+{
+    for (size_t i = 0; i < npending; i++)
+        if (!strcmp(pending[i].vm, vm))
+            return true;
+    return false;
+}
+
 /* ---- from the database ---- */
 
 static int64_t jint(json_t *o, const char *k)
@@ -249,6 +312,23 @@ int rp_tree_load(struct vdb *db, const char *pool, struct rp_tree *t)
             t->n[j].vms[RP_MEM] = jint(row, "mem");
         }
     }
+    /* Power-ons on their way count as on: two at once cannot both take
+     * the last of a pool. */
+    pending_expire();
+    for (size_t k = 0; k < npending; k++) {
+        json_t *v = NULL;
+        if (vdb_query_row(db, &v, "SELECT v.resource_pool AS rp, a.cpu_reservation AS cpu,"
+                          " a.mem_reservation AS mem FROM vm v JOIN vm_alloc a ON a.vm = v.id"
+                          " WHERE v.id = ? AND v.power_state != 'POWERED_ON'", "s",
+                          pending[k].vm) == 0) {
+            int j = rp_find(t, jstr(v, "rp"));
+            if (j >= 0) {
+                t->n[j].vms[RP_CPU] += jint(v, "cpu");
+                t->n[j].vms[RP_MEM] += jint(v, "mem");
+            }
+        }
+        json_decref(v);
+    }
     rc = 0;
 out:
     json_decref(rows);
@@ -291,8 +371,8 @@ int rp_admit_vm_with(struct vdb *db, const char *vm, const char *pool, int64_t c
         return rc;
     }
     i = rp_find(&t, pool);
-    /* A VM already on in its pool counts there; moving it frees that. */
-    if (!strcmp(jstr(row, "power_state"), "POWERED_ON")) {
+    /* A VM already on (or on its way) counts in its pool; moving it frees that. */
+    if (!strcmp(jstr(row, "power_state"), "POWERED_ON") || is_pending(vm)) {
         int o = rp_find(&t, own);
         if (o >= 0) {
             t.n[o].vms[RP_CPU] -= jint(row, "cpu");

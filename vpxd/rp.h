@@ -78,6 +78,12 @@ int rp_admit_pool_update(struct vdb *, const char *pool, const struct vdb_alloc 
 int rp_admit_pool_create(struct vdb *, const char *parent, const struct vdb_alloc *cpu,
                          const struct vdb_alloc *mem, char *why, size_t len);
 
+/* Power-ons admitted but not confirmed by the host yet: they count as on
+ * in every tree loaded until dropped (the host answered, either way) or for
+ * at most two minutes. */
+int rp_pending_add(const char *vm);
+void rp_pending_drop(const char *vm);
+
 /* A VM's own allocation (sql/0007-resource-pools.sql). */
 struct rp_vm_alloc {
     int64_t reservation, limit;

@@ -345,3 +345,26 @@ def _vm_pid(pool_cg):
             if pids:
                 return pids[0]
     return None
+
+
+def test_concurrent_power_ons_take_the_last_reservation_once(env, site):
+    """Power-ons on their way count: of two started at once into a pool with
+    room for one, exactly one is admitted, whichever vpxd reads first."""
+    import threading
+    tight = pool(env, "tight", site["root"], cpu=alloc(1000, False))
+    vms = [vm_in(env, site, "rp-race%d" % i, tight, cpu_res=600) for i in range(2)]
+    out = {}
+
+    def start(vm):
+        out[vm] = env.vx.request("POST", "/api/vcenter/vm/%s/power?action=start" % vm,
+                                 token=env.token)[:2]
+    ts = [threading.Thread(target=start, args=(vm,)) for vm in vms]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    codes = sorted(out[vm][0] for vm in vms)
+    assert codes == [204, 500], out
+    loser = [vm for vm in vms if out[vm][0] == 500][0]
+    check_error(out[loser][0], out[loser][1], 500, "UNABLE_TO_ALLOCATE_RESOURCE")
+    assert sorted(power_state(env, vm) for vm in vms) == ["POWERED_OFF", "POWERED_ON"]

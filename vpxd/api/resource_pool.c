@@ -355,6 +355,8 @@ bool api_rp_power_on_refused(struct api_req *r)
     }
     if (rc < 0)
         kvc_warn("power-on admission of %s: %s", vm, strerror(-rc));
+    else
+        rp_pending_add(vm);     /* dropped when the host answers (vm.c) */
     /* The host learns the VM's pool before it powers it on (one connection,
      * in order). */
     rp_push(api_vpxd(r)->hm, api_db(r), pool);

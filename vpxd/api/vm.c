@@ -617,6 +617,7 @@ static void on_vm_powered(void *arg, int err, const char *msg, const struct host
 {
     struct vm_op *o = arg;
 
+    rp_pending_drop(o->id);     /* admitted power-on answered (vpxd/rp.h) */
     if (err) {
         api_host_error(o->r, err, msg);
     } else {
@@ -662,8 +663,12 @@ static void power_op(struct api_req *r, enum hostmgr_power_op op, const char *co
     if (rc < 0) {
         api_host_error(r, rc, NULL);
         free(o);
+    } else {
+        json_decref(row);
+        return;                 /* on_vm_powered drops the pending reservation */
     }
 out:
+    rp_pending_drop(api_param(r, "vm"));    /* answered here: nothing is on its way */
     json_decref(row);
 }
 
@@ -686,6 +691,7 @@ static void on_placed(void *arg, int err, const char *msg, const char *task)
     rc = o->vx->hm ? hostmgr_vm_power(o->vx->hm, host, uuid, HOSTMGR_POWER_ON, on_vm_powered, o)
                    : -ENOTCONN;
     if (rc < 0) {
+        rp_pending_drop(o->id);
         api_host_error(o->r, rc, NULL);
         free(o);
     }
