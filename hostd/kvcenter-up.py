@@ -234,10 +234,21 @@ def kvm_programs():
                                 os.path.join(PKGDATADIR, "guest", "kvc-guest.elf")))
 
 
-def start_vmkd(progs, hd, name, pgid):
+VXLAN_VNI = 5001
+
+
+def vtep(i):
+    """Host I's VXLAN endpoint: an address of its own on loopback."""
+    return "127.0.1.%d" % (i + 1)
+
+
+def start_vmkd(progs, hd, name, pgid, index=None, nhosts=0):
     """One vmkd for one host, in that host's process group PGID (its hostd's),
     so that killing the group kills the host with its VMs, as a power cut
-    would.  Returns (Proc, socket path)."""
+    would.  With INDEX, "VM Network" is a distributed port group: a VXLAN
+    segment (VNI 5001) over UDP between the hosts' vmkd, so VMs on different
+    hosts share one L2 network and a migrated VM's peers keep reaching it.
+    Returns (Proc, socket path)."""
     os.makedirs(hd, exist_ok=True)
     sock = os.path.join(hd, "vmkd.sock")
     conf = os.path.join(hd, "vmkd.conf")
@@ -246,6 +257,11 @@ def start_vmkd(progs, hd, name, pgid):
                 'ready-timeout = 30s\nstop-timeout = 5s\nstop-vms-on-exit = true\n'
                 '[cgroup]\nparent = "kvcenter-up-%d-%s"\nremove-parent-on-exit = true\n'
                 % (os.path.join(hd, "vmkd-state"), sock, progs["vmx"], os.getpid(), name))
+        if index is not None and nhosts > 1:
+            peers = ",".join(vtep(j) for j in range(nhosts) if j != index)
+            f.write('[vswitch]\nname = "vSwitch0"\nvxlan-local = "%s"\n'
+                    '[portgroup "VM Network"]\nvlan = 0\nvni = %d\nvteps = "%s"\n'
+                    % (vtep(index), VXLAN_VNI, peers))
     p = Proc([progs["vmkd"], "-f", conf], os.path.join(hd, "vmkd.log"), "vmkd %s" % name,
              pgid=pgid)
     return p, sock
@@ -518,7 +534,7 @@ def run(a, procs):
             procs.append(c)
             p.cimd = c
         if backend == "kvm":
-            vm, _ = start_vmkd(progs, hd, "esx-%d" % i, p.pid)
+            vm, _ = start_vmkd(progs, hd, "esx-%d" % i, p.pid, index=i, nhosts=a.hosts)
             # Stopped before its hostd (procs is stopped in reverse), which
             # is what stop-vms-on-exit wants: the demo leaves no VM behind.
             procs.append(vm)
@@ -555,11 +571,17 @@ def run(a, procs):
         rows = api.call("GET", "/api/vcenter/datastore?names=shared")
         return rows[0]["datastore"] if rows else None
     ds = wait_for(shared_ds, 30, "the shared datastore")
+
+    def vm_network():
+        rows = api.call("GET", "/api/vcenter/network?names=VM%20Network")
+        return rows[0]["network"] if rows else None
+    net = wait_for(vm_network, 30, "the VM Network port group")
     for i in range(a.vms):
         vm = api.call("POST", "/api/vcenter/vm", {
             "name": "vm-%d" % i, "guest_OS": "OTHER_LINUX_64",
             "placement": {"cluster": cl, "datastore": ds},
-            "cpu": {"count": 1}, "memory": {"size_MiB": 64}})
+            "cpu": {"count": 1}, "memory": {"size_MiB": 64},
+            "nics": [{"backing": {"type": "STANDARD_PORTGROUP", "network": net}}]})
         api.call("POST", "/api/vcenter/vm/%s/power?action=start" % vm)
 
     print("URL %s" % url)

@@ -80,6 +80,33 @@ has_suspend_file(const struct hostd_vm *vm)
 static void vmx_unlink(struct hostd_vm *);
 
 /* ---- runtime config for vmx ---------------------------------------------*/
+
+/* The VM's adapter: its MAC in VMware's range for generated addresses
+ * (00:50:56:00-3f:..) and a test-guest IPv4 address, both from the VM's
+ * uuid, so every host that runs it (after a migration or an HA restart)
+ * gives it the same ones. */
+static uint64_t
+uuid_hash(const char *uuid)
+{
+    uint64_t x = 1469598103934665603ull;
+    for (; *uuid; uuid++)
+        x = (x ^ (unsigned char)*uuid) * 1099511628211ull;
+    return x;
+}
+
+static void
+vm_mac(const struct hostd_vm *vm, char *buf, size_t len)
+{
+    uint64_t x = uuid_hash(vm->uuid);
+    snprintf(buf, len, "00:50:56:%02x:%02x:%02x", (unsigned)(x >> 16) & 0x3f,
+             (unsigned)(x >> 8) & 0xff, (unsigned)x & 0xff);
+}
+
+static bool
+has_nic(const struct hostd_vm *vm)
+{
+    return vm->network && *vm->network;
+}
 /* A config-file string: quoted, with its quotes and backslashes escaped. */
 static void
 put_quoted(FILE *f, const char *s)
@@ -147,6 +174,17 @@ write_run_config(struct hostd_host *h, struct hostd_vm *vm, char *path, size_t l
     put_quoted(f, h->name);
     fprintf(f, "\nlease.duration_ms = %u\n",
             h->d->opt.lease_ms ? h->d->opt.lease_ms : KVC_LEASE_DEFAULT_MS);
+    /* Its adapter on the VM's port group (vmkd gives it the port). */
+    if (has_nic(vm)) {
+        char mac[24];
+        uint64_t x = uuid_hash(vm->uuid) >> 24;
+        vm_mac(vm, mac, sizeof mac);
+        fprintf(f, "net.enabled = true\nnet.mac = \"%s\"\nnet.portgroup = ", mac);
+        put_quoted(f, vm->network);
+        fprintf(f, "\nguest.net_mode = listen\nguest.ip = \"10.%u.%u.%u\"\n",
+                (unsigned)(x >> 16) & 0xff, (unsigned)(x >> 8) & 0xff,
+                1 + (unsigned)(x % 254));
+    }
     /* The disk vmstore made (sparse) at create: vmx's virtio-blk. */
     if (vm->disk_bytes >= 512) {
         char dname[PATH_MAX];
@@ -703,6 +741,15 @@ power_on_step(struct op *o)
         r.restore_path = vmss;
     }
     r.vcpus = o->vm->cpu_count;
+    Kvc__Vmkd__Nic nic = KVC__VMKD__NIC__INIT, *nicp = &nic;
+    char mac[24];
+    if (has_nic(o->vm)) {
+        vm_mac(o->vm, mac, sizeof mac);
+        nic.portgroup = o->vm->network;
+        nic.mac = mac;
+        r.n_nics = 1;
+        r.nics = &nicp;
+    }
     rc = kvc_rpc_client_call(k->cl, KVC__VMKD__METHOD__VMKD_POWER_ON, &r.base,
                              &kvc__vmkd__vm_info__descriptor, KVM_CALL_MS, on_power_on, o);
     if (rc)
@@ -971,6 +1018,16 @@ kvm_migrate_listen(struct hostd_host *h, struct hostd_vm *vm, const char *peer,
     r.log_path = logp;
     r.vcpus = vm->cpu_count;
     r.incoming = in;
+    /* The same adapter as on the source: its port is made here. */
+    Kvc__Vmkd__Nic nic = KVC__VMKD__NIC__INIT, *nicp = &nic;
+    char mac[24];
+    if (has_nic(vm)) {
+        vm_mac(vm, mac, sizeof mac);
+        nic.portgroup = vm->network;
+        nic.mac = mac;
+        r.n_nics = 1;
+        r.nics = &nicp;
+    }
     if (peer && *peer) {
         /* The stream is TLS, this host's identity, the source's pinned. */
         r.incoming_tls_dir = h->state_dir;

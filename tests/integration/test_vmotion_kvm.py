@@ -4,11 +4,12 @@ the memory streams from the source vmx to the destination vmx over TLS
 pinned to the hosts' certificates, and the guest runs on without a reboot
 (its console answers, its tools beat) on the destination only."""
 import os
+import subprocess
 import tempfile
 
 import pytest
 
-from kvctest import wait_for
+from kvctest import binpath, wait_for
 from test_kvcenter_up_kvm import Cluster, group_members, skip_reason
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
@@ -35,6 +36,14 @@ def vmx_hosts(c, leaders):
     return out
 
 
+def port_on(c, host_index, uuid):
+    """The VM's vSwitch port on host HOST_INDEX's vmkd ("" if none)."""
+    sock = os.path.join(c.dir, "hosts", "esx-%d" % host_index, "vmkd.sock")
+    p = subprocess.run([binpath("vmkernel-kvm/vmkdctl"), "-s", sock, "net-stats", uuid],
+                       capture_output=True, text=True, timeout=30)
+    return p.stdout if p.returncode == 0 else ""
+
+
 def console(c, vm, offset=0):
     st, js = c.api("GET", "/api/kvc/vm/%s/console?offset=%d" % (vm, offset))
     assert st == 200, js
@@ -59,6 +68,14 @@ def test_live_migration_keeps_the_guest_running(cluster):
             return f.read().count("KVC-GUEST: ready")
     assert readies() == 1
 
+    # Its adapter is a port on the source host's vSwitch ("VM Network", a
+    # VXLAN segment spanning the hosts).
+    st, info = c.api("GET", "/api/vcenter/vm/%s" % vm)
+    uuid = info["identity"]["instance_uuid"]
+    idx = {h: i for i, h in enumerate(hosts)}
+    assert 'portgroup="VM Network"' in port_on(c, idx[src[0]], uuid)
+    assert port_on(c, idx[dst], uuid) == ""
+
     st, tid = c.api("POST", "/api/vcenter/vm/%s?action=relocate&vmw-task=true" % vm,
                     {"placement": {"host": dst}})
     assert st == 202, tid
@@ -78,6 +95,11 @@ def test_live_migration_keeps_the_guest_running(cluster):
     assert p["state"] == "POWERED_ON"
     wait_for(lambda: c.api("GET", "/api/vcenter/vm/%s/tools" % vm)[1]["run_state"]
              == "RUNNING", 30, "tools RUNNING on the destination")
+
+    # Its port moved with it.
+    wait_for(lambda: 'portgroup="VM Network"' in port_on(c, idx[dst], uuid), 10,
+             "the port on the destination's vSwitch")
+    wait_for(lambda: port_on(c, idx[src[0]], uuid) == "", 10, "no port left on the source")
 
     # The same guest, not a rebooted one: no second "ready" in its serial log
     # (the console ring is the new vmx's), and it answers.
