@@ -81,6 +81,7 @@ static void reply_err(struct api_req *r, int err, const char *msg)
         api_error(r, 400, "NOT_ALLOWED_IN_CURRENT_STATE", "%s", msg);
         break;
     case -ENOTSUP:
+    case -ENOSYS:               /* the host: NOT_IMPLEMENTED */
         api_error(r, 400, "UNSUPPORTED", "%s", msg);
         break;
     case -ENOTCONN:

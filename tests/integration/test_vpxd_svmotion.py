@@ -159,3 +159,59 @@ def test_refusals_say_why_and_change_nothing(env):
     assert sorted(os.listdir(folder)) == before
     st, p, _ = env.req("GET", "/api/vcenter/vm/%s/power" % vm)
     assert p["state"] == "POWERED_ON"
+
+
+def kvm_skip_reason():
+    from kvctest import binpath
+    if os.geteuid() != 0:
+        return "vmkd needs root (cgroups)"
+    for p in ("vmkernel-kvm/vmkd", "tests/integration/test_vmkd_fake_vmx"):
+        if not os.path.exists(binpath(p)):
+            return "%s is not built in this tree" % p
+    return None
+
+
+@pytest.mark.skipif(kvm_skip_reason() is not None, reason=kvm_skip_reason() or "")
+def test_kvm_host_moves_a_powered_off_vm_and_refuses_a_running_one(env):
+    from hostd_util import Hostd
+    from kvctest import binpath
+    from test_hostd_kvm import Vmkd
+    fake_vmx = binpath("tests/integration/test_vmkd_fake_vmx")
+    vmkd_dir = os.path.join(env.tmp, "vmkd-svm")
+    os.makedirs(vmkd_dir)
+    vk = Vmkd(vmkd_dir)
+    try:
+        k1, k2 = os.path.join(env.tmp, "kds1"), os.path.join(env.tmp, "kds2")
+        hd = Hostd(env.tmp, name="svmkvm", backend="kvm",
+                   datastores=["kds1=%s:shared" % k1, "kds2=%s:shared" % k2],
+                   extra=["--vmkd-socket", vk.sock, "--guest-image", fake_vmx])
+        env.hostds.append(hd)
+        host, = env.add_hosts(hd, env.host_folder)
+        d1, d2 = env.datastore("kds1"), env.datastore("kds2")
+        paths = {d1: k1, d2: k2}
+        vm = env.create_vm("svk1", host, mib=64)
+        src = vm_datastore(env, vm)
+        dst = d2 if src == d1 else d1
+        old, new = os.path.join(paths[src], "svk1"), os.path.join(paths[dst], "svk1")
+        with open(os.path.join(old, "data.bin"), "wb") as f:
+            f.write(b"kvm" * 100000)
+        st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                            {"placement": {"datastore": dst}})
+        assert st == 204, js
+        assert vm_datastore(env, vm) == dst
+        assert not os.path.exists(old)
+        with open(os.path.join(new, "data.bin"), "rb") as f:
+            assert f.read() == b"kvm" * 100000
+        # it powers on from the new folder; moving it running is refused
+        env.power_on(vm)
+        st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                            {"placement": {"datastore": src}})
+        msg = check_error(st, js, 400, "UNSUPPORTED")
+        assert "power it off first" in msg, msg
+        assert vm_datastore(env, vm) == dst and os.path.isdir(new) and not os.path.exists(old)
+        st, p, _ = env.req("GET", "/api/vcenter/vm/%s/power" % vm)
+        assert p["state"] == "POWERED_ON"
+        st, js, _ = env.req("POST", "/api/vcenter/vm/%s/power?action=stop" % vm)
+        assert st == 204, js
+    finally:
+        vk.stop()
