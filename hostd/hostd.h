@@ -275,6 +275,8 @@ void hostd_vswitch_on_change(struct kvc_rpc_call *, const ProtobufCMessage *, vo
 void hostd_pools_on_set(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
 void hostd_pools_on_get(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
 void hostd_pools_free(struct hostd_host *);
+/* kvm: (re)sends the kept tree to vmkd (after vmkd reconnected). */
+void hostd_pools_kvm_resync(struct hostd_host *);
 /* backends/kvm.c: the vmkd client of a kvm host, NULL for others. */
 struct kvc_rpc_client *hostd_kvm_vmkd(struct hostd_host *);
 

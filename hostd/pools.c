@@ -334,6 +334,15 @@ hostd_pools_on_get(struct kvc_rpc_call *call, const ProtobufCMessage *req, void 
 }
 
 void
+hostd_pools_kvm_resync(struct hostd_host *h)
+{
+    if (h && is_kvm(h) && h->pools) {
+        kvc_info("%s: resource pools to vmkd again", h->name);
+        push_vmkd(h);
+    }
+}
+
+void
 hostd_pools_free(struct hostd_host *h)
 {
     if (h && h->pools) {

@@ -16,6 +16,7 @@
 #include "vpxd/hostmgr.h"
 #include "vpxd/hostmgr_db.h"
 #include "vpxd/hosts.h"
+#include "vpxd/rp.h"
 #include "vpxd/stats.h"
 #include "vpxd/vpxd.h"
 
@@ -85,6 +86,7 @@ static void on_inventory(void *arg, const char *host_id, uint64_t generation,
     hostmgr_db_ops.inventory(vx->db, host_id, generation, ds, n_ds, nets, n_nets, keep, n);
     ha_inventory(vx, host_id, keep, n);
     free(keep);
+    rp_push(vx->hm, vx->db, host_id);   /* (re)connected: its cluster's pool tree */
 }
 
 static void on_vm_changed(void *arg, const char *host_id, const struct hostmgr_vm_info *vm)

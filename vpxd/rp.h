@@ -101,8 +101,9 @@ int rp_vm_move(struct vdb *, const char *vm, const char *pool);
 /* ---- in the daemon (vpxd/api/resource_pool.c) ---- */
 struct hostmgr;
 struct api_req;
-/* Sends the pool tree of OWNER (a cluster or standalone host; or any pool
- * of it) to its connected hosts (POOLS_SET); errors are logged. */
+/* Sends the pool tree of OWNER (a cluster or standalone host; any pool of
+ * it; or a host, meaning its cluster) to the owner's connected hosts
+ * (POOLS_SET); errors are logged. */
 void rp_push(struct hostmgr *, struct vdb *, const char *owner_or_pool);
 /* Power-on admission: true if the request was answered (refused). */
 bool api_rp_power_on_refused(struct api_req *);

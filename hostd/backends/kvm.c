@@ -347,6 +347,7 @@ on_connect(struct kvc_rpc_conn *conn, void *arg)
     kvc_info("%s: connected to vmkd", h->name);
     kvc_rpc_conn_call(conn, KVC__VMKD__METHOD__VMKD_SUBSCRIBE, &sr.base,
                       &kvc__vmkd__subscribe_reply__descriptor, KVM_CALL_MS, on_subscribed, h);
+    hostd_pools_kvm_resync(h);  /* a restarted vmkd gets the pool tree again */
 }
 
 static void

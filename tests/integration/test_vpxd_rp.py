@@ -318,6 +318,16 @@ def test_kvm_pool_cgroups_follow_patch(env):
         else:
             with open(os.path.join(hi_cg, "cpu.max")) as f:
                 assert f.read().split()[0] == str(q)
+        # A restarted vmkd gets the tree again from hostd (VMs stopped with it).
+        vk.stop()
+        assert not os.path.exists(hi_cg)
+        vk = Vmkd(vmkd_dir)
+        wait_for(lambda: os.path.isdir(hi_cg), 15, "the pool cgroups after vmkd restarted")
+        assert cpu_weight(hi_cg)[1] == (3072 if name == "cpu.shares" else 300)
+        wait_for(lambda: power_state(env, vm) == "POWERED_OFF", 15, "the VM seen off")
+        st, js = power_on(env, vm)[:2]
+        assert st == 204, js
+        pid = wait_for(lambda: _vm_pid(hi_cg), 10, "the VM's cgroup in the pool again")
         # Moving the VM to the other pool moves its process.
         st, js, _ = env.req("PATCH", "/api/kvc/vm/%s/resource-allocation" % vm,
                             {"resource_pool": lo})
@@ -368,3 +378,23 @@ def test_concurrent_power_ons_take_the_last_reservation_once(env, site):
     loser = [vm for vm in vms if out[vm][0] == 500][0]
     check_error(out[loser][0], out[loser][1], 500, "UNABLE_TO_ALLOCATE_RESOURCE")
     assert sorted(power_state(env, vm) for vm in vms) == ["POWERED_OFF", "POWERED_ON"]
+
+
+def test_reconnected_host_gets_the_tree(env, site):
+    """A host that comes back (hostd restarted, the tree not kept on disk)
+    gets its cluster's tree from vpxd when it reconnects."""
+    from hostd_util import Hostd
+    hd = site["hd"]
+    port = hd.hosts[0]["port"]
+    hd.stop()
+    env.hostds.remove(hd)
+    hd2 = Hostd(env.tmp, name="rp", state=hd.state, extra=["--port", str(port)],
+                datastores=["shared=%s:shared" % env.shared])
+    env.hostds.append(hd2)
+    site["hd"] = hd2
+
+    def back():
+        st, t, _ = env.req("GET", "/api/kvc/host/%s/resource-pools" % site["host"])
+        return t if st == 200 and t["resource_pools"] else None
+    t = wait_for(back, 20, "the tree on the reconnected host")
+    assert site["root"] in [p["resource_pool"] for p in t["resource_pools"]]

@@ -267,7 +267,9 @@ void rp_push(struct hostmgr *hm, struct vdb *db, const char *which)
     if (!hm || !which || !*which)
         return;
     if (vdb_query_str(db, owner, sizeof(owner), "SELECT owner FROM resource_pool WHERE id = ?",
-                      "s", which) < 0)
+                      "s", which) < 0
+        && vdb_query_str(db, owner, sizeof(owner), "SELECT coalesce(cluster, id) FROM host"
+                         " WHERE id = ?", "s", which) < 0)
         snprintf(owner, sizeof(owner), "%s", which);
     if (vdb_query_json(db, &pools, "SELECT p.*, CASE WHEN pe.type = 'resource_pool' THEN"
                        " e.parent ELSE '' END AS parent FROM resource_pool p JOIN entity e ON"
