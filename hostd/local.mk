@@ -54,3 +54,6 @@ EXTRA_DIST += tests/integration/test_kvcenter_up.py tests/integration/test_kvcen
 	tests/integration/test_vm_console.py tests/integration/test_vmotion_kvm.py
 TESTS += tests/integration/test_hostd_kvm.py
 EXTRA_DIST += tests/integration/test_hostd_kvm.py
+# BENCH vmotion-downtime, vmotion-total: kvm vMotion through vpxd beside a direct vmx migration.
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmotion.py
+EXTRA_DIST += tests/bench/bench_vmotion.py
