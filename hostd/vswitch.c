@@ -19,7 +19,7 @@
  * characters; a port group name is unique on the host; a vSwitch with port
  * groups cannot be removed, nor a port group with powered-on VMs (EBUSY);
  * VLAN 0-4095 (4095: all VLANs, a trunk); ports 8-4096 (128 by default);
- * MTU 68-9000 (1500). */
+ * MTU 68-9000 (1500); at most 64 vSwitches and 512 port groups (-ENOSPC). */
 #include "config.h"
 
 #include <errno.h>
@@ -44,6 +44,8 @@ KVC_LOG_MODULE(vswitch);
 #define VSW_MTU_DEFAULT 1500
 #define VSW_NAME_MAX 64
 #define VMKD_CALL_MS 10000
+#define VSW_MAX_SWITCHES 64             /* vmkd's limits (vmkd_net.h) */
+#define VSW_MAX_PORTGROUPS 512
 
 bool
 hostd_vswitch_valid_name(const char *s)
@@ -451,6 +453,11 @@ hostd_vswitch_apply(struct hostd_host *h, const struct hostd_vsw_op *op, char *e
             snprintf(err, len, "A vSwitch named %s already exists", name);
             return -EEXIST;
         }
+        if (h->n_vsw >= VSW_MAX_SWITCHES) {
+            snprintf(err, len, "This host has %d vSwitches, the most it takes",
+                     VSW_MAX_SWITCHES);
+            return -ENOSPC;
+        }
         if ((rc = model_add_sw(h, name, op->ports, op->mtu)))
             return rc;
         break;
@@ -481,6 +488,11 @@ hostd_vswitch_apply(struct hostd_host *h, const struct hostd_vsw_op *op, char *e
         if (pg_find(h, name)) {
             snprintf(err, len, "A portgroup with the name %s already exists", name);
             return -EEXIST;
+        }
+        if (h->n_nets >= VSW_MAX_PORTGROUPS) {
+            snprintf(err, len, "This host has %d port groups, the most it takes",
+                     VSW_MAX_PORTGROUPS);
+            return -ENOSPC;
         }
         if ((rc = model_add_pg(h, name, op->vswitch, op->vlan)))
             return rc;
@@ -575,6 +587,7 @@ api_err(long *status, json_t **reply, int rc, const char *msg)
     static const struct { int rc; long st; const char *type; } map[] = {
         { -EINVAL, 400, "INVALID_ARGUMENT" }, { -EEXIST, 400, "ALREADY_EXISTS" },
         { -ENOENT, 404, "NOT_FOUND" }, { -EBUSY, 400, "RESOURCE_IN_USE" },
+        { -ENOSPC, 500, "UNABLE_TO_ALLOCATE_RESOURCE" },
     };
     *status = 500;
     const char *type = "ERROR";

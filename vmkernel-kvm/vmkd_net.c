@@ -495,6 +495,10 @@ int vmkd_net_sw_add(struct vmkd_net *n, const char *name, unsigned ports, unsign
         snprintf(why, len, "vSwitch %s already exists", name);
         return -EEXIST;
     }
+    if (n->nsw >= VMKD_NET_MAX_SWITCHES) {
+        snprintf(why, len, "this host has %d vSwitches, the most it takes", VMKD_NET_MAX_SWITCHES);
+        return -ENOSPC;
+    }
     int rc = sw_append(n, name, ports, mtu, true, why, len);
     if (rc < 0)
         return rc;
@@ -550,6 +554,11 @@ int vmkd_net_pg_add(struct vmkd_net *n, const char *name, const char *vswitch, u
     if (vmkd_net_pg_find(n, name)) {
         snprintf(why, len, "port group %s already exists", name);
         return -EEXIST;
+    }
+    if (n->npg >= VMKD_NET_MAX_PORTGROUPS) {
+        snprintf(why, len, "this host has %d port groups, the most it takes",
+                 VMKD_NET_MAX_PORTGROUPS);
+        return -ENOSPC;
     }
     struct vs_pg_config pc;
     vs_pg_config_default(&pc, false);
@@ -630,9 +639,11 @@ int vmkd_net_state_load(struct vmkd_net *n, char *why, size_t len)
     FILE *f = fopen(n->state_path, "r");
     if (!f)
         return errno == ENOENT ? 0 : -errno;
-    char line[512], keep_pg[256][VS_NAME_MAX], keep_sw[64][VS_NAME_MAX];
+    char line[512];
+    char (*keep_pg)[VS_NAME_MAX] = calloc(VMKD_NET_MAX_PORTGROUPS, VS_NAME_MAX);
+    char (*keep_sw)[VS_NAME_MAX] = calloc(VMKD_NET_MAX_SWITCHES, VS_NAME_MAX);
     size_t nkeep_pg = 0, nkeep_sw = 0, lineno = 0;
-    int rc = 0;
+    int rc = keep_pg && keep_sw ? 0 : -ENOMEM;
     while (rc == 0 && fgets(line, sizeof(line), f)) {
         lineno++;
         line[strcspn(line, "\n")] = 0;
@@ -644,7 +655,7 @@ int vmkd_net_state_load(struct vmkd_net *n, char *why, size_t len)
             rc = -EINVAL;
             break;
         }
-        if (!strcmp(f0, "vswitch") && nkeep_sw < 64) {
+        if (!strcmp(f0, "vswitch") && nkeep_sw < VMKD_NET_MAX_SWITCHES) {
             snprintf(keep_sw[nkeep_sw++], VS_NAME_MAX, "%s", f1);
             ssize_t k = sw_find(n, f1);
             if (k < 0)
@@ -653,7 +664,7 @@ int vmkd_net_state_load(struct vmkd_net *n, char *why, size_t len)
                 n->sws[k].ports = (unsigned)atoi(f2) ? (unsigned)atoi(f2) : n->sws[k].ports;
                 vs_set_mtu(n->sws[k].sw, (unsigned)atoi(f3));
             }
-        } else if (!strcmp(f0, "portgroup") && nkeep_pg < 256) {
+        } else if (!strcmp(f0, "portgroup") && nkeep_pg < VMKD_NET_MAX_PORTGROUPS) {
             snprintf(keep_pg[nkeep_pg++], VS_NAME_MAX, "%s", f1);
             if (vmkd_net_pg_find(n, f1))
                 rc = vmkd_net_pg_set_vlan(n, f1, (unsigned)atoi(f3), why, len);
@@ -666,22 +677,24 @@ int vmkd_net_state_load(struct vmkd_net *n, char *why, size_t len)
     fclose(f);
     if (rc == -EINVAL && !why[0])
         snprintf(why, len, "%s:%zu: not a vswitch or portgroup line", n->state_path, lineno);
-    if (rc < 0)
-        return rc;
-    for (size_t i = n->npg; i-- > 0;) {
+    for (size_t i = n->npg; rc >= 0 && i-- > 0;) {
         bool keep = false;
         for (size_t j = 0; j < nkeep_pg && !keep; j++)
             keep = !strcmp(keep_pg[j], n->pgs[i].name);
-        if (!keep && (rc = vmkd_net_pg_remove(n, n->pgs[i].name, why, len)) < 0)
-            return rc;
+        if (!keep)
+            rc = vmkd_net_pg_remove(n, n->pgs[i].name, why, len);
     }
-    for (size_t i = n->nsw; i-- > 0;) {
+    for (size_t i = n->nsw; rc >= 0 && i-- > 0;) {
         bool keep = false;
         for (size_t j = 0; j < nkeep_sw && !keep; j++)
             keep = !strcmp(keep_sw[j], n->sws[i].name);
-        if (!keep && (rc = vmkd_net_sw_remove(n, n->sws[i].name, why, len)) < 0)
-            return rc;
+        if (!keep)
+            rc = vmkd_net_sw_remove(n, n->sws[i].name, why, len);
     }
+    free(keep_pg);
+    free(keep_sw);
+    if (rc < 0)
+        return rc;
     kvc_info("vSwitch state from %s: %zu switch(es), %zu port group(s)", n->state_path,
              n->nsw, n->npg);
     return 0;

@@ -41,6 +41,8 @@ int vmkd_net_port_stats(struct vmkd_net *, const char *vm_id, struct vs_stats *,
  * -EINVAL bad name/VLAN/ports/MTU, -EEXIST, -ENOENT, -EBUSY (a switch with
  * port groups or ports, a port group with ports); WHY says which. */
 #define VMKD_NET_PORTS_DEFAULT 128
+#define VMKD_NET_MAX_SWITCHES 64        /* -ENOSPC beyond (ESXi: 127 per host) */
+#define VMKD_NET_MAX_PORTGROUPS 512     /* -ENOSPC beyond (ESXi: 512 per host) */
 struct vmkd_net_sw_info {
     const char *name;
     unsigned ports, used, mtu;

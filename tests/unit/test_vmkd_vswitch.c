@@ -115,6 +115,24 @@ static void test_rules(void **state)
     vmkd_net_free(n);
 }
 
+static void test_switch_limit(void **state)
+{
+    struct vmkd_net *n = open_net(*state);
+    char why[256], name[16];
+
+    for (int i = 1; vmkd_net_sw_count(n) < VMKD_NET_MAX_SWITCHES; i++) {
+        snprintf(name, sizeof(name), "vs%d", i);
+        assert_int_equal(vmkd_net_sw_add(n, name, 8, 0, why, sizeof(why)), 0);
+    }
+    assert_int_equal(vmkd_net_sw_add(n, "one-more", 8, 0, why, sizeof(why)), -ENOSPC);
+    assert_int_equal(vmkd_net_sw_count(n), VMKD_NET_MAX_SWITCHES);
+    vmkd_net_free(n);
+    /* All of them come back. */
+    n = open_net(*state);
+    assert_int_equal(vmkd_net_sw_count(n), VMKD_NET_MAX_SWITCHES);
+    vmkd_net_free(n);
+}
+
 static void test_busy_port_group(void **state)
 {
     struct vmkd_net *n = open_net(*state);
@@ -180,6 +198,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_switch_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_port_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_survives_a_restart, setup, teardown),
     };
