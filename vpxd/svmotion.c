@@ -37,8 +37,9 @@ struct svm {
     struct vpxd *vx;
     struct api_req *r;
     char vm[VDB_ID_MAX], uuid[40], src[VDB_ID_MAX], dst[VDB_ID_MAX], cluster[VDB_ID_MAX];
-    char ds[VDB_ID_MAX], dsname[256], user[128];
+    char ds[VDB_ID_MAX], dsname[256], user[128], task[VDB_ID_MAX];
     struct event *timer;
+    bool migrating;             /* files moved, migration.c runs the rest */
     unsigned polls;
     int64_t settle_left;
     bool done_on_host;
@@ -151,6 +152,7 @@ static void files_moved(struct svm *s)
                                   .datastore = s->ds, .user = s->user,
                                   .task = api_task_id(s->r), .reason = "user" };
     api_task_progress(s->r, 50, "files moved; migrating the VM");
+    s->migrating = true;
     if ((rc = vpxd_migrate_vm(s->vx, &q, on_migrated, s, NULL, why, sizeof why)) < 0)
         end(s, rc, "the files are on %s; the live migration to %s could not start: %s",
             s->dsname, s->dst, why);
@@ -208,6 +210,35 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                                              &kvc__host__storage_move_status__descriptor,
                                              on_status, s)) < 0)
         end(s, -ENOTCONN, "host %s: no connection to poll the storage move", s->src);
+}
+
+static void on_cancel_sent(void *arg, int err, const char *msg, const ProtobufCMessage *resp)
+{
+    (void)arg;
+    (void)resp;
+    if (err)        /* it ended meanwhile: the next poll tells how */
+        kvc_info("SVMOTION cancel: %s", msg ? msg : strerror(-err));
+}
+
+int vpxd_svmotion_cancel(struct vpxd *vx, const char *task)
+{
+    for (struct svm *s = svms; s; s = s->next) {
+        if (!s->task[0] || strcmp(s->task, task))
+            continue;
+        if (s->migrating)
+            return -ENOENT;
+        if (s->done_on_host)
+            return -EBUSY;
+        Kvc__Host__StorageMoveQuery q = KVC__HOST__STORAGE_MOVE_QUERY__INIT;
+        q.vm_uuid = s->uuid;
+        if (!vx->hm || hostmgr_host_call(vx->hm, s->src, KVC__HOST__METHOD__VM_STORAGE_MOVE_CANCEL,
+                                         &q.base, &kvc__host__storage_move_status__descriptor,
+                                         on_cancel_sent, NULL) < 0)
+            return -EBUSY;          /* no connection: it cannot be stopped now */
+        kvc_info("SVMOTION vm=%s: cancel asked", s->vm);
+        return 0;
+    }
+    return -ENOENT;
 }
 
 static void on_started(void *arg, int err, const char *msg, const ProtobufCMessage *resp)
@@ -320,6 +351,10 @@ bool vpxd_svmotion_relocate(struct api_req *r, const char *host, const char *clu
     svms = s;
     api_set_object(r, vm);
     api_hold(r);
+    if (api_task_id(r)) {
+        snprintf(s->task, sizeof s->task, "%s", api_task_id(r));
+        vdb_task_set_cancelable(vx->db, s->task, true);
+    }
     Kvc__Host__StorageMoveRequest q = KVC__HOST__STORAGE_MOVE_REQUEST__INIT;
     q.vm_uuid = s->uuid;
     q.datastore = s->dsname;

@@ -19,4 +19,12 @@ struct api_req;
 bool vpxd_svmotion_relocate(struct api_req *r, const char *host, const char *cluster,
                             const char *ds);
 
+/* POST /api/cis/tasks/{task}?action=cancel for a relocate's task: 0 if
+ * TASK is a storage move still copying (the host is told to stop; the task
+ * ends FAILED, CANCELED, the VM where it was), -ENOENT if it is not one
+ * (or the files moved and the live migration runs: migration.c's cancel
+ * applies), -EBUSY if the files are moving into place. */
+struct vpxd;
+int vpxd_svmotion_cancel(struct vpxd *, const char *task);
+
 #endif

@@ -139,7 +139,9 @@ void api_task_cancel(struct api_req *r)
         json_decref(row);
         return api_error(r, 403, "UNAUTHORIZED", "%s may not cancel task %s", api_user(r), id);
     }
-    rc = vpxd_migrate_cancel(api_vpxd(r), id);
+    rc = vpxd_svmotion_cancel(api_vpxd(r), id);      /* a storage move's task? */
+    if (rc == -ENOENT)
+        rc = vpxd_migrate_cancel(api_vpxd(r), id);
     json_decref(row);
     if (rc == -ENOENT)
         return api_error(r, 400, "NOT_ALLOWED_IN_CURRENT_STATE",
