@@ -452,7 +452,7 @@ int kvc_cg_group_create(struct kvc_cg_root *r, const char *rel, bool delegate,
                         struct kvc_cg_vm **out)
 {
     *out = NULL;
-    if (!valid_rel(rel, true) || rel[0] == '.' || strstr(rel, "/."))
+    if (!valid_rel(rel, true) || rel[0] == '.' || strstr(rel, "/.") || strstr(rel, "//"))
         return -EINVAL;
     struct kvc_cg_vm *g = calloc(1, sizeof(*g));
     if (!g)

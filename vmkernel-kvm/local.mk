@@ -18,6 +18,11 @@ tests_unit_test_vmkd_sched_LDADD = vmkernel-kvm/libvmkd.a lib/libkvcutil.a $(CMO
 tests_unit_test_vmkd_cgroup_SOURCES = tests/unit/test_vmkd_cgroup.c
 tests_unit_test_vmkd_cgroup_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_vmkd_cgroup_LDADD = vmkernel-kvm/libvmkd.a lib/libkvcutil.a $(CMOCKA_LIBS)
+check_PROGRAMS += tests/unit/test_vmkd_pool_cgroup
+TESTS += tests/unit/test_vmkd_pool_cgroup
+tests_unit_test_vmkd_pool_cgroup_SOURCES = tests/unit/test_vmkd_pool_cgroup.c
+tests_unit_test_vmkd_pool_cgroup_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_vmkd_pool_cgroup_LDADD = vmkernel-kvm/libvmkd.a lib/libkvcutil.a $(CMOCKA_LIBS)
 vmkernel_kvm_libvmkd_a_SOURCES += vmkernel-kvm/vmkd_vm.c vmkernel-kvm/vmkd.h
 vmkernel_kvm_libvmkd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 
