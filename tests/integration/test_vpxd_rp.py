@@ -127,6 +127,10 @@ def test_pools_rest_and_bad_input(env, site):
                         {"cpu_allocation": {"reservation": CPU_CAP + 1, "limit": -1}})
     check_error(st, js, 500, "UNABLE_TO_ALLOCATE_RESOURCE")
     # The root pool is the cluster's capacity.
+    st, js, _ = env.req("GET", "/api/vcenter/resource-pool/" + site["root"])
+    assert js["cpu_allocation"]["reservation"] == CPU_CAP == js["cpu_allocation"]["limit"]
+    assert js["memory_allocation"]["reservation"] == MEM_CAP
+    assert js["cpu_allocation"]["expandable_reservation"] is False
     st, js, _ = env.req("PATCH", "/api/vcenter/resource-pool/" + site["root"],
                         {"cpu_allocation": {"reservation": 10}})
     check_error(st, js, 400, "UNSUPPORTED")

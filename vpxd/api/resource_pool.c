@@ -77,6 +77,22 @@ void api_rp_get(struct api_req *r)
                     "resource_pools", ids, "cpu_allocation", ALLOC("cpu"),
                     "memory_allocation", ALLOC("mem"));
 #undef ALLOC
+    /* A root pool holds what its cluster or host has, as in vCenter: a
+     * fixed reservation and a limit of the capacity. */
+    struct rp_tree t;
+    int ri;
+    if (rp_tree_load(api_db(r), id, &t) == 0) {
+        if ((ri = rp_find(&t, id)) >= 0 && t.n[ri].parent < 0) {
+            static const char *const keys[2] = { "cpu_allocation", "memory_allocation" };
+            for (int kind = 0; kind < 2; kind++) {
+                json_t *a = json_object_get(out, keys[kind]);
+                json_object_set_new(a, "reservation", json_integer(t.n[ri].reservation[kind]));
+                json_object_set_new(a, "limit", json_integer(t.n[ri].reservation[kind]));
+                json_object_set_new(a, "expandable_reservation", json_false());
+            }
+        }
+        rp_tree_free(&t);
+    }
     json_decref(row);
     api_reply(r, 200, out);
 }
