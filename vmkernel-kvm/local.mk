@@ -154,6 +154,9 @@ EXTRA_DIST += tests/integration/test_vmx_blk.py
 # Storage migration: the disk moves under a writing guest (disk_mirror.c).
 TESTS += tests/integration/test_vmx_disk_move.py
 EXTRA_DIST += tests/integration/test_vmx_disk_move.py
+# BENCH disk-move-mbps: vmx's disk move beside cp --sparse + fsync.
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_disk_move.py
+EXTRA_DIST += tests/bench/bench_disk_move.py
 # BENCH vmx-blk-seq-write, vmx-blk-seq-read: guest disk MB/s beside host dd.
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmx_blk.py
 EXTRA_DIST += tests/bench/bench_vmx_blk.py
