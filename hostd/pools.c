@@ -28,7 +28,7 @@ KVC_LOG_MODULE(pools);
 
 #define VMKD_CALL_MS 10000
 #define POOLS_MAX 256
-#define POOL_VMS_MAX 4096
+#define POOL_VMS_MAX 16384         /* vSphere 7: 10,000 VMs a cluster */
 
 static bool
 from_vpxd(struct hostd_host *h, struct kvc_rpc_call *call)

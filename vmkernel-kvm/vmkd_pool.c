@@ -32,7 +32,7 @@
 KVC_LOG_MODULE(vmkdpool);
 
 #define POOL_MAX 256
-#define POOL_VM_MAX 4096
+#define POOL_VM_MAX 16384          /* vSphere 7: 10,000 VMs a cluster */
 #define POOL_DEPTH_MAX 16
 #define POOL_NORMAL_CPU_SHARES 4000
 
