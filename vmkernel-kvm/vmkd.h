@@ -134,6 +134,9 @@ const char *vmkd_cgroup_describe(const struct vmkd *);
 struct kvc_cg_root *vmkd_cgroot(struct vmkd *);
 uint64_t vmkd_cfs_period_us(const struct vmkd *);
 int vmkd_vm_place(struct vmkd *, const char *vm_id, const char *dir);
+/* The whole table at once: VM IDS[i] goes in DIRS[i] (not NULL); VMs not
+ * listed go to the top level.  Running VMs whose place changed move. */
+int vmkd_vm_place_all(struct vmkd *, char *const *ids, char *const *dirs, size_t n);
 /* Called by vmkd_free once the VMs are gone, before the parent cgroup is
  * closed: the pools' cgroups are removed (RMDIR_THEM) or just forgotten. */
 void vmkd_set_pools_cleanup(struct vmkd *, void (*fn)(bool rmdir_them));

@@ -292,19 +292,22 @@ void vmkd_pools_on_set(struct kvc_rpc_call *call, const ProtobufCMessage *m, voi
     for (size_t i = 0; i < t->n_pools; i++)
         if (p[i].depth == 0)
             apply_pool(d, &p[i]);
-    /* VMs: into their pools; those no longer listed back to the top. */
-    for (size_t i = 0; i < t->n_vms; i++) {
-        const char *dir = *p[v[i].pool].path ? p[v[i].pool].path : NULL;
-        if ((rc = vmkd_vm_place(d, v[i].id, dir)) < 0)
-            kvc_warn("VM %s: not moved into pool %s: %s", v[i].id, p[v[i].pool].id,
-                     strerror(-rc));
-    }
-    for (size_t i = 0; i < cur.nv; i++) {
-        bool listed = false;
-        for (size_t k = 0; k < t->n_vms && !listed; k++)
-            listed = !strcmp(v[k].id, cur.v[i].id);
-        if (!listed)
-            vmkd_vm_place(d, cur.v[i].id, NULL);
+    /* VMs: into their pools; those in the root or no longer listed back to
+     * the top (before the old pools' cgroups go). */
+    {
+        char **ids = calloc(t->n_vms + 1, sizeof(*ids)), **dirs = calloc(t->n_vms + 1,
+                                                                          sizeof(*dirs));
+        size_t n = 0;
+        for (size_t i = 0; ids && dirs && i < t->n_vms; i++)
+            if (*p[v[i].pool].path) {
+                ids[n] = v[i].id;
+                dirs[n++] = p[v[i].pool].path;
+            }
+        rc = ids && dirs ? vmkd_vm_place_all(d, ids, dirs, n) : -ENOMEM;
+        if (rc < 0)
+            kvc_warn("resource pools: not every VM moved to its pool: %s", strerror(-rc));
+        free(ids);
+        free(dirs);
     }
     free_tree(cur.p, cur.n, true);
     free(cur.v);

@@ -237,13 +237,12 @@ uint64_t vmkd_cfs_period_us(const struct vmkd *d)
     return d->cfg.cfs_period_us;
 }
 
+static int vm_move(struct vmkd *d, struct vmkd_vm *vm);
+
 int vmkd_vm_place(struct vmkd *d, const char *vm_id, const char *dir)
 {
     struct vmkd_vm *vm;
-    struct kvc_cg_vm *ng = NULL, *old;
-    char why[VMKD_WHY_MAX] = "";
     size_t i;
-    int rc;
 
     if (!vmkd_valid_id(vm_id))
         return -EINVAL;
@@ -284,7 +283,68 @@ int vmkd_vm_place(struct vmkd *d, const char *vm_id, const char *dir)
         d->pl_dir[i] = d->pl_dir[d->npl];
     }
     vm = vm_find(d, vm_id);
-    if (!vm || !vm->cg || vm->pid <= 0)
+    return vm ? vm_move(d, vm) : 0;
+}
+
+static bool same_dir(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+int vmkd_vm_place_all(struct vmkd *d, char *const *ids, char *const *dirs, size_t n)
+{
+    char **ni = calloc(n + 1, sizeof(*ni)), **nd = calloc(n + 1, sizeof(*nd));
+    char **oi = d->pl_id, **od = d->pl_dir;
+    size_t on = d->npl;
+    int rc = 0;
+
+    if (!ni || !nd)
+        goto nomem;
+    for (size_t i = 0; i < n; i++)
+        if (!vmkd_valid_id(ids[i]) || !dirs[i] || !(ni[i] = strdup(ids[i]))
+            || !(nd[i] = strdup(dirs[i])))
+            goto nomem;
+    d->pl_id = ni;
+    d->pl_dir = nd;
+    d->npl = n;
+    /* Running VMs whose place changed move now (few VMs run, many may be
+     * listed: the lookups go over the running ones). */
+    for (size_t k = 0; k < d->nvms; k++) {
+        const char *was = NULL;
+        for (size_t i = 0; i < on && !was; i++)
+            if (!strcmp(oi[i], d->vms[k]->id))
+                was = od[i];
+        if (!same_dir(was, placement(d, d->vms[k]->id))) {
+            int r = vm_move(d, d->vms[k]);
+            if (r < 0)
+                rc = r;
+        }
+    }
+    for (size_t i = 0; i < on; i++) {
+        free(oi[i]);
+        free(od[i]);
+    }
+    free(oi);
+    free(od);
+    return rc;
+nomem:
+    for (size_t i = 0; ni && nd && i < n; i++) {
+        free(ni[i]);
+        free(nd[i]);
+    }
+    free(ni);
+    free(nd);
+    return -ENOMEM;
+}
+
+static int vm_move(struct vmkd *d, struct vmkd_vm *vm)
+{
+    struct kvc_cg_vm *ng = NULL, *old;
+    char why[VMKD_WHY_MAX] = "";
+    const char *vm_id = vm->id, *dir = placement(d, vm->id);
+    int rc;
+
+    if (!vm->cg || vm->pid <= 0)
         return 0;               /* placed when it powers on */
     /* Running: a new cgroup in the new place, the process moved, the old
      * cgroup removed (empty now). */
