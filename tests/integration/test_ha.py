@@ -377,7 +377,7 @@ def test_vm_monitoring_resets_hung_guest_and_restarts_crashed_one(tmp):
         # A VM the user powers off stays off.
         st, js, _ = c.api("POST", "/api/vcenter/vm/%s/power?action=stop" % vm2)
         assert st == 204, js
-        wait_for(lambda: c.db("SELECT protected FROM ha_vm WHERE vm = ?", vm2) == [(0,)], 10,
+        wait_for(lambda: c.db("SELECT protected FROM ha_vm WHERE vm = ?", vm2) == [(0,)], 30,
                  "unprotected")
         assert len(c.events("com.vmware.vc.ha.VmRestartedByHAEvent", vm2)) == 1
         assert c.copies().get(u2) is None

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -93,12 +94,23 @@ int main(int argc, char **argv)
 {
     const char *conf = NULL, *logp = NULL;
     int check = 0, opt;
-    while ((opt = getopt(argc, argv, "c:s:l:n")) != -1) {
+    /* vmx's other options (a NIC's fds, resume, migration) are taken and
+     * ignored: the double has no devices and no state to move. */
+    static const struct option longs[] = {
+        { "net-fds", required_argument, NULL, 'N' },
+        { "restore", required_argument, NULL, 'R' },
+        { "incoming", required_argument, NULL, 'I' },
+        { "incoming-tls", required_argument, NULL, 'T' },
+        { "incoming-peer", required_argument, NULL, 'P' },
+        { NULL, 0, NULL, 0 },
+    };
+    while ((opt = getopt_long(argc, argv, "c:s:l:n", longs, NULL)) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 's': sockpath = optarg; break;
         case 'l': logp = optarg; break;
         case 'n': check = 1; break;
+        case 'N': case 'R': case 'I': case 'T': case 'P': break;
         default: return 2;
         }
     }
