@@ -150,8 +150,8 @@ def test_admission(env, site):
     a = vm_in(env, site, "rp-a", fixed, cpu_res=1500)
     b = vm_in(env, site, "rp-b", nested, cpu_res=400)
     c = vm_in(env, site, "rp-c", nested, cpu_res=200)
-    d = vm_in(env, site, "rp-d", exp, cpu_res=5000, mem_res=2048)
-    big = vm_in(env, site, "rp-big", exp, mem_res=MEM_CAP)
+    d = vm_in(env, site, "rp-d", exp, cpu_res=5000, mem_res=2048, mib=2048)
+    big = vm_in(env, site, "rp-big", exp, mem_res=MEM_CAP, mib=MEM_CAP)
     st, js, _ = env.req("GET", "/api/kvc/vm/%s/resource-allocation" % a)
     assert st == 200, js
     assert js["resource_pool"] == fixed and js["cpu_allocation"]["reservation"] == 1500
@@ -219,6 +219,7 @@ def test_vm_allocation_bad_input(env, site):
             ({"cpu_allocation": {"reservation": 10, "limit": 5}}, 400, "INVALID_ARGUMENT"),
             ({"cpu_allocation": {"reservation": "x"}}, 400, "INVALID_ARGUMENT"),
             ({"memory_allocation": {"shares": {"level": "CUSTOM"}}}, 400, "INVALID_ARGUMENT"),
+            ({"memory_allocation": {"reservation": 257}}, 400, "INVALID_ARGUMENT"),  # > 256 MB
             ({"colour": "red"}, 400, "INVALID_ARGUMENT"),
             ({"resource_pool": "resgroup-424242"}, 404, "NOT_FOUND"),
             ({"resource_pool": c2["resource_pool"]}, 400, "INVALID_ARGUMENT")):

@@ -471,6 +471,12 @@ void api_rp_vm_alloc_patch(struct api_req *r)
     if (read_vm_alloc(r, "cpu_allocation", &a[0], &cs) < 0
         || read_vm_alloc(r, "memory_allocation", &a[1], &ms) < 0)
         return;
+    int64_t mib = 0;
+    vdb_query_int(api_db(r), &mib, "SELECT memory_mib FROM vm WHERE id = ?", "s", vm);
+    if (ms && a[1].reservation > mib)
+        return api_error(r, 400, "INVALID_ARGUMENT", "memory_allocation: reservation %lld MB"
+                         " is more than the VM's memory (%lld MB)",
+                         (long long)a[1].reservation, (long long)mib);
     if (pool && !vdb_entity_exists(api_db(r), pool, "resource_pool"))
         return api_error(r, 404, "NOT_FOUND", "resource pool %s not found", pool);
     if (pool && api_require(r, "Resource.AssignVMToPool", pool) < 0)
