@@ -49,9 +49,11 @@ kvcenter-up: hostd/kvcenter-up.py Makefile
 	$(AM_V_GEN)$(SED) -e 's|@sbindir[@]|$(sbindir)|g' -e 's|@libexecdir[@]|$(libexecdir)|g' -e 's|@pkgdatadir[@]|$(pkgdatadir)|g' $(srcdir)/hostd/kvcenter-up.py > $@.tmp && \
 	chmod +x $@.tmp && mv $@.tmp $@
 TESTS += tests/integration/test_kvcenter_up.py tests/integration/test_kvcenter_up_kvm.py \
-	tests/integration/test_vm_console.py tests/integration/test_vmotion_kvm.py
+	tests/integration/test_vm_console.py tests/integration/test_vmotion_kvm.py \
+	tests/integration/test_ha_kvm.py
 EXTRA_DIST += tests/integration/test_kvcenter_up.py tests/integration/test_kvcenter_up_kvm.py \
-	tests/integration/test_vm_console.py tests/integration/test_vmotion_kvm.py
+	tests/integration/test_vm_console.py tests/integration/test_vmotion_kvm.py \
+	tests/integration/test_ha_kvm.py
 TESTS += tests/integration/test_hostd_kvm.py
 EXTRA_DIST += tests/integration/test_hostd_kvm.py
 # BENCH vmotion-downtime, vmotion-total: kvm vMotion through vpxd beside a direct vmx migration.
