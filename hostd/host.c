@@ -1065,7 +1065,6 @@ host_listen(struct hostd_host *h)
     if ((rc = kvc_rpc_server_listen_tcp(h->srv, o->listen, port, &tls))) {
         kvc_err("%s: listen on %s:%u: %s", h->name, o->listen, port, strerror(-rc));
         kvc_rpc_server_free(h->srv);
-    hostd_pools_free(h);
         h->srv = NULL;
         return rc;
     }
@@ -1125,6 +1124,7 @@ hostd_host_free(struct hostd_host *h)
     if (!h)
         return;
     kvc_rpc_server_free(h->srv);
+    hostd_pools_free(h);
     hostd_ha_free(h);
     hostd_migrate_drop_all(h);
     if (h->mig_ev)
