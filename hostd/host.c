@@ -13,6 +13,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "tls.h"
+#include "rpc.pb-c.h"
 #include "hostd/console.h"
 #include "hostd/backend.h"
 #include "hostd/hostd.h"
@@ -299,6 +300,7 @@ on_hello(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
         kvc_rpc_conn_close(old);
     }
     h->vpxd = conn;
+    h->ping_out = false;
     h->stats_ms = m->stats_interval_ms ? m->stats_interval_ms : 20000;
     if (h->stats_ms < 100)
         h->stats_ms = 100;
@@ -813,6 +815,55 @@ on_disconnect(struct kvc_rpc_conn *conn, const char *reason, void *arg)
 
 /* ---- timers ------------------------------------------------------------- */
 
+/* vpxd's liveness, from this side.  Heartbeats are one-way, so a network
+ * that dies silently (a pulled cable, a cut link) would leave the session
+ * looking alive until TCP keepalive gives up, a minute later; HA's
+ * isolation detection needs to know in about the detection time.  So each
+ * heartbeat period hostd pings vpxd on the session (the transport's
+ * built-in Ping, answered by every endpoint), and a ping unanswered for
+ * PING_PERIODS periods ends the session. */
+#define PING_PERIODS 5
+
+struct ping_ctx {
+    struct hostd_host *h;
+    struct kvc_rpc_conn *conn;
+};
+
+static void
+on_vpxd_pong(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct ping_ctx *c = arg;
+    struct hostd_host *h = c->h;
+
+    if (h->vpxd == c->conn)
+        h->ping_out = false;
+    if (status == KVC_RPC_E_TIMEOUT && h->vpxd == c->conn) {
+        kvc_warn("%s: vpxd did not answer for %u ms: the session is gone", h->name,
+                 PING_PERIODS * (h->hb_ms ? h->hb_ms : 1000));
+        kvc_rpc_conn_close(c->conn);
+    }
+    free(c);
+}
+
+static void
+ping_vpxd(struct hostd_host *h)
+{
+    Kvc__Rpc__Ping p = KVC__RPC__PING__INIT;
+    struct ping_ctx *c;
+
+    if (h->ping_out || !(c = calloc(1, sizeof *c)))
+        return;
+    c->h = h;
+    c->conn = h->vpxd;
+    p.seq = h->hb_seq;
+    if (kvc_rpc_conn_call(h->vpxd, KVC_RPC_METHOD_PING, &p.base, &kvc__rpc__ping__descriptor,
+                          PING_PERIODS * (h->hb_ms ? h->hb_ms : 1000), on_vpxd_pong, c)) {
+        free(c);
+        return;
+    }
+    h->ping_out = true;
+}
+
 static void
 host_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -834,6 +885,7 @@ host_tick(evutil_socket_t fd, short what, void *arg)
     hb.time_ms = now;
     hb.inventory_generation = h->generation;
     kvc_rpc_conn_send(h->vpxd, KVC__HOST__METHOD__HEARTBEAT, &hb.base);
+    ping_vpxd(h);
 }
 
 static void

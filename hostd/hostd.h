@@ -84,6 +84,7 @@ struct hostd_host {
     /* The trusted vpxd (pinned thumbprint, "" until the first Hello). */
     char vpxd_thumbprint[96];
     struct kvc_rpc_conn *vpxd;          /* the live session, NULL if none */
+    bool ping_out;                      /* a liveness Ping to vpxd is out (host.c) */
     uint32_t hb_ms, stats_ms;
     uint64_t hb_seq;
     struct event *hb_ev, *stats_ev;

@@ -99,8 +99,8 @@ tests_bench_bench_drs_LDADD = $(VPXD_CORE_LIBS)
 KVC_BENCH_BINS += tests/bench/bench_drs
 
 # vSphere-style HA (vpxd/ha.c, hostd/ha.c; docs/ha.md).
-TESTS += tests/integration/test_ha.py
-EXTRA_DIST += tests/integration/test_ha.py tests/bench/bench_ha.py
+TESTS += tests/integration/test_ha.py tests/integration/test_ha_netns.py
+EXTRA_DIST += tests/integration/test_ha.py tests/integration/test_ha_netns.py tests/bench/bench_ha.py
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_ha.py
 
 # Resource pools (docs/resource-pools.md): the model and admission control in

@@ -47,7 +47,8 @@ class Hostd:
     """One hostd process (sim backend) with N hosts."""
 
     def __init__(self, tmp, hosts=1, datastores=None, extra=(), name="esx", state=None,
-                 backend="sim"):
+                 backend="sim", prefix=()):
+        """PREFIX: a command hostd runs under (["ip", "netns", "exec", NS])."""
         self.state = state or os.path.join(tmp, "hostd-%s" % name)
         self.tmp = tmp
         self.hosts_n = hosts
@@ -61,7 +62,7 @@ class Hostd:
         self.argv = argv
         fd, logpath = tempfile.mkstemp(prefix="hostd-%s-" % name, suffix=".log", dir=tmp)
         os.close(fd)
-        self.d = Daemon(argv, logpath=logpath)
+        self.d = Daemon(list(prefix) + argv, logpath=logpath)
         self.hosts = self._wait_ready()
 
     def _wait_ready(self):
