@@ -311,6 +311,8 @@ def main():
     ap.add_argument("--port", type=int, default=0, help="vpxd HTTPS port (default: 8443 "
                     "if free, else any free port)")
     ap.add_argument("--heartbeat", type=int, default=1000, help="host heartbeat period, ms")
+    ap.add_argument("--lease-ms", type=int, default=0, help="VM lease duration, ms "
+                    "(default: hostd's); HA restarts a dead host's VMs once they expire")
     ap.add_argument("--ssh-key", help="a public key (FILE.pub) that may log in as root on "
                     "every host's SSH shell")
     ap.add_argument("--agentx", help="AgentX socket of a running snmpd master "
@@ -507,6 +509,7 @@ def run(a, procs):
         argv = [hostd, "-c", hconf, "--backend", backend, "--state-dir", state,
                 "--ssh-port", "any", "--api-port", "any",
                 "--port", "0", "--name", "esx-%d" % i, "--heartbeat", str(a.heartbeat),
+                *(["--lease-ms", str(a.lease_ms)] if a.lease_ms > 0 else []),
                 "--datastore", "shared=%s:shared" % shared,
                 "--datastore", "local-esx-%d=%s" % (i, os.path.join(hd, "local")),
                 "--network", "VM Network@vSwitch0:0"]

@@ -59,3 +59,6 @@ EXTRA_DIST += tests/integration/test_hostd_kvm.py
 # BENCH vmotion-downtime, vmotion-total: kvm vMotion through vpxd beside a direct vmx migration.
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmotion.py
 EXTRA_DIST += tests/bench/bench_vmotion.py
+# BENCH ha-failover-kvm: HA restart of a real guest after kill -9 of its kvm host.
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_ha_kvm.py
+EXTRA_DIST += tests/bench/bench_ha_kvm.py
