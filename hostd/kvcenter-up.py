@@ -237,9 +237,19 @@ def kvm_programs():
 VXLAN_VNI = 5001
 
 
+_vteps = []
+
+
 def vtep(i):
-    """Host I's VXLAN endpoint: an address of its own on loopback."""
-    return "127.0.1.%d" % (i + 1)
+    """Host I's VXLAN endpoint, "127.0.0.1:PORT": a UDP port of its own,
+    free when chosen, so that clusters running side by side (tests, demos)
+    never share one."""
+    while len(_vteps) <= i:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        _vteps.append(s.getsockname()[1])
+        s.close()
+    return "127.0.0.1:%d" % _vteps[i]
 
 
 def start_vmkd(progs, hd, name, pgid, index=None, nhosts=0):
@@ -259,9 +269,10 @@ def start_vmkd(progs, hd, name, pgid, index=None, nhosts=0):
                 % (os.path.join(hd, "vmkd-state"), sock, progs["vmx"], os.getpid(), name))
         if index is not None and nhosts > 1:
             peers = ",".join(vtep(j) for j in range(nhosts) if j != index)
-            f.write('[vswitch]\nname = "vSwitch0"\nvxlan-local = "%s"\n'
+            addr, port = vtep(index).split(":")
+            f.write('[vswitch]\nname = "vSwitch0"\nvxlan-local = "%s"\nvxlan-port = %s\n'
                     '[portgroup "VM Network"]\nvlan = 0\nvni = %d\nvteps = "%s"\n'
-                    % (vtep(index), VXLAN_VNI, peers))
+                    % (addr, port, VXLAN_VNI, peers))
     p = Proc([progs["vmkd"], "-f", conf], os.path.join(hd, "vmkd.log"), "vmkd %s" % name,
              pgid=pgid)
     return p, sock
