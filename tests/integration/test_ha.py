@@ -450,7 +450,10 @@ def test_twenty_random_host_kills_and_revivals(tmp):
     # until every VM runs again exactly once, and starts the victim again
     # without waiting for it: the next victim may be picked while it is
     # still coming back.
-    c = Cluster(tmp, 3, ha={"admission_control": {"policy": "disabled"}})
+    run_twenty(Cluster(tmp, 3, ha={"admission_control": {"policy": "disabled"}}))
+
+
+def run_twenty(c):
     rnd = random.Random(8)
     try:
         vms = [c.create_vm("r-%d" % i, c.ids[i % 3]) for i in range(6)]
@@ -496,6 +499,8 @@ class KvmCluster(Cluster):
     """Hosts on the kvm backend: each one a vmkd (with vmkd's vmx test
     double, so no /dev/kvm is needed) and a hostd; a host dies as a whole:
     vmkd's process group (vmkd and its vmx) and hostd's."""
+    VMX = FAKE_VMX
+    GUEST = FAKE_VMX
 
     def start_hostd(self, i, **kw):
         from kvctest import Daemon
@@ -507,7 +512,7 @@ class KvmCluster(Cluster):
             f.write('[vmkd]\nstate-dir = "%s"\nsocket = "%s"\nvmx = "%s"\n'
                     'ready-timeout = 20s\nstop-timeout = 5s\nstop-vms-on-exit = true\n'
                     '[cgroup]\nparent = "kvcenter-hatest-%d-%d"\nremove-parent-on-exit = true\n'
-                    % (os.path.join(d, "vmkd-state"), sock, FAKE_VMX, os.getpid(), i))
+                    % (os.path.join(d, "vmkd-state"), sock, self.VMX, os.getpid(), i))
         if not hasattr(self, "vmkd"):
             self.vmkd = {}
         v = Daemon([VMKD, "-f", conf])
@@ -516,7 +521,7 @@ class KvmCluster(Cluster):
         return Hostd(self.tmp, hosts=1, name="esx%d" % i, backend="kvm",
                      state=os.path.join(self.tmp, "hostd-esx%d" % i),
                      extra=["--port", str(self.ports[i]), "--lease-ms", str(LEASE_MS),
-                            "--vmkd-socket", sock, "--guest-image", FAKE_VMX])
+                            "--vmkd-socket", sock, "--guest-image", self.GUEST])
 
     def kill(self, hid):
         i = self.ids.index(hid)
@@ -547,3 +552,30 @@ def test_kvm_hosts_kill9_restarts_vms_once(tmp):
                  "stale registrations dropped from the returning kvm host")
     finally:
         c.stop()
+
+
+REAL_VMX = binpath("vmkernel-kvm/vmx")
+GUEST = binpath("vmkernel-kvm/guest/kvc-guest.elf")
+
+
+def real_kvm_skip_reason():
+    r = kvm_skip_reason()
+    if r:
+        return r
+    if not os.path.exists(REAL_VMX) or not os.path.exists(GUEST):
+        return "vmx or the test guest is not built"
+    from kvctest import kvm_usable
+    ok, why = kvm_usable()
+    return None if ok else why
+
+
+class RealKvmCluster(KvmCluster):
+    """The kvm backend with the real vmx and test guest."""
+    VMX = REAL_VMX
+    GUEST = GUEST
+
+
+@pytest.mark.skipif(real_kvm_skip_reason() is not None, reason=real_kvm_skip_reason() or "")
+def test_twenty_random_kvm_host_kills_and_revivals(tmp):
+    """The same twenty rounds with real guests under vmx on kvm hosts."""
+    run_twenty(RealKvmCluster(tmp, 3, ha={"admission_control": {"policy": "disabled"}}))

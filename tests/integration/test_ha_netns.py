@@ -13,9 +13,9 @@ import tempfile
 
 import pytest
 
-from kvctest import wait_for
+from kvctest import Daemon, binpath, kvm_usable, wait_for
 from hostd_util import Hostd
-from test_ha import Cluster, LEASE_MS, reason
+from test_ha import Cluster, LEASE_MS, VMKD, reason
 
 NS = "kvcha%d" % os.getpid()
 OUT, IN = "kvh%do" % (os.getpid() % 100000), "kvh%di" % (os.getpid() % 100000)
@@ -93,5 +93,76 @@ def test_cut_link_isolates_the_host_and_its_vms_restart_once(netns):
             wait_for(lambda: all(c.vm_uuid(vm) not in c.hostd[b].control("host 0 vms")
                                  for vm in vms) and c.running_once(vms, not_on=(b,)), 30,
                      "the isolated host's copies gone, the VMs on the other host once")
+        finally:
+            c.stop()
+
+
+REAL_VMX = binpath("vmkernel-kvm/vmx")
+GUEST = binpath("vmkernel-kvm/guest/kvc-guest.elf")
+
+
+def kvm_reason():
+    if not (os.path.exists(REAL_VMX) and os.path.exists(GUEST) and os.path.exists(VMKD)):
+        return "vmx, vmkd or the test guest is not built"
+    ok, why = kvm_usable()
+    return None if ok else why
+
+
+class NsKvmCluster(NsCluster):
+    """The same on the kvm backend with real guests: each host a vmkd (real
+    vmx) and a hostd.  Host 1's hostd, its management agent, runs in the
+    namespace: the cut is its management network's; its vmkd and vmx stay
+    outside (`ip netns exec` remounts /sys, which would hide the cgroups),
+    reached over vmkd's unix socket as always."""
+
+    def start_hostd(self, i, **kw):
+        d = os.path.join(self.tmp, "kvm-esx%d" % i)
+        os.makedirs(d, exist_ok=True)
+        sock = os.path.join(d, "vmkd.sock")
+        conf = os.path.join(d, "vmkd.conf")
+        with open(conf, "w") as f:
+            f.write('[vmkd]\nstate-dir = "%s"\nsocket = "%s"\nvmx = "%s"\n'
+                    'ready-timeout = 30s\nstop-timeout = 5s\nstop-vms-on-exit = true\n'
+                    '[cgroup]\nparent = "kvcenter-hans-%d-%d"\nremove-parent-on-exit = true\n'
+                    % (os.path.join(d, "vmkd-state"), sock, REAL_VMX, os.getpid(), i))
+        prefix = ["ip", "netns", "exec", NS] if i == 1 else []
+        if not hasattr(self, "vmkd"):
+            self.vmkd = {}
+        v = Daemon([VMKD, "-f", conf])
+        v.wait_log(r"vmkd ready", timeout=20)
+        self.vmkd[i] = v
+        extra = ["--port", str(self.ports[i]), "--lease-ms", str(LEASE_MS),
+                 "--vmkd-socket", sock, "--guest-image", GUEST]
+        if i == 1:
+            extra += ["--listen", NET + ".2"]
+        return Hostd(self.tmp, hosts=1, name="esx%d" % i, backend="kvm",
+                     state=os.path.join(self.tmp, "hostd-esx%d" % i), extra=extra,
+                     prefix=prefix, **kw)
+
+    def stop(self):
+        super().stop()
+        for v in getattr(self, "vmkd", {}).values():
+            v.stop()
+
+
+@pytest.mark.skipif(kvm_reason() is not None, reason=kvm_reason() or "")
+def test_cut_link_isolates_a_kvm_host_and_its_guests_restart_once(netns):
+    with tempfile.TemporaryDirectory(prefix="kvc-ha-netns-kvm-") as tmp:
+        c = NsKvmCluster(tmp, 2, ha={"isolation_response": "power_off"})
+        try:
+            b = c.ids[1]
+            vms = [c.create_vm("nk-%d" % i, b) for i in range(2)]
+            c.wait_running_once(vms, timeout=30)
+            sh("ip", "link", "set", OUT, "down")
+            c.wait_running_once(vms, not_on=(b,), timeout=60,
+                                what="the cut-off kvm host's guests running on the other host")
+            c.hostd[b].d.wait_log(r"host isolated: .*isolation response power_off", timeout=30)
+            assert c.db("SELECT state FROM ha_host WHERE host = ?", b) == [("isolated",)]
+            assert not c.events("com.vmware.vc.HA.DasHostFailedEvent", b)
+            sh("ip", "link", "set", OUT, "up")
+            c.wait_host(b, "CONNECTED", timeout=40)
+            wait_for(lambda: all(c.vm_uuid(vm) not in c.hostd[b].control("host 0 vms")
+                                 for vm in vms) and c.running_once(vms, not_on=(b,)), 30,
+                     "the isolated host's copies gone, the guests on the other host once")
         finally:
             c.stop()
