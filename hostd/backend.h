@@ -113,6 +113,19 @@ struct hostd_backend_ops {
                          uint32_t max, hostd_console_fn done, void *ctx);
     void (*console_write)(struct hostd_host *, struct hostd_vm *, const void *data,
                           size_t len, hostd_console_fn done, void *ctx);
+    /* Snapshots (snapshots.c keeps the index; NULL: hostd answers
+     * NOT_IMPLEMENTED).  snapshot_take: keep the VM's state in PATH (its
+     * memory too if MEMORY, the VM running on) and freeze its disk behind a
+     * delta.  snapshot_revert: bring the VM back to the state in PATH, taken
+     * at power state POWER (a snapshot without memory reverts to powered
+     * off).  snapshot_delete: consolidate the delta and remove PATH.  Each
+     * returns 0 or -errno with ERR set; a failure changes nothing. */
+    int (*snapshot_take)(struct hostd_host *, struct hostd_vm *, const char *path, bool memory,
+                         char *err, size_t errlen);
+    int (*snapshot_revert)(struct hostd_host *, struct hostd_vm *, const char *path,
+                           enum vm_power power, bool memory, char *err, size_t errlen);
+    int (*snapshot_delete)(struct hostd_host *, struct hostd_vm *, const char *path,
+                           char *err, size_t errlen);
     /* Host crash (failure injection): every VM stops at once. */
     void (*crash)(struct hostd_host *);
     /* Control commands the backend understands ("vm UUID hang", ...);

@@ -15,6 +15,7 @@
 #include "tls.h"
 #include "rpc.pb-c.h"
 #include "hostd/console.h"
+#include "hostd/snapshots.h"
 #include "hostd/backend.h"
 #include "hostd/hostd.h"
 
@@ -784,6 +785,19 @@ static const struct kvc_rpc_method host_methods[] = {
     { KVC__HOST__METHOD__VM_CONSOLE_WRITE, "VmConsoleWrite",
       &kvc__host__console_write__descriptor, &kvc__host__console_written__descriptor,
       hostd_console_on_write },
+    /* VM snapshots (snapshots.c). */
+    { KVC__HOST__METHOD__VM_SNAPSHOT_CREATE, "VmSnapshotCreate",
+      &kvc__host__snapshot_request__descriptor, &kvc__host__snapshot_info__descriptor,
+      hostd_snapshot_on_create },
+    { KVC__HOST__METHOD__VM_SNAPSHOT_LIST, "VmSnapshotList",
+      &kvc__host__snapshot_request__descriptor, &kvc__host__snapshot_list__descriptor,
+      hostd_snapshot_on_list },
+    { KVC__HOST__METHOD__VM_SNAPSHOT_REVERT, "VmSnapshotRevert",
+      &kvc__host__snapshot_request__descriptor, &kvc__host__snapshot_info__descriptor,
+      hostd_snapshot_on_revert },
+    { KVC__HOST__METHOD__VM_SNAPSHOT_DELETE, "VmSnapshotDelete",
+      &kvc__host__snapshot_request__descriptor, &kvc__host__status__descriptor,
+      hostd_snapshot_on_delete },
 };
 
 static bool

@@ -16,6 +16,8 @@ hostd_hostd_LDADD = lib/libkvcrpc.a proto/libkvcproto.a lib/libkvcutil.a \
 include $(srcdir)/hostd/ssh/local.mk
 # Storage migration (hostd/svmotion.c).
 hostd_hostd_SOURCES += hostd/svmotion.c
+# VM snapshots (hostd/snapshots.c).
+hostd_hostd_SOURCES += hostd/snapshots.c hostd/snapshots.h
 
 # Unit tests: sim models, VM store, datastore heartbeats (no daemon).
 check_PROGRAMS += tests/unit/test_hostd_sim
@@ -51,6 +53,9 @@ kvcenter-up: hostd/kvcenter-up.py Makefile
 TESTS += tests/integration/test_kvcenter_up.py tests/integration/test_kvcenter_up_kvm.py \
 	tests/integration/test_vm_console.py tests/integration/test_vmotion_kvm.py \
 	tests/integration/test_ha_kvm.py
+# VM snapshots (hostd/snapshots.c, vpxd/api/snapshots.c).
+TESTS += tests/integration/test_vm_snapshots.py
+EXTRA_DIST += tests/integration/test_vm_snapshots.py
 EXTRA_DIST += tests/integration/test_kvcenter_up.py tests/integration/test_kvcenter_up_kvm.py \
 	tests/integration/test_vm_console.py tests/integration/test_vmotion_kvm.py \
 	tests/integration/test_ha_kvm.py

@@ -7,7 +7,8 @@ KVC_SQL_MIGRATIONS = \
 	sql/0004-ha.sql \
 	sql/0005-drs.sql \
 	sql/0006-stats.sql \
-	sql/0007-resource-pools.sql
+	sql/0007-resource-pools.sql \
+	sql/0008-snapshot-privileges.sql
 EXTRA_DIST += $(KVC_SQL_MIGRATIONS) sql/embed.sh
 
 vpxd/migrations.c: $(KVC_SQL_MIGRATIONS) sql/embed.sh

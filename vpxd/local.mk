@@ -22,7 +22,7 @@ vpxd_vpxd_SOURCES = \
 	vpxd/api/routes.c vpxd/api/common.c vpxd/api/session.c vpxd/api/vm.c \
 	vpxd/api/host.c vpxd/api/datacenter.c vpxd/api/cluster.c vpxd/api/folder.c \
 	vpxd/api/datastore.c vpxd/api/resource_pool.c vpxd/api/tasks.c vpxd/api/kvc.c \
-	vpxd/api/openapi.c vpxd/api/metrics.c vpxd/api/ui.c vpxd/api/stats.c vpxd/api/console.c \
+	vpxd/api/openapi.c vpxd/api/metrics.c vpxd/api/ui.c vpxd/api/stats.c vpxd/api/console.c vpxd/api/snapshots.c \
 	vpxd/api/appliance.c vpxd/api/hostinfo.c vpxd/api/vswitch.c \
 	vpxd/api/vmprocess.c
 # Storage migration (relocate to another datastore).

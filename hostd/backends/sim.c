@@ -445,6 +445,72 @@ sim_power_off(struct hostd_host *h, struct hostd_vm *vm)
     return 0;
 }
 
+/* Snapshots: the sim keeps the power state (in the index) and a marker
+ * file standing for the memory and disk state. */
+static int
+sim_snapshot_take(struct hostd_host *h, struct hostd_vm *vm, const char *path, bool memory,
+                  char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "wx");
+
+    (void)h;
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    fprintf(f, "sim snapshot of %s (%s)\n", vm->uuid, memory ? "memory" : "disk only");
+    if (fclose(f)) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        unlink(path);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int sim_resume(struct hostd_host *, struct hostd_vm *);
+static int sim_suspend(struct hostd_host *, struct hostd_vm *);
+
+static int
+sim_snapshot_revert(struct hostd_host *h, struct hostd_vm *vm, const char *path,
+                    enum vm_power power, bool memory, char *err, size_t errlen)
+{
+    int rc;
+
+    if (access(path, R_OK) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (!memory)
+        power = VM_OFF;
+    if (power == VM_OFF) {
+        if (vm->power != VM_OFF)
+            sim_power_off(h, vm);
+        return 0;
+    }
+    if (vm->power == VM_OFF && (rc = sim_power_on(h, vm))) {
+        snprintf(err, errlen, "cannot start the VM: %s", strerror(-rc));
+        return rc;
+    }
+    if (power == VM_ON && vm->power == VM_SUSPENDED)
+        return sim_resume(h, vm);
+    if (power == VM_SUSPENDED && vm->power == VM_ON)
+        return sim_suspend(h, vm);
+    return 0;
+}
+
+static int
+sim_snapshot_delete(struct hostd_host *h, struct hostd_vm *vm, const char *path, char *err,
+                    size_t errlen)
+{
+    (void)h;
+    (void)vm;
+    if (unlink(path) < 0 && errno != ENOENT) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
 static int
 sim_reset(struct hostd_host *h, struct hostd_vm *vm)
 {
@@ -690,6 +756,9 @@ const struct hostd_backend_ops hostd_backend_sim = {
     .crash = sim_crash,
     .control = sim_control,
     .console_read = sim_console_read,
+    .snapshot_take = sim_snapshot_take,
+    .snapshot_revert = sim_snapshot_revert,
+    .snapshot_delete = sim_snapshot_delete,
     .console_write = sim_console_write,
     .storage_moved = sim_storage_moved,
 };

@@ -147,7 +147,7 @@ def param_values(tree):
             "task": "task-999999", "alarm": "alarm-1", "user": "someone",
             "role": "-2", "entity": tree["datacenter"], "principal": "someone",
             "rule": "drsrule-999999", "vswitch": "vSwitch99", "portgroup": "nope",
-            "world": "1000001"}
+            "world": "1000001", "snapshot": "1"}
 
 
 def fill_path(path, values):

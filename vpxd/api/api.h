@@ -164,6 +164,11 @@ API_HANDLER(api_vm_guest_identity);
 API_HANDLER(api_vm_tools_get);
 API_HANDLER(api_vm_console_read);
 API_HANDLER(api_vm_console_write);
+/* api/snapshots.c */
+API_HANDLER(api_vm_snapshot_list);
+API_HANDLER(api_vm_snapshot_create);
+API_HANDLER(api_vm_snapshot_revert);
+API_HANDLER(api_vm_snapshot_delete);
 /* api/vswitch.c */
 API_HANDLER(api_vswitch_list);
 API_HANDLER(api_vswitch_create);

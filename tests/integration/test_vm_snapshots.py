@@ -1,0 +1,143 @@
+"""VM snapshots through vpxd (/api/kvc/vm/{vm}/snapshots): take, list,
+revert and delete through the VM's host (VM_SNAPSHOT_* of the host protocol;
+hostd/snapshots.c keeps the index, <name>.vmsd in the VM's folder).
+
+The sim backend models the power state a snapshot keeps: a snapshot with
+memory of a running VM reverts to running, one without to powered off."""
+import os
+import tempfile
+
+import pytest
+
+from kvctest import BUILDDIR, wait_for
+from test_kvcenter_up_kvm import Cluster
+
+UP = os.path.join(BUILDDIR, "kvcenter-up")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(UP), reason="kvcenter-up not built")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with tempfile.TemporaryDirectory(prefix="kvc-snap-") as tmp:
+        c = Cluster(tmp, 1, 1, backend="sim")
+        try:
+            c.wait_ready()
+            yield c
+        finally:
+            c.stop()
+
+
+def the_vm(c):
+    st, vms = c.api("GET", "/api/vcenter/vm")
+    assert st == 200 and vms, (st, vms)
+    return vms[0]
+
+
+def power(c, vm):
+    st, js = c.api("GET", "/api/vcenter/vm/%s/power" % vm)
+    assert st == 200, (st, js)
+    return js["state"]
+
+
+def wait_power(c, vm, state):
+    wait_for(lambda: power(c, vm) == state, 30, "VM %s %s" % (vm, state))
+
+
+def snaps(c, vm):
+    st, js = c.api("GET", "/api/kvc/vm/%s/snapshots" % vm)
+    assert st == 200, (st, js)
+    return js
+
+
+def folder(c, v):
+    return os.path.join(c.dir, "datastores", "shared", v["name"])
+
+
+def test_take_revert_delete_round_trip(cluster):
+    c = cluster
+    v = the_vm(c)
+    vm = v["vm"]
+    wait_power(c, vm, "POWERED_ON")
+    assert snaps(c, vm) == []
+
+    st, s1 = c.api("POST", "/api/kvc/vm/%s/snapshots" % vm,
+                   {"name": "before-upgrade", "description": "clean", "memory": True})
+    assert st == 201, (st, s1)
+    assert s1["name"] == "before-upgrade" and s1["description"] == "clean"
+    assert s1["power_state"] == "POWERED_ON" and s1["memory"] is True and s1["current"]
+    assert s1["created"].endswith("Z")
+    d = folder(c, v)
+    assert os.path.exists(os.path.join(d, "%s.vmsd" % v["name"]))
+    assert os.path.exists(os.path.join(d, "%s-snap-%s.vmsn" % (v["name"], s1["snapshot"])))
+
+    # Power off, then revert: a memory snapshot brings the running VM back.
+    st, js = c.api("POST", "/api/vcenter/vm/%s/power?action=stop" % vm)
+    assert st in (200, 204), (st, js)
+    wait_power(c, vm, "POWERED_OFF")
+    st, js = c.api("POST", "/api/kvc/vm/%s/snapshots/%s?action=revert" % (vm, s1["snapshot"]))
+    assert st == 200 and js["snapshot"] == s1["snapshot"] and js["current"], (st, js)
+    wait_power(c, vm, "POWERED_ON")
+
+    # Without memory: disk only, a revert leaves the VM powered off.
+    st, s2 = c.api("POST", "/api/kvc/vm/%s/snapshots" % vm, {"name": "disk-only"})
+    assert st == 201 and s2["memory"] is False and s2["power_state"] == "POWERED_OFF", (st, s2)
+    assert s2["snapshot"] != s1["snapshot"]
+    listed = snaps(c, vm)
+    assert [s["name"] for s in listed] == ["before-upgrade", "disk-only"]
+    assert [s["current"] for s in listed] == [False, True]
+    st, js = c.api("POST", "/api/kvc/vm/%s/snapshots/%s?action=revert" % (vm, s2["snapshot"]))
+    assert st == 200, (st, js)
+    wait_power(c, vm, "POWERED_OFF")
+
+    # Snapshots of a powered-off VM have no memory, whatever is asked.
+    st, s3 = c.api("POST", "/api/kvc/vm/%s/snapshots" % vm, {"name": "off", "memory": True})
+    assert st == 201 and s3["memory"] is False and s3["power_state"] == "POWERED_OFF", (st, s3)
+
+    for s in (s1, s2, s3):
+        st, js = c.api("DELETE", "/api/kvc/vm/%s/snapshots/%s" % (vm, s["snapshot"]))
+        assert st == 204, (st, js)
+        assert not os.path.exists(os.path.join(d, "%s-snap-%s.vmsn" % (v["name"],
+                                                                     s["snapshot"])))
+    assert snaps(c, vm) == []
+    st, js = c.api("DELETE", "/api/kvc/vm/%s/snapshots/%s" % (vm, s1["snapshot"]))
+    assert st == 404 and js["error_type"] == "NOT_FOUND", (st, js)
+    # Ids are not reused.
+    st, s4 = c.api("POST", "/api/kvc/vm/%s/snapshots" % vm, {"name": "again"})
+    assert st == 201 and int(s4["snapshot"]) > int(s3["snapshot"]), (st, s4)
+    st, js = c.api("DELETE", "/api/kvc/vm/%s/snapshots/%s" % (vm, s4["snapshot"]))
+    assert st == 204, (st, js)
+
+
+def test_bad_requests_change_nothing(cluster):
+    c = cluster
+    v = the_vm(c)
+    vm = v["vm"]
+    st, keep = c.api("POST", "/api/kvc/vm/%s/snapshots" % vm, {"name": "keep"})
+    assert st == 201, (st, keep)
+    before = snaps(c, vm)
+    base = "/api/kvc/vm/%s/snapshots" % vm
+    for body in ({}, {"name": ""}, {"name": 5}, {"name": "a\nb"}, {"name": "x" * 81},
+                 {"name": "ok", "memory": "yes"}, {"name": "ok", "description": "\t"},
+                 {"name": "ok", "colour": "red"}, []):
+        st, js = c.api("POST", base, body)
+        assert st == 400 and js["error_type"] == "INVALID_ARGUMENT", (body, st, js)
+    st, js = c.api("POST", base, {"name": "keep"})
+    assert st == 400 and js["error_type"] == "NOT_ALLOWED_IN_CURRENT_STATE", (st, js)
+    for sid in ("abc", "0", "-1", "1x", "99999999999"):
+        st, js = c.api("POST", "%s/%s?action=revert" % (base, sid))
+        assert st == 400 and js["error_type"] == "INVALID_ARGUMENT", (sid, st, js)
+        st, js = c.api("DELETE", "%s/%s" % (base, sid))
+        assert st == 400 and js["error_type"] == "INVALID_ARGUMENT", (sid, st, js)
+    st, js = c.api("POST", "%s/4242?action=revert" % base)
+    assert st == 404 and js["error_type"] == "NOT_FOUND", (st, js)
+    st, js = c.api("DELETE", "%s/4242" % base)
+    assert st == 404 and js["error_type"] == "NOT_FOUND", (st, js)
+    for path in ("/api/kvc/vm/vm-999999/snapshots",):
+        st, js = c.api("GET", path)
+        assert st == 404 and js["error_type"] == "NOT_FOUND", (st, js)
+        st, js = c.api("POST", path, {"name": "x"})
+        assert st == 404 and js["error_type"] == "NOT_FOUND", (st, js)
+    assert snaps(c, vm) == before
+    st, js = c.api("DELETE", "%s/%s" % (base, keep["snapshot"]))
+    assert st == 204, (st, js)
