@@ -78,6 +78,16 @@ int kvc_run_system_maintenance_get(struct kvc_ctx *, const struct kvc_args *, js
 int kvc_run_system_maintenance_set(struct kvc_ctx *, const struct kvc_args *, json_t **,
                                    char *, size_t);
 
+/* ns_vm_snapshot.c */
+extern const struct kvc_shape kvc_shape_vm_snapshot_list, kvc_shape_vm_snapshot_create;
+int kvc_run_vm_snapshot_list(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
+                             size_t);
+int kvc_run_vm_snapshot_create(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
+                               size_t);
+int kvc_run_vm_snapshot_revert(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
+                               size_t);
+int kvc_run_vm_snapshot_remove(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,
+                               size_t);
 /* ns_vm_console.c */
 extern const struct kvc_shape kvc_shape_vm_console_read, kvc_shape_vm_console_send;
 int kvc_run_vm_console_read(struct kvc_ctx *, const struct kvc_args *, json_t **, char *,

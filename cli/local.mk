@@ -19,7 +19,7 @@ cli_libkvccli_a_SOURCES += cli/ctx.c cli/ctx.h cli/rest.c cli/rest.h \
 	cli/commands.h cli/table.c cli/ns_system.c cli/ns_vm.c \
 	cli/ns_host.c cli/ns_cluster.c cli/ns_task.c cli/ns_event.c cli/ns_storage.c cli/ns_hardware.c \
 	cli/ns_network.c \
-	cli/ns_vm_console.c
+	cli/ns_vm_console.c cli/ns_vm_snapshot.c
 cli_libkvccli_a_CFLAGS += $(CURL_CFLAGS) $(GNUTLS_CFLAGS)
 bin_PROGRAMS += cli/kvcli
 cli_kvcli_SOURCES = cli/kvcli.c

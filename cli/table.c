@@ -11,6 +11,7 @@ static const struct kvc_ns namespaces[] = {
     { "vm process", "The running virtual machines." },
     { "vm power", "Power operations (vpxd; they wait for the host)." },
     { "vm console", "The serial console of a powered-on VM (vpxd)." },
+    { "vm snapshot", "A VM's snapshots: take, list, revert to, remove (vpxd)." },
     { "system maintenanceMode", "A host's maintenance mode (vpxd: --host)." },
     { "hardware", "A host's hardware (vpxd: --host)." },
     { "hardware cpu", "The host's CPUs." },
@@ -76,6 +77,20 @@ static const struct kvc_opt console_send_opts[] = {
     { "vm", 'v', KVC_OPT_STRING, .required = true, .help = "The VM's id (vm-42)." },
     { "data", 'd', KVC_OPT_STRING, .required = true, .help = "The text to type." },
     { "no-newline", 'n', KVC_OPT_BOOL, .help = "Do not end it with a newline." },
+    { NULL },
+};
+static const struct kvc_opt snapshot_create_opts[] = {
+    { "vm", 'v', KVC_OPT_STRING, .required = true, .help = "The VM's id (vm-42)." },
+    { "name", 'n', KVC_OPT_STRING, .required = true, .help = "The snapshot's name." },
+    { "description", 'd', KVC_OPT_STRING, .help = "What the snapshot is for." },
+    { "memory", 'm', KVC_OPT_BOOL,
+      .help = "Keep the running VM's memory too (a revert resumes it where it was)." },
+    { NULL },
+};
+static const struct kvc_opt snapshot_id_opts[] = {
+    { "vm", 'v', KVC_OPT_STRING, .required = true, .help = "The VM's id (vm-42)." },
+    { "snapshot", 's', KVC_OPT_STRING, .required = true,
+      .help = "The snapshot's id (as 'vm snapshot list' shows)." },
     { NULL },
 };
 static const struct kvc_opt vm_create_opts[] = {
@@ -188,6 +203,14 @@ static const struct kvc_cmd cmds[] = {
       console_read_opts, &kvc_shape_vm_console_read, kvc_run_vm_console_read },
     { "vm console send", "Type a line on the VM's serial port.", console_send_opts,
       &kvc_shape_vm_console_send, kvc_run_vm_console_send },
+    { "vm snapshot list", "List a VM's snapshots.", vm_opts, &kvc_shape_vm_snapshot_list,
+      kvc_run_vm_snapshot_list },
+    { "vm snapshot create", "Take a snapshot of a VM.", snapshot_create_opts,
+      &kvc_shape_vm_snapshot_create, kvc_run_vm_snapshot_create },
+    { "vm snapshot revert", "Revert a VM to a snapshot.", snapshot_id_opts, NULL,
+      kvc_run_vm_snapshot_revert },
+    { "vm snapshot remove", "Remove a snapshot (its disk delta is consolidated).",
+      snapshot_id_opts, NULL, kvc_run_vm_snapshot_remove },
     { "system maintenanceMode get", "Get the host's maintenance mode state.", on_host_opts,
       &kvc_shape_maintenance_get, kvc_run_system_maintenance_get },
     { "system maintenanceMode set", "Enter or exit maintenance mode (entering moves the "

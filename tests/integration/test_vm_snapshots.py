@@ -4,12 +4,15 @@ hostd/snapshots.c keeps the index, <name>.vmsd in the VM's folder).
 
 The sim backend models the power state a snapshot keeps: a snapshot with
 memory of a running VM reverts to running, one without to powered off."""
+import json
 import os
+import subprocess
 import tempfile
+import xml.etree.ElementTree as ET
 
 import pytest
 
-from kvctest import BUILDDIR, wait_for
+from kvctest import BUILDDIR, binpath, wait_for
 from test_kvcenter_up_kvm import Cluster
 
 UP = os.path.join(BUILDDIR, "kvcenter-up")
@@ -141,3 +144,57 @@ def test_bad_requests_change_nothing(cluster):
     assert snaps(c, vm) == before
     st, js = c.api("DELETE", "%s/%s" % (base, keep["snapshot"]))
     assert st == 204, (st, js)
+
+
+def kvcli(c, *args):
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        if k in os.environ:
+            e[k] = os.environ[k]
+    g = ["--server", c.url(), "--user", c.get("USER")[0], "--password",
+         c.get("PASSWORD")[0], "--thumbprint", c.get("THUMBPRINT")[0]]
+    return subprocess.run([binpath("cli/kvcli")] + g + list(args), capture_output=True,
+                          text=True, timeout=60, env=e, stdin=subprocess.DEVNULL)
+
+
+def ok(c, *args):
+    r = kvcli(c, *args)
+    assert r.returncode == 0 and r.stderr == "", (args, r.returncode, r.stderr)
+    return r.stdout
+
+
+KEYS = ["Snapshot", "Name", "Description", "Created", "PowerState", "Memory", "Current"]
+
+
+def test_kvcli_vm_snapshot(cluster):
+    c = cluster
+    vm = the_vm(c)["vm"]
+    out = ok(c, "vm", "snapshot", "create", "--vm", vm, "--name", "cli-one",
+             "--description", "from kvcli")
+    assert "   Name: cli-one\n" in out and "   Description: from kvcli\n" in out, out
+    assert "   Current: true\n" in out, out
+    sid = [l.split(": ", 1)[1] for l in out.split("\n") if l.startswith("   Snapshot: ")][0]
+
+    js = json.loads(ok(c, "--formatter=json", "vm", "snapshot", "list", "--vm", vm))
+    assert [r["Name"] for r in js] == ["cli-one"] and sorted(js[0]) == sorted(KEYS), js
+    assert js[0]["Snapshot"] == sid and js[0]["Current"] is True
+    table = ok(c, "vm", "snapshot", "list", "--vm", vm).rstrip("\n").split("\n")
+    assert table[0].split()[:2] == ["Snapshot", "Name"] and set(table[1]) <= {"-", " "}
+    assert len(table) == 3 and "cli-one" in table[2], table
+    csv = ok(c, "--formatter=csv", "vm", "snapshot", "list", "--vm", vm).split("\n")
+    assert csv[0] == ",".join(sorted(KEYS)) + ","
+    kv = ok(c, "--formatter=keyvalue", "vm", "snapshot", "list", "--vm", vm).split("\n")
+    assert "VmSnapshot.Name.string=cli-one" in kv, kv
+    xml = ET.fromstring(ok(c, "--formatter=xml", "vm", "snapshot", "list", "--vm", vm))
+    assert any(s.get("typeName") == "VmSnapshot" for s in xml.iter() if s.tag.endswith(
+        "structure"))
+
+    assert ok(c, "vm", "snapshot", "revert", "--vm", vm, "--snapshot", sid) == ""
+    r = kvcli(c, "vm", "snapshot", "revert", "--vm", vm, "--snapshot", "x1")
+    assert r.returncode != 0 and "--snapshot" in r.stderr and r.stdout == "", r
+    r = kvcli(c, "vm", "snapshot", "remove", "--vm", vm, "--snapshot", "4242")
+    assert r.returncode != 0 and "4242" in r.stderr and r.stdout == "", r
+    r = kvcli(c, "vm", "snapshot", "create", "--vm", vm)
+    assert r.returncode != 0 and "name" in r.stderr, r
+    assert ok(c, "vm", "snapshot", "remove", "--vm", vm, "--snapshot", sid) == ""
+    assert json.loads(ok(c, "--formatter=json", "vm", "snapshot", "list", "--vm", vm)) == []
