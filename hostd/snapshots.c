@@ -91,12 +91,13 @@ static int index_load(const struct hostd_vm *vm, struct index *ix)
             continue;
         }
         if (ix->n == HOSTD_SNAPSHOTS_MAX ||
-            sscanf(line, "snap %u %lld %u %u %n", &id, &created, &power, &mem, &off) != 4 ||
-            !off || power > 2 || !(tab = strchr(line + off, '\t'))) {
+            sscanf(line, "snap %u %lld %u %u%n", &id, &created, &power, &mem, &off) != 4 ||
+            line[off] != ' ' || power > 2 || !(tab = strchr(line + off + 1, '\t'))) {
             kvc_warn("%s: skipping a bad index line", path);
             continue;
         }
         *tab = '\0';
+        off++;                  /* the one space before the name */
         s = &ix->s[ix->n++];
         s->id = id;
         s->created = created;

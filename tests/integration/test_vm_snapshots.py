@@ -116,16 +116,18 @@ def test_bad_requests_change_nothing(cluster):
     c = cluster
     v = the_vm(c)
     vm = v["vm"]
-    st, keep = c.api("POST", "/api/kvc/vm/%s/snapshots" % vm, {"name": "keep"})
+    # Names keep their spaces (the index is read back as written).
+    st, keep = c.api("POST", "/api/kvc/vm/%s/snapshots" % vm, {"name": " keep it "})
     assert st == 201, (st, keep)
     before = snaps(c, vm)
+    assert [s["name"] for s in before] == [" keep it "], before
     base = "/api/kvc/vm/%s/snapshots" % vm
     for body in ({}, {"name": ""}, {"name": 5}, {"name": "a\nb"}, {"name": "x" * 81},
                  {"name": "ok", "memory": "yes"}, {"name": "ok", "description": "\t"},
                  {"name": "ok", "colour": "red"}, []):
         st, js = c.api("POST", base, body)
         assert st == 400 and js["error_type"] == "INVALID_ARGUMENT", (body, st, js)
-    st, js = c.api("POST", base, {"name": "keep"})
+    st, js = c.api("POST", base, {"name": " keep it "})
     assert st == 400 and js["error_type"] == "NOT_ALLOWED_IN_CURRENT_STATE", (st, js)
     for sid in ("abc", "0", "-1", "1x", "99999999999"):
         st, js = c.api("POST", "%s/%s?action=revert" % (base, sid))
