@@ -29,6 +29,13 @@ def cluster():
             yield c
         finally:
             c.stop()
+        # Under the sanitizers a daemon's report lands in its log.
+        for root, _, files in os.walk(c.dir):
+            for f in files:
+                if f.endswith(".log"):
+                    with open(os.path.join(root, f), errors="replace") as fh:
+                        text = fh.read()
+                    assert "AddressSanitizer" not in text and "runtime error:" not in text, f
 
 
 def the_vm(c):
