@@ -160,6 +160,7 @@ struct run {
     const char *line;
     struct hostd_cmd_result res;
     int rc;
+    _Atomic int done;           /* the session thread has its answer */
 };
 
 static void *
@@ -167,25 +168,30 @@ session_thread(void *arg)
 {
     struct run *r = arg;
     r->rc = hostd_shell_run_line(r->br, r->h, r->line, &r->res);
-    event_base_loopbreak(r->base);
+    /* The loop thread notices on its next tick: a loopbreak from here could
+     * come before the loop starts (a line that fails to parse never reaches
+     * the bridge), and the loop clears the flag when it starts. */
+    r->done = 1;
     return NULL;
 }
 
 static void
 keep_alive(evutil_socket_t fd, short what, void *arg)
 {
+    struct run *r = arg;
     (void)fd;
     (void)what;
-    (void)arg;
+    if (r->done)
+        event_base_loopbreak(r->base);
 }
 
 static struct hostd_cmd_result
 run_line(struct hostd_host *h, const char *line, int *rcp)
 {
     struct event_base *base = event_base_new();
-    struct event *tick = event_new(base, -1, EV_PERSIST, keep_alive, NULL);
-    struct timeval tv = { 0, 50000 };
     struct run r = { .h = h, .base = base, .line = line };
+    struct event *tick = event_new(base, -1, EV_PERSIST, keep_alive, &r);
+    struct timeval tv = { 0, 10000 };
     pthread_t t;
 
     event_add(tick, &tv);
