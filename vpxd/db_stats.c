@@ -31,7 +31,7 @@ int vdb_stats_level_by_name(const char *name)
 }
 
 static const char insert_sql[] =
-    "INSERT INTO perf_sample (entity, level, t, n, cpu_mhz, cpu_percent,"
+    "INSERT OR IGNORE INTO perf_sample (entity, level, t, n, cpu_mhz, cpu_percent,"
     " mem_consumed_mib, mem_active_mib, net_rx_bps, net_tx_bps, disk_read_bps,"
     " disk_write_bps) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)";
 
@@ -71,14 +71,10 @@ int vdb_stats_record(struct vdb *db, const struct vdb_perf_sample *s, size_t n)
             rc = -EINVAL;
             break;
         }
-        /* A sample seen before (same entity and time) changes nothing. */
-        int64_t seen = 0;
-        rc = vdb_query_int(db, &seen, "SELECT count(*) FROM perf_sample WHERE entity = ?"
-                           " AND level = 0 AND t = ?", "sI", s[i].entity, s[i].time_ms);
-        if (rc < 0 || seen)
+        /* A sample seen before (same entity and time) changes nothing:
+         * its level-0 row is ignored, and so are its rollups. */
+        if ((rc = put(db, insert_sql, &s[i], 0, s[i].time_ms)) <= 0)
             continue;
-        if ((rc = put(db, insert_sql, &s[i], 0, s[i].time_ms)) < 0)
-            break;
         for (int l = 1; l < VDB_STATS_LEVELS && rc >= 0; l++) {
             int64_t iv = vdb_stats_levels[l].interval_ms;
             rc = put(db, rollup_sql, &s[i], l, s[i].time_ms / iv * iv);

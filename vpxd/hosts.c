@@ -111,7 +111,6 @@ static void on_stats(void *arg, const char *host_id, const struct hostmgr_stats_
 
     if (hostmgr_db_ops.stats)
         hostmgr_db_ops.stats(vx->db, host_id, s, n);
-    api_stats_record(vx, host_id, s, n);        /* for GET /api/kvc/stats */
     drs_stats(vx, host_id, s, n);               /* the demand DRS balances */
     vpxd_stats_record(vx->stats, host_id, s, n);    /* stored, with rollups */
 }

@@ -259,11 +259,6 @@ API_HANDLER(api_stats_get);
 API_HANDLER(api_appliance_version);
 API_HANDLER(api_kvc_host_get);
 
-/* Keeps the recent samples a host reported, for GET /api/kvc/stats
- * (api/stats.c). */
-struct hostmgr_stats_sample;
-void api_stats_record(struct vpxd *, const char *host_id,
-                      const struct hostmgr_stats_sample *, size_t n);
 API_HANDLER(api_metrics);
 
 #endif
