@@ -55,10 +55,8 @@ static struct hostd_vm *vm_for(struct hostd_host *h, struct kvc_rpc_call *call,
 {
     struct hostd_vm *vm;
 
-    if (!h->vpxd || kvc_rpc_call_conn(call) != h->vpxd) {
-        kvc_rpc_reply_error(call, KVC_RPC_E_PERMISSION, "say hello first");
+    if (!hostd_session_ok(h, call))
         return NULL;
-    }
     if (!uuid || !(vm = hostd_vm_find(h, uuid))) {
         kvc_rpc_reply_error(call, KVC_RPC_E_NOT_FOUND, "no such VM on this host");
         return NULL;

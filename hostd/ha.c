@@ -500,12 +500,6 @@ hostd_ha_control(struct hostd_host *h, int argc, char **argv, char *out, size_t 
 
 /* ---- RPC handlers ------------------------------------------------------- */
 
-static bool
-is_session(struct hostd_host *h, struct kvc_rpc_call *call)
-{
-    return h->vpxd && kvc_rpc_call_conn(call) == h->vpxd;
-}
-
 static void
 reply(struct kvc_rpc_call *call, struct hostd_host *h, int err, const char *msg,
       struct hostd_vm *vm)
@@ -570,7 +564,7 @@ hostd_ha_on_register(struct kvc_rpc_call *call, const ProtobufCMessage *req, voi
     char path[PATH_MAX], msg[PATH_MAX + 128], who[HOSTD_UUID_LEN] = "";
     int rc;
 
-    if (!is_session(h, call)) {
+    if (!hostd_is_session(h, call)) {
         kvc_rpc_reply_error(call, KVC_RPC_E_PERMISSION, "say hello first");
         return;
     }
@@ -635,7 +629,7 @@ hostd_ha_on_unregister(struct kvc_rpc_call *call, const ProtobufCMessage *req, v
     const Kvc__Host__VmRef *m = (const Kvc__Host__VmRef *)req;
     struct hostd_vm *vm, **pp;
 
-    if (!is_session(h, call)) {
+    if (!hostd_is_session(h, call)) {
         kvc_rpc_reply_error(call, KVC_RPC_E_PERMISSION, "say hello first");
         return;
     }
@@ -665,7 +659,7 @@ hostd_ha_on_config(struct kvc_rpc_call *call, const ProtobufCMessage *req, void 
     const Kvc__Host__HaConfig *m = (const Kvc__Host__HaConfig *)req;
     struct hostd_ha *ha = h->ha;
 
-    if (!is_session(h, call)) {
+    if (!hostd_is_session(h, call)) {
         kvc_rpc_reply_error(call, KVC_RPC_E_PERMISSION, "say hello first");
         return;
     }

@@ -216,10 +216,19 @@ hostd_vm_changed(struct hostd_host *h, struct hostd_vm *vm, bool removed)
 
 /* ---- session with vpxd -------------------------------------------------- */
 
-static bool
-is_session(struct hostd_host *h, struct kvc_rpc_call *call)
+bool
+hostd_is_session(const struct hostd_host *h, struct kvc_rpc_call *call)
 {
     return h->vpxd && kvc_rpc_call_conn(call) == h->vpxd;
+}
+
+bool
+hostd_session_ok(struct hostd_host *h, struct kvc_rpc_call *call)
+{
+    if (hostd_is_session(h, call))
+        return true;
+    kvc_rpc_reply_error(call, KVC_RPC_E_PERMISSION, "say hello first");
+    return false;
 }
 
 static void
@@ -327,7 +336,7 @@ on_get_inventory(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *a
 {
     struct hostd_host *h = arg;
 
-    if (!is_session(h, call)) {
+    if (!hostd_is_session(h, call)) {
         CALL_ERR(call, KVC_RPC_E_PERMISSION, "say hello first");
         return;
     }
@@ -374,7 +383,7 @@ on_vm_create(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
     char err[512] = "";
     int rc;
 
-    if (!is_session(h, call)) {
+    if (!hostd_is_session(h, call)) {
         CALL_ERR(call, KVC_RPC_E_PERMISSION, "say hello first");
         return;
     }
@@ -419,7 +428,7 @@ on_vm_reconfigure(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *
     const Kvc__Host__VmReconfigure *m = (const Kvc__Host__VmReconfigure *)req;
     struct hostd_vm *vm;
 
-    if (!is_session(h, call)) {
+    if (!hostd_is_session(h, call)) {
         CALL_ERR(call, KVC_RPC_E_PERMISSION, "say hello first");
         return;
     }
@@ -617,7 +626,7 @@ on_vm_power(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
     const char *why;
     int rc;
 
-    if (!is_session(h, call)) {
+    if (!hostd_is_session(h, call)) {
         CALL_ERR(call, KVC_RPC_E_PERMISSION, "say hello first");
         return;
     }
@@ -655,7 +664,7 @@ on_vm_delete(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
     char msg[300];
     int rc;
 
-    if (!is_session(h, call)) {
+    if (!hostd_is_session(h, call)) {
         CALL_ERR(call, KVC_RPC_E_PERMISSION, "say hello first");
         return;
     }
@@ -690,7 +699,7 @@ on_maintenance(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg
     struct hostd_host *h = arg;
     const Kvc__Host__Maintenance *m = (const Kvc__Host__Maintenance *)req;
 
-    if (!is_session(h, call)) {
+    if (!hostd_is_session(h, call)) {
         CALL_ERR(call, KVC_RPC_E_PERMISSION, "say hello first");
         return;
     }
@@ -706,7 +715,7 @@ on_forget(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
     struct hostd_host *h = arg;
     char path[PATH_MAX + 32];
 
-    if (!is_session(h, call)) {
+    if (!hostd_is_session(h, call)) {
         CALL_ERR(call, KVC_RPC_E_PERMISSION, "say hello first");
         return;
     }

@@ -155,6 +155,11 @@ int hostd_host_start(struct hostd_host *);
  * sends a VmEvent).  REMOVED: the VM is gone (caller frees it after). */
 void hostd_vm_changed(struct hostd_host *, struct hostd_vm *, bool removed);
 struct hostd_vm *hostd_vm_find(struct hostd_host *, const char *uuid);
+struct kvc_rpc_call;
+/* CALL came on the host's vpxd session (after its Hello); hostd_session_ok
+ * answers PERMISSION ("say hello first") when not. */
+bool hostd_is_session(const struct hostd_host *, struct kvc_rpc_call *call);
+bool hostd_session_ok(struct hostd_host *, struct kvc_rpc_call *call);
 void hostd_vm_to_info(const struct hostd_host *, const struct hostd_vm *,
                       Kvc__Host__VmInfo *out);
 /* Failure injection: "crash" powers off every VM and goes silent;

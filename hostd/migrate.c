@@ -75,15 +75,6 @@ hostd_migrate_incoming_vm(struct hostd_host *h, const char *uuid)
     return NULL;
 }
 
-static bool
-session_ok(struct hostd_host *h, struct kvc_rpc_call *call)
-{
-    if (h->vpxd && kvc_rpc_call_conn(call) == h->vpxd)
-        return true;
-    kvc_rpc_reply_error(call, KVC_RPC_E_PERMISSION, "say hello first");
-    return false;
-}
-
 static void
 reply_status(struct kvc_rpc_call *call, int err, const char *msg)
 {
@@ -317,7 +308,7 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
     char msg[512];
     bool on;
 
-    if (!session_ok(h, call))
+    if (!hostd_session_ok(h, call))
         return;
     if (!p->id[0] || strlen(p->id) >= sizeof m->id || !vi || !hostd_uuid_valid(vi->uuid) ||
         !vi->name[0] || strchr(vi->name, '/') || vi->name[0] == '.' || !vi->datastore[0]) {
@@ -503,7 +494,7 @@ hostd_migrate_send(struct kvc_rpc_call *call, const ProtobufCMessage *req, void 
     char msg[300];
     int rc;
 
-    if (!session_ok(h, call))
+    if (!hostd_session_ok(h, call))
         return;
     if (!s->id[0] || strlen(s->id) >= sizeof m->id) {
         reply_status(call, EINVAL, "a migration id is required");
@@ -669,7 +660,7 @@ hostd_migrate_status(struct kvc_rpc_call *call, const ProtobufCMessage *req, voi
     struct hostd_migration *m;
     int64_t now = hostd_now_ms(), el;
 
-    if (!session_ok(h, call))
+    if (!hostd_session_ok(h, call))
         return;
     st.status = &s;
     if (!(m = mig_find(h, r->id))) {
@@ -722,7 +713,7 @@ hostd_migrate_abort(struct kvc_rpc_call *call, const ProtobufCMessage *req, void
     struct hostd_migration *m;
     struct hostd_vm *vm;
 
-    if (!session_ok(h, call))
+    if (!hostd_session_ok(h, call))
         return;
     if (!(m = mig_find(h, r->id))) {
         reply_status(call, ENOENT, "no such migration on this host");
@@ -758,7 +749,7 @@ hostd_migrate_finish(struct kvc_rpc_call *call, const ProtobufCMessage *req, voi
     struct hostd_migration *m;
     struct hostd_vm *vm;
 
-    if (!session_ok(h, call))
+    if (!hostd_session_ok(h, call))
         return;
     if (!(m = mig_find(h, r->id))) {
         reply_vm(call, h, ENOENT, "no such migration on this host", NULL);

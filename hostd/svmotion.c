@@ -98,15 +98,6 @@ trim(const struct svm_move *keep)
         unlink_move(last);      /* newest first: the last is the oldest */
 }
 
-static bool
-session_ok(struct hostd_host *h, struct kvc_rpc_call *call)
-{
-    if (h->vpxd && kvc_rpc_call_conn(call) == h->vpxd)
-        return true;
-    kvc_rpc_reply_error(call, KVC_RPC_E_PERMISSION, "say hello first");
-    return false;
-}
-
 static void
 reply_status(struct kvc_rpc_call *call, const struct svm_move *m)
 {
@@ -406,7 +397,7 @@ hostd_svmotion_start(struct kvc_rpc_call *call, const ProtobufCMessage *msg, voi
     double bw;
     uint64_t bytes;
 
-    if (!session_ok(h, call))
+    if (!hostd_session_ok(h, call))
         return;
     if (!q->vm_uuid || !(vm = hostd_vm_find(h, q->vm_uuid)))
         FAIL(KVC_RPC_E_NOT_FOUND, "VM %s is not on this host",
@@ -474,7 +465,7 @@ hostd_svmotion_status(struct kvc_rpc_call *call, const ProtobufCMessage *msg, vo
     const Kvc__Host__StorageMoveQuery *q = (const void *)msg;
     struct svm_move *m;
 
-    if (!session_ok(h, call))
+    if (!hostd_session_ok(h, call))
         return;
     if (!q->vm_uuid || !(m = find(h, q->vm_uuid)))
         FAIL(KVC_RPC_E_NOT_FOUND, "no storage move of VM %s",
@@ -489,7 +480,7 @@ hostd_svmotion_cancel(struct kvc_rpc_call *call, const ProtobufCMessage *msg, vo
     const Kvc__Host__StorageMoveQuery *q = (const void *)msg;
     struct svm_move *m;
 
-    if (!session_ok(h, call))
+    if (!hostd_session_ok(h, call))
         return;
     if (!q->vm_uuid || !(m = find(h, q->vm_uuid)) ||
         m->phase != KVC__HOST__STORAGE_MOVE_PHASE__STORAGE_MOVE_RUNNING)
