@@ -96,9 +96,11 @@ def test_kill9_of_a_kvm_host_restarts_its_vms_once_on_the_survivor(cluster):
             break
         assert time.monotonic() < deadline, "the VMs did not all run again: %s" % running
         time.sleep(0.2)
-    # All on the survivor, each once, in its process group.
-    st, on_surv = c.api("GET", "/api/vcenter/vm?hosts=" + survivor[0])
-    assert sorted(v["vm"] for v in on_surv) == sorted(ids)
+    # All on the survivor, each once, in its process group (the inventory
+    # may follow the hosts' reports a moment after the guests run).
+    wait_for(lambda: sorted(v["vm"] for v in c.api("GET", "/api/vcenter/vm?hosts=" +
+                                                      survivor[0])[1]) == sorted(ids), 20,
+             "the inventory places every VM on the survivor")
     surv_pids = [p for p, x in group_members(survivor[1]) if x == "vmx"]
     assert sorted(surv_pids) == sorted(p for vm in ids for p in vmx_by_uuid()[uuids[vm]])
     st, ev = c.api("GET", "/api/kvc/events?limit=1000")
