@@ -81,6 +81,7 @@ struct vmkd_power_on {
     const char *restore_path;   /* NULL: boot; else resume from this suspend file */
     const char *incoming;       /* NULL: boot; else a migration destination (vmx --incoming) */
     const char *incoming_tls_dir, *incoming_peer;   /* optional, with incoming */
+    bool incoming_disk;         /* with incoming: the stream carries the disk (--incoming-disk) */
     uint32_t vcpus;
     struct kvc_res_alloc alloc;
     uint64_t cpu_affinity;      /* bit n: host CPU n allowed; 0: any CPU */

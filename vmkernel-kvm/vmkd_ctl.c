@@ -210,6 +210,7 @@ static void on_power_on(struct kvc_rpc_call *call, const ProtobufCMessage *m, vo
         .incoming = req->incoming,
         .incoming_tls_dir = req->incoming_tls_dir,
         .incoming_peer = req->incoming_peer,
+        .incoming_disk = req->incoming_disk,
         .vcpus = req->vcpus,
     };
     alloc_from_pb(req->alloc, &po.alloc);

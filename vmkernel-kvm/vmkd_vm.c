@@ -64,6 +64,7 @@ struct vmkd_vm {
     char *dir, *sock, *out, *statefile, *config, *log;
     char *restore;              /* --restore file of this start (resume), or NULL */
     char *incoming, *incoming_tls, *incoming_peer;  /* --incoming (migration destination) */
+    bool incoming_disk;         /* --incoming-disk: the stream carries the disk */
     char listen[128];           /* what an incoming vmx said it listens on */
     uint32_t vcpus;
     struct kvc_res_alloc alloc;
@@ -847,6 +848,9 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
                      "peer a thumbprint");
             return -EINVAL;
         }
+    } else if (req->incoming_disk) {
+        snprintf(why, VMKD_WHY_MAX, "incoming_disk needs incoming (a migration destination)");
+        return -EINVAL;
     }
     if (req->restore_path && req->restore_path[0]) {
         if (req->restore_path[0] != '/') {
@@ -892,6 +896,7 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         vm->incoming_tls = strdup(req->incoming_tls_dir);
         vm->incoming_peer = strdup(req->incoming_peer ? req->incoming_peer : "");
     }
+    vm->incoming_disk = vm->incoming && req->incoming_disk;
     if (!vm->config) {
         rc = -ENOMEM;
         goto err_msg;
@@ -965,6 +970,8 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
             argv[ac++] = "--incoming-peer";
             argv[ac++] = vm->incoming_peer;
         }
+        if (vm->incoming_disk)
+            argv[ac++] = "--incoming-disk";
     }
     if (vm->has_port) {
         /* The child puts the port's fds at 3, 4, 5. */

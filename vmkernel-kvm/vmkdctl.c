@@ -234,7 +234,7 @@ static void usage(void)
             "usage: vmkdctl -s SOCKET COMMAND [ARGS]\n"
             "  host-info | list | usage [VM] | watch\n"
             "  power-on VM CONFIG [--vcpus N] [--log FILE] [--affinity CPU,...] [--nic PG,MAC]\n"
-            "           [--incoming tcp:IP:PORT|unix:PATH] [--restore FILE] [ALLOC]\n"
+            "           [--incoming tcp:IP:PORT|unix:PATH [--incoming-disk]] [--restore FILE] [ALLOC]\n"
             "  net-stats VM\n"
             "  power-off VM [--force] [--timeout-ms N]\n"
             "  reconfigure VM [ALLOC]\n"
@@ -273,7 +273,7 @@ int main(int argc, char **argv)
     Kvc__Vmkd__ResourceAlloc alloc = KVC__VMKD__RESOURCE_ALLOC__INIT;
     uint64_t vcpus = 0, timeout_ms = 0, ports = 0, mtu = 0, vlan = 0;
     const char *logp = "";
-    bool force = false;
+    bool force = false, incoming_disk = false;
     uint32_t affinity[64];
     size_t naff = 0;
     Kvc__Vmkd__Nic nic = KVC__VMKD__NIC__INIT, *nicp = NULL;
@@ -284,6 +284,10 @@ int main(int argc, char **argv)
         uint64_t v = 0;
         if (strcmp(o, "--force") == 0) {
             force = true;
+            continue;
+        }
+        if (strcmp(o, "--incoming-disk") == 0) {
+            incoming_disk = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -423,6 +427,7 @@ int main(int argc, char **argv)
         rq.n_nics = nicp ? 1 : 0;
         rq.nics = nicp ? &nicp : NULL;
         rq.incoming = (char *)(incoming ? incoming : "");
+        rq.incoming_disk = incoming_disk;
         rq.restore_path = (char *)(restore ? restore : "");
         st = kvc_rpc_call_sync(cl, KVC__VMKD__METHOD__VMKD_POWER_ON, &rq.base,
                                &kvc__vmkd__vm_info__descriptor, TIMEOUT_MS, &resp, &err);

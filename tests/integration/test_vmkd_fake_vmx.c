@@ -102,6 +102,7 @@ int main(int argc, char **argv)
         { "incoming", required_argument, NULL, 'I' },
         { "incoming-tls", required_argument, NULL, 'T' },
         { "incoming-peer", required_argument, NULL, 'P' },
+        { "incoming-disk", no_argument, NULL, 'D' },
         { NULL, 0, NULL, 0 },
     };
     while ((opt = getopt_long(argc, argv, "c:s:l:n", longs, NULL)) != -1) {
@@ -110,7 +111,7 @@ int main(int argc, char **argv)
         case 's': sockpath = optarg; break;
         case 'l': logp = optarg; break;
         case 'n': check = 1; break;
-        case 'N': case 'R': case 'I': case 'T': case 'P': break;
+        case 'N': case 'R': case 'I': case 'T': case 'P': case 'D': break;
         default: return 2;
         }
     }

@@ -43,6 +43,9 @@ def test_incoming_destination_and_migrated_exit(tmp):
         for bad in ("http://x", "tcp:1.2.3.4:5 extra", "x" * 200):
             p = b.ctl("power-on", "mig", conf, "--incoming", bad, check=False)
             assert p.returncode != 0 and "incoming" in (p.stdout + p.stderr)
+        # A disk over the stream is only for a migration destination.
+        p = b.ctl("power-on", "mig", conf, "--incoming-disk", check=False)
+        assert p.returncode != 0 and "incoming_disk needs incoming" in (p.stdout + p.stderr)
         assert "mig" not in b.ctl("list").stdout
 
         dst = kv(b.ctl("power-on", "mig", conf, "--incoming", "tcp:127.0.0.1:0",
