@@ -1,12 +1,15 @@
 /* Control methods of the VM's disk (proto/vmx.proto, ids 0x4020..): delete
- * a snapshot (which consolidates its delta) and the disk's state.  Served
- * beside vmx_ctl_methods (vmx_main.c); they run on the main loop. */
+ * a snapshot (which consolidates its delta), the disk's state, moving the
+ * running disk (0x4040..) and then the VM's folder (VMX_FOLDER_MOVE).
+ * Served beside vmx_ctl_methods (vmx_main.c); they run on the main loop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/lease.h"
 #include "lib/log.h"
 #include "lib/rpc.h"
 #include "vmkernel-kvm/disk_mirror.h"
@@ -295,6 +298,229 @@ static void on_disk_move_cancel(struct vmx_ctl_call *call, const ProtobufCMessag
     reply_move_status(call, arg);
 }
 
+/* ---- the VM's folder (VMX_FOLDER_MOVE, docs/vmx.md "Moving the VM's folder") ----
+ *
+ * After VMX_DISK_MOVE put the disk in another folder, the rest of what vmx
+ * keeps open in the old one follows: the lease (taken in the new folder,
+ * same owner, before the old one is released: it never lapses), the serial
+ * log (carried over byte for byte, see serial_log_move), vmx's own log and
+ * the paths later operations resolve against (config folder, snapshot
+ * paths).  Only what lives in the old folder moves; a path elsewhere stays.
+ * vmx does not copy other files (the config, snapshot files, nvram): the
+ * caller does, as it wrote them. */
+
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev
+        && sa.st_ino == sb.st_ino;
+}
+
+/* PATH's folder is DIR (compared by device and inode). */
+static bool in_folder(const char *path, const char *dir)
+{
+    char d[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!path[0] || !slash || (size_t)(slash - path) >= sizeof(d))
+        return false;
+    memcpy(d, path, (size_t)(slash - path));
+    d[slash - path] = 0;
+    return same_file(d[0] ? d : "/", dir);
+}
+
+/* DIR/<basename of PATH> into OUT; -ENAMETOOLONG. */
+static int rebase(char *out, size_t cap, const char *dir, const char *path)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    return (size_t)snprintf(out, cap, "%s/%s", dir, b) >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* vmx's own log into NEW: the bulk first, then the switch, then whatever
+ * was written meanwhile (lines written during the switch may land a few
+ * lines late; none is lost).  0, or -errno with ERR: *SWITCHED says
+ * whether vmx logs to NEW now (if not, NEW was removed). */
+static int copy_to_end(int in, int out, off_t *off)
+{
+    char buf[16384];
+    for (;;) {
+        ssize_t r = pread(in, buf, sizeof(buf), *off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : 0;
+        if (write(out, buf, (size_t)r) != r)
+            return errno ? -errno : -EIO;
+        *off += r;
+    }
+}
+
+static int move_own_log(const char *old, const char *new, bool *switched, char *err, size_t errlen)
+{
+    int in = -1, out = -1, rc;
+    off_t off = 0;
+    *switched = false;
+    if ((in = open(old, O_RDONLY | O_CLOEXEC)) < 0
+        || (out = open(new, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", in < 0 ? old : new, strerror(errno));
+        if (in >= 0)
+            close(in);
+        return rc;
+    }
+    if ((rc = copy_to_end(in, out, &off)) == 0 && (rc = kvc_log_open(new)) == 0) {
+        *switched = true;
+        rc = copy_to_end(in, out, &off);
+    }
+    if (!rc && fsync(out) < 0)
+        rc = -errno;
+    if (rc)
+        snprintf(err, errlen, "copying %s to %s: %s", old, new, strerror(-rc));
+    close(in);
+    close(out);
+    if (!*switched)
+        unlink(new);
+    return rc;
+}
+
+#define FM_FAIL(CODE, ...) do { vmx_ctl_reply_error(call, CODE, __VA_ARGS__); return; } while (0)
+
+static void on_folder_move(struct vmx_ctl_call *call, const ProtobufCMessage *m, void *arg)
+{
+    struct vmx *vm = arg;
+    struct vmx_config *c = &vm->cfg;
+    const Kvc__Vmx__FolderMoveRequest *req = (const void *)m;
+    char dir[PATH_MAX], cfg_path[PATH_MAX], lease[PATH_MAX], serial[PATH_MAX], log[PATH_MAX];
+    char err[2 * PATH_MAX + 256] = "", old_dir[PATH_MAX];
+    char image[PATH_MAX] = "", kernel[PATH_MAX] = "", initrd[PATH_MAX] = "";
+    struct stat st;
+    uint64_t t0 = vmx_now_ns(), copied = 0;
+
+    if (vm->stop != VMX_STOP_NONE || (vm->state != VMX_RUNNING && vm->state != VMX_PAUSED))
+        FM_FAIL(KVC_RPC_E_CONFLICT, "VM is not running");
+    if (vmx_migrate_active(vm))
+        FM_FAIL(KVC_RPC_E_CONFLICT, "a migration is in progress");
+    if (disk_move_active(vm))
+        FM_FAIL(KVC_RPC_E_CONFLICT, "a disk move is in progress: the folder follows once it "
+                "completed");
+    const char *d = req->dest_dir ? req->dest_dir : "";
+    size_t n = strlen(d);
+    while (n > 1 && d[n - 1] == '/')
+        n--;
+    if (d[0] != '/')
+        FM_FAIL(KVC_RPC_E_INVALID_ARGUMENT, "the target folder must be an absolute path");
+    if (n >= sizeof(dir) - 130)
+        FM_FAIL(KVC_RPC_E_INVALID_ARGUMENT, "target folder path too long");
+    memcpy(dir, d, n);
+    dir[n] = 0;
+    if (stat(dir, &st) < 0)
+        FM_FAIL(errno == ENOENT ? KVC_RPC_E_NOT_FOUND : KVC_RPC_E_INVALID_ARGUMENT, "%s: %s",
+                dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        FM_FAIL(KVC_RPC_E_INVALID_ARGUMENT, "%s: not a folder", dir);
+    if (same_file(dir, c->dir))
+        FM_FAIL(KVC_RPC_E_INVALID_ARGUMENT, "%s is the VM's folder already", dir);
+    if (vm->blk_on && !in_folder(c->disk_path, dir))
+        FM_FAIL(KVC_RPC_E_CONFLICT, "the disk (%s) is not in %s: move it there first "
+                "(VMX_DISK_MOVE)", c->disk_path, dir);
+    if (c->lease_path[0] && (!vm->lease || kvc_lease_lost(vm->lease)))
+        FM_FAIL(KVC_RPC_E_CONFLICT, "vmx does not hold the VM's lease %s", c->lease_path);
+
+    /* What moves: what lives in the old folder. */
+    bool mv_lease = c->lease_path[0] && in_folder(c->lease_path, c->dir);
+    bool mv_serial = c->serial_log[0] && vm->serial.log_fd >= 0 && in_folder(c->serial_log, c->dir);
+    bool mv_log = vm->log_path[0] && in_folder(vm->log_path, c->dir);
+    if (rebase(cfg_path, sizeof(cfg_path), dir, c->path)
+        || (mv_lease && rebase(lease, sizeof(lease), dir, c->lease_path))
+        || (mv_serial && rebase(serial, sizeof(serial), dir, c->serial_log))
+        || (mv_log && rebase(log, sizeof(log), dir, vm->log_path))
+        || (c->image[0] && in_folder(c->image, c->dir) && rebase(image, sizeof(image), dir, c->image))
+        || (c->kernel[0] && in_folder(c->kernel, c->dir) && rebase(kernel, sizeof(kernel), dir, c->kernel))
+        || (c->initrd[0] && in_folder(c->initrd, c->dir) && rebase(initrd, sizeof(initrd), dir, c->initrd)))
+        FM_FAIL(KVC_RPC_E_INVALID_ARGUMENT, "a path in %s would be too long", dir);
+    if (mv_serial && lstat(serial, &st) == 0)
+        FM_FAIL(KVC_RPC_E_INVALID_ARGUMENT, "%s exists already (the serial log goes there)", serial);
+    if (mv_log && lstat(log, &st) == 0)
+        FM_FAIL(KVC_RPC_E_INVALID_ARGUMENT, "%s exists already (vmx's log goes there)", log);
+    /* Still ours?  A lease taken meanwhile must not be carried over: the
+     * renewal timer stops the VM on its own at its next tick. */
+    if (mv_lease && kvc_lease_renew(vm->lease, NULL, err, sizeof(err)) == -ESTALE)
+        FM_FAIL(KVC_RPC_E_CONFLICT, "the lease was lost: %s", err);
+
+    /* 1. The lease in the new folder, while the old one is held. */
+    struct kvc_lease *nl = NULL;
+    if (mv_lease) {
+        struct kvc_lease_opts o = {
+            .path = lease, .owner = c->lease_owner,
+            .owner_name = c->lease_owner_name[0] ? c->lease_owner_name : c->lease_owner,
+            .vm = c->name, .duration_ms = c->lease_duration_ms,
+        };
+        int rc = kvc_lease_acquire_wait(&o, 200, &nl, NULL, err, sizeof(err));
+        if (rc)
+            FM_FAIL(rc == -EBUSY ? KVC_RPC_E_CONFLICT : KVC_RPC_E_INTERNAL,
+                    "taking the lease %s: %s", lease, err);
+    }
+    /* 2. The serial log, whole. */
+    if (mv_serial) {
+        int rc = serial_log_move(&vm->serial, c->serial_log, serial, &vm->dev_lock, &copied,
+                                 err, sizeof(err));
+        if (rc) {
+            if (nl) {
+                kvc_lease_release(nl);
+                unlink(lease);
+            }
+            FM_FAIL(KVC_RPC_E_INTERNAL, "moving the serial log: %s", err);
+        }
+    }
+    /* 3. The switch: from here the new folder is the VM's. */
+    snprintf(old_dir, sizeof(old_dir), "%s", c->dir);
+    if (nl) {
+        struct kvc_lease *ol = vm->lease;
+        vm->lease = nl;
+        int rc = kvc_lease_release(ol);
+        if (rc)
+            kvc_warn("folder move: releasing the old lease %s: %s", c->lease_path, strerror(-rc));
+        snprintf(c->lease_path, sizeof(c->lease_path), "%s", lease);
+    }
+    if (mv_serial)
+        snprintf(c->serial_log, sizeof(c->serial_log), "%s", serial);
+    snprintf(c->path, sizeof(c->path), "%s", cfg_path);
+    snprintf(c->dir, sizeof(c->dir), "%s", dir);
+    if (image[0])
+        snprintf(c->image, sizeof(c->image), "%s", image);
+    if (kernel[0])
+        snprintf(c->kernel, sizeof(c->kernel), "%s", kernel);
+    if (initrd[0])
+        snprintf(c->initrd, sizeof(c->initrd), "%s", initrd);
+    /* 4. vmx's log, best effort (the VM is moved whatever happens here). */
+    if (mv_log) {
+        bool sw;
+        int rc = move_own_log(vm->log_path, log, &sw, err, sizeof(err));
+        if (sw)
+            snprintf(vm->log_path, sizeof(vm->log_path), "%s", log);
+        if (rc)
+            kvc_warn("folder move: vmx's log (now %s): %s", vm->log_path, err);
+        mv_log = sw;
+    }
+    fsync_parent(cfg_path);
+
+    Kvc__Vmx__FolderMoveReply r = KVC__VMX__FOLDER_MOVE_REPLY__INIT;
+    r.from_dir = old_dir;
+    r.to_dir = c->dir;
+    r.config_path = c->path;
+    r.lease_path = c->lease_path;
+    r.lease_generation = vm->lease ? kvc_lease_generation(vm->lease) : 0;
+    r.serial_log = c->serial_log;
+    r.serial_bytes = copied;
+    r.log_path = mv_log ? vm->log_path : (char *)"";
+    r.duration_us = (vmx_now_ns() - t0) / 1000;
+    kvc_info("VMX-FOLDER-MOVE from=%s to=%s lease=%s generation=%llu serial_bytes=%llu us=%llu",
+             old_dir, c->dir, c->lease_path[0] ? c->lease_path : "none",
+             (unsigned long long)r.lease_generation, (unsigned long long)copied,
+             (unsigned long long)r.duration_us);
+    vmx_ctl_reply(call, &r.base);
+}
+
 #define M(ID, NAME, REQ, RESP, FN) \
     { .id = KVC__VMX__METHOD__##ID, .name = NAME, .request = &kvc__vmx__##REQ##__descriptor, \
       .response = &kvc__vmx__##RESP##__descriptor, .handler = FN }
@@ -308,6 +534,7 @@ static const struct vmx_ctl_method disk_methods[] = {
       on_disk_move_status),
     M(VMX_DISK_MOVE_CANCEL, "DiskMoveCancel", disk_move_status_request, disk_move_status,
       on_disk_move_cancel),
+    M(VMX_FOLDER_MOVE, "FolderMove", folder_move_request, folder_move_reply, on_folder_move),
 };
 
 const struct vmx_ctl_method *vmx_disk_ctl_table(size_t *n)

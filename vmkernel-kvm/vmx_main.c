@@ -346,6 +346,8 @@ int main(int argc, char **argv)
                           &vm->net_fds[2]) != 3) {
         fprintf(stderr, "vmx: --net-fds %s: expected MEMFD,KICK,CALL\n", net_fds);
         return EXIT_START_FAILED;
+    if (logfile)
+        snprintf(vm->log_path, sizeof(vm->log_path), "%s", logfile);
     }
     if (vmx_config_load(cfg_path, &vm->cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);

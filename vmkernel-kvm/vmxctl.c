@@ -5,7 +5,7 @@
  * Commands: info, stats, poweroff, reset, pause, resume, shutdown, reboot,
  * console-read [OFFSET], console-write TEXT, snapshot PATH, suspend PATH,
  * balloon MB, snapshot-delete PATH, disk-info, disk-move DIR, disk-move-status,
- * disk-move-cancel, ping.  Prints the reply as
+ * disk-move-cancel, folder-move DIR, ping.  Prints the reply as
  * `key=value` lines; exits 0 on success, 1 with the error on stderr
  * otherwise. */
 #include <errno.h>
@@ -377,6 +377,18 @@ int main(int argc, char **argv)
         Kvc__Vmx__DiskInfoRequest q = KVC__VMX__DISK_INFO_REQUEST__INIT;
         Kvc__Vmx__DiskInfo *r = (void *)call(sock, KVC__VMX__METHOD__VMX_DISK_INFO, &q.base,
                                              &kvc__vmx__disk_info__descriptor);
+    if (!strcmp(cmd, "folder-move") && arg) {
+        Kvc__Vmx__FolderMoveRequest q = KVC__VMX__FOLDER_MOVE_REQUEST__INIT;
+        q.dest_dir = (char *)arg;
+        Kvc__Vmx__FolderMoveReply *r = (void *)call(sock, KVC__VMX__METHOD__VMX_FOLDER_MOVE, &q.base,
+                                                    &kvc__vmx__folder_move_reply__descriptor);
+        printf("from_dir=%s\nto_dir=%s\nconfig_path=%s\nlease_path=%s\nlease_generation=%llu\n"
+               "serial_log=%s\nserial_bytes=%llu\nlog_path=%s\nduration_us=%llu\n", r->from_dir,
+               r->to_dir, r->config_path, r->lease_path, (unsigned long long)r->lease_generation,
+               r->serial_log, (unsigned long long)r->serial_bytes, r->log_path,
+               (unsigned long long)r->duration_us);
+        return 0;
+    }
         printf("present=%d\npath=%s\nreadonly=%d\ncapacity_sectors=%llu\nrequests=%llu\n"
                "errors=%llu\nunsupported=%llu\nread_bytes=%llu\nwrite_bytes=%llu\nflushes=%llu\n"
                "cow_clusters=%llu\nstatus=%u\nread_requests=%llu\nwrite_requests=%llu\n"
@@ -402,6 +414,7 @@ usage:
                     "       vmxctl -s SOCKET migrate-status|migrate-cancel\n"
                     "       vmxctl -s SOCKET snapshot-delete PATH|disk-info\n"
                     "       vmxctl -s SOCKET disk-move DIR [bandwidth=BYTES_PER_S] [wait]\n"
-                    "       vmxctl -s SOCKET disk-move-status|disk-move-cancel\n");
+                    "       vmxctl -s SOCKET disk-move-status|disk-move-cancel\n"
+                    "       vmxctl -s SOCKET folder-move DIR\n");
     return 1;
 }

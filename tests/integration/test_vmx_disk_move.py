@@ -332,3 +332,121 @@ def test_vmx_killed_mid_copy_leaves_the_source_and_a_marked_partial_copy(tmp):
     vm2.wait_passes(0)
     vm2.assert_all_verified()
     vm2.poweroff()
+
+
+def read_lease(path):
+    with open(path) as f:
+        return dict(l.split("=", 1) for l in f.read().splitlines() if "=" in l)
+
+
+def test_folder_follows_the_disk_lease_serial_and_log(tmp):
+    """disk-move, then folder-move: vmx holds and renews the lease in the new
+    folder (the old one released, never lapsed), the serial log and vmx's
+    log there hold everything they had plus what comes after, and later
+    snapshots and a reset use the new folder."""
+    root, vms = tmp
+    src, dst = os.path.join(root, "a"), os.path.join(root, "b")
+    with open(os.path.join(src, "t.img"), "wb") as f:
+        f.truncate(DISK_MB << 20)
+    conf = os.path.join(src, "vm.conf")
+    with open(conf, "w") as f:
+        f.write("name = t\nuuid = 4c4c4544-0000-0000-0000-0000000000d2\nmemory_mb = 32\n"
+                "guest.image = %s\nserial.log = serial.log\ndisk.path = t.img\n"
+                "guest.disk_test = loop\nguest.disk_seed = %d\nguest.disk_mb = %d\n"
+                "lease.path = t.lck\nlease.owner = host-a\nlease.owner_name = esx-a\n"
+                "lease.duration_ms = 1000\n" % (GUEST, SEED, TEST_MB))
+    vm = Vm.__new__(Vm)
+    vm.src, vm.conf, vm.sock = src, conf, os.path.join(root, "vmx.sock")
+    vm.serial = os.path.join(src, "serial.log")
+    vmxlog = os.path.join(src, "vmx.log")
+    vm.d = Daemon([VMX, "-c", conf, "-s", vm.sock, "-l", vmxlog])
+    vms.append(vm)
+    vm.d.wait_log(r"VMX-READY pid=\d+", timeout=20)
+    vm.wait_passes(0)
+    old_lease = read_lease(os.path.join(src, "t.lck"))
+    assert old_lease["state"] == "held" and old_lease["owner"] == "host-a", old_lease
+
+    # refusals change nothing: the disk is not there yet, bad targets
+    for target, words in ((dst, "move it there first"), ("b", "absolute"),
+                          (os.path.join(root, "nope"), "No such file"), (src, "folder already"),
+                          (os.path.join(src, "t.img"), "not a folder")):
+        code, _, err = vm.ctl("folder-move", target, check=False)
+        assert code != 0 and words in err, (target, err)
+    assert os.listdir(dst) == []
+    assert vm.ctl("info")["config_path"] == conf
+
+    # while the disk moves, the folder may not
+    r = vm.ctl("disk-move", dst, "bandwidth=1048576")
+    assert r["phase"] == "DISK_MOVE_COPYING", r
+    code, _, err = vm.ctl("folder-move", dst, check=False)
+    assert code != 0 and "disk move is in progress" in err, err
+    r = vm.wait_phase(("DISK_MOVE_COMPLETED", "DISK_MOVE_FAILED"))
+    assert r["phase"] == "DISK_MOVE_COMPLETED", r
+    # a serial log in the way is refused, and left alone
+    with open(os.path.join(dst, "serial.log"), "w") as f:
+        f.write("not ours")
+    code, _, err = vm.ctl("folder-move", dst, check=False)
+    assert code != 0 and "exists already" in err, err
+    assert read_lease(os.path.join(src, "t.lck"))["state"] == "held"
+    assert not os.path.exists(os.path.join(dst, "t.lck"))
+    with open(os.path.join(dst, "serial.log")) as f:
+        assert f.read() == "not ours"
+    os.unlink(os.path.join(dst, "serial.log"))
+
+    vm.wait_passes(vm.passes()[-1] + 1)
+    r = vm.ctl("folder-move", dst)
+    assert r["to_dir"] == dst and r["from_dir"] == src, r
+    assert r["lease_path"] == os.path.join(dst, "t.lck"), r
+    assert r["serial_log"] == os.path.join(dst, "serial.log"), r
+    assert r["log_path"] == os.path.join(dst, "vmx.log"), r
+    assert r["config_path"] == os.path.join(dst, "vm.conf"), r
+    assert vm.ctl("info")["config_path"] == os.path.join(dst, "vm.conf")
+
+    # the old lease was released (free, generation bumped); the new one is
+    # held by the same owner and renewed by vmx
+    ol = read_lease(os.path.join(src, "t.lck"))
+    assert ol["state"] == "free" and int(ol["generation"]) > int(old_lease["generation"]), ol
+    nl = read_lease(os.path.join(dst, "t.lck"))
+    assert nl["state"] == "held" and nl["owner"] == "host-a" and nl["owner_name"] == "esx-a", nl
+    assert int(nl["generation"]) == int(r["lease_generation"]), (nl, r)
+    hb = int(nl["heartbeat"])
+    wait_for(lambda: int(read_lease(os.path.join(dst, "t.lck"))["heartbeat"]) >= hb + 3, 10,
+             "vmx renewing the lease in the new folder")
+    assert read_lease(os.path.join(src, "t.lck")) == ol     # nobody writes the old one
+
+    # the serial log in the new folder: all of the old one, then new lines
+    with open(os.path.join(src, "serial.log"), "rb") as f:
+        old_serial = f.read()
+    assert int(r["serial_bytes"]) == len(old_serial) > 0, r
+    vm.serial = os.path.join(dst, "serial.log")
+    n = vm.passes()[-1]
+    vm.wait_passes(n + 2)
+    with open(vm.serial, "rb") as f:
+        new_serial = f.read()
+    assert new_serial.startswith(old_serial) and len(new_serial) > len(old_serial)
+    with open(os.path.join(src, "serial.log"), "rb") as f:
+        assert f.read() == old_serial                      # the guest writes the new one only
+    vm.assert_all_verified()
+    # vmx's log too
+    with open(os.path.join(dst, "vmx.log")) as f:
+        text = f.read()
+    assert "VMX-READY" in text and "VMX-FOLDER-MOVE from=%s to=%s" % (src, dst) in text, text[-2000:]
+
+    # later operations use the new folder: a relative snapshot path, a reset
+    s = vm.ctl("snapshot", "after.snap")
+    assert s["path"] == os.path.join(dst, "after.snap"), s
+    assert os.path.exists(os.path.join(dst, "after.snap"))
+    assert not os.path.exists(os.path.join(src, "after.snap"))
+    assert vm.ctl("reset")["state"] == "RUNNING"
+    wait_for(lambda: vm.ctl("info")["resets"] == "1", 20, "the reset")
+    size = os.path.getsize(vm.serial)
+    wait_for(lambda: re.search(r"disk loop pass=1 seed=", vm.serial_text()[size:]), 60,
+             "guest passes after the reset, in the new serial log")
+    vm.assert_all_verified()
+    with open(os.path.join(dst, "vmx.log")) as f:
+        assert "VMX-RESET count=1" in f.read()
+    assert read_lease(os.path.join(dst, "t.lck"))["state"] == "held"
+    vm.poweroff()
+    # at exit vmx releases the lease it holds: the new one
+    assert read_lease(os.path.join(dst, "t.lck"))["state"] == "free"
+    assert read_lease(os.path.join(src, "t.lck")) == ol

@@ -1,7 +1,9 @@
 /* 16550A UART (see serial.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,6 +139,90 @@ void serial_destroy(struct serial *s)
     if (s->log_fd >= 0)
         close(s->log_fd);
     s->log_fd = -1;
+}
+
+/* Copy IN's bytes [*OFF, end of file) to the end of OUT; *OFF follows. */
+static int copy_tail(int in, int out, uint64_t *off)
+{
+    uint8_t buf[16384];
+    for (;;) {
+        ssize_t r = pread(in, buf, sizeof(buf), (off_t)*off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return 0;
+        for (ssize_t w = 0; w < r;) {
+            ssize_t k = write(out, buf + w, (size_t)(r - w));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return k < 0 ? -errno : -EIO;
+            w += k;
+        }
+        *off += (uint64_t)r;
+    }
+}
+
+int serial_log_move(struct serial *s, const char *old_path, const char *new_path,
+                    pthread_mutex_t *lock, uint64_t *copied, char *err, size_t errlen)
+{
+    uint64_t off = 0;
+    int rc = 0, in = -1, out = -1;
+    if (s->log_fd < 0) {
+        snprintf(err, errlen, "the serial port has no log");
+        return -ENOENT;
+    }
+    if ((in = open(old_path, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", old_path, strerror(errno));
+        return rc;
+    }
+    /* The log the guest writes to must be this file, or the copy would
+     * carry another file's bytes. */
+    struct stat a, b;
+    if (fstat(in, &a) < 0 || fstat(s->log_fd, &b) < 0 || a.st_dev != b.st_dev
+        || a.st_ino != b.st_ino) {
+        snprintf(err, errlen, "%s is not the serial log vmx writes (replaced or removed?)",
+                 old_path);
+        close(in);
+        return -ESTALE;
+    }
+    if ((out = open(new_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", new_path, strerror(errno));
+        close(in);
+        return rc;
+    }
+    /* Most of it without the lock (the guest keeps writing); the last
+     * bytes and the switch with it (the guest's next byte waits). */
+    if ((rc = copy_tail(in, out, &off)) < 0) {
+        snprintf(err, errlen, "copying %s to %s: %s", old_path, new_path, strerror(-rc));
+        goto fail;
+    }
+    pthread_mutex_lock(lock);
+    rc = copy_tail(in, out, &off);
+    if (!rc && fsync(out) < 0)
+        rc = -errno;
+    if (!rc) {
+        close(s->log_fd);
+        s->log_fd = out;
+        out = -1;
+    }
+    pthread_mutex_unlock(lock);
+    if (rc) {
+        snprintf(err, errlen, "copying %s to %s: %s", old_path, new_path, strerror(-rc));
+        goto fail;
+    }
+    close(in);
+    *copied = off;
+    return 0;
+fail:
+    close(in);
+    close(out);
+    unlink(new_path);
+    return rc;
 }
 
 int serial_attach(struct serial *s, struct bus *b, uint16_t base)

@@ -4,6 +4,7 @@
 #ifndef KVC_VMX_SERIAL_H
 #define KVC_VMX_SERIAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,16 @@ size_t serial_input(struct serial *, const uint8_t *, size_t len);
  * Returns bytes copied; *NEXT is the offset to ask for next.  Output older
  * than the ring is skipped. */
 size_t serial_output(const struct serial *, uint64_t from, uint8_t *buf, size_t cap, uint64_t *next);
+
+/* The log moves to NEW_PATH (the VM's folder moved): NEW_PATH is created
+ * (it must not exist) with everything OLD_PATH, the current log, holds,
+ * and the guest's output goes there from now on.  LOCK is the lock the
+ * guest's writes hold (vmx's dev_lock): the bulk is copied without it, the
+ * rest and the switch under it, so no byte is lost or written twice.
+ * *COPIED: bytes carried over.  On error nothing changed (NEW_PATH is
+ * removed) and ERR says why.  The old file is left as it is. */
+int serial_log_move(struct serial *, const char *old_path, const char *new_path,
+                    pthread_mutex_t *lock, uint64_t *copied, char *err, size_t errlen);
 
 void serial_save(const struct serial *, struct sbuf *);
 int serial_load(struct serial *, struct sreader *);
