@@ -54,6 +54,12 @@ struct disk_mirror {
     uint8_t *buf;               /* DISK_MOVE_CHUNK, also DISK_MOVE_BATCH clusters */
     uint64_t batch[DISK_MOVE_BATCH];
     bool fault_eio;
+    /* Stream mode (disk_stream_*: a live migration carries the disk): no
+     * target folder; what would be written there goes to SINK, and the
+     * caller's CANCEL flag stops the passes too. */
+    disk_sink_fn sink;
+    void *sink_arg;
+    const int *ext_cancel;
 };
 
 #define ERR(...) do { if (err) snprintf(err, errlen, __VA_ARGS__); } while (0)
@@ -134,7 +140,8 @@ static void set_phase(struct disk_mirror *m, enum disk_move_phase p)
 
 static bool cancelled(struct disk_mirror *m)
 {
-    return __atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE) != 0;
+    return __atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE) != 0
+        || (m->ext_cancel && __atomic_load_n(m->ext_cancel, __ATOMIC_ACQUIRE) != 0);
 }
 
 /* Count BYTES as copied; with a limit, sleep (in slices, so a cancel is
@@ -169,6 +176,8 @@ static int target_write(struct disk_mirror *m, struct mfile *f, const void *buf,
 {
     if (m->fault_eio && m->st.copied_bytes >= DISK_MOVE_CHUNK)
         return -EIO;        /* KVC_VMX_FAULT=disk-move-eio */
+    if (m->sink)
+        return m->sink(m->sink_arg, (unsigned)(f - m->f), off, buf, len);
     return full_pio(f->dfd, true, (void *)buf, len, off, NULL);
 }
 
@@ -190,7 +199,8 @@ static int add_file(struct disk_mirror *m, const char *name, const char *ext, en
         return -ENAMETOOLONG;
     }
     char sp[PATH_MAX], dp[PATH_MAX];
-    if (join_path(sp, sizeof(sp), m->src_dir, f->name, "") || join_path(dp, sizeof(dp), m->dst_dir, f->name, "")) {
+    if (join_path(sp, sizeof(sp), m->src_dir, f->name, "")
+        || (!m->sink && join_path(dp, sizeof(dp), m->dst_dir, f->name, ""))) {
         ERR("path of %s too long", f->name);
         return -ENAMETOOLONG;
     }
@@ -205,7 +215,7 @@ static int add_file(struct disk_mirror *m, const char *name, const char *ext, en
         ERR("%s: not a regular file", sp);
         return -EINVAL;
     }
-    if (lstat(dp, &st) == 0 || errno != ENOENT) {
+    if (!m->sink && (lstat(dp, &st) == 0 || errno != ENOENT)) {
         ERR("%s exists already", dp);
         return -EEXIST;
     }
@@ -247,6 +257,8 @@ static int open_files(struct disk_mirror *m, char *err, size_t errlen)
         }
         f->size = (uint64_t)st.st_size;
         f->blocks = (uint64_t)st.st_blocks * 512;
+        if (m->sink)
+            continue;
         f->dfd = open(dp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0777);
         if (f->dfd < 0) {
             int e = errno;
@@ -417,7 +429,7 @@ static int copy_whole(struct disk_mirror *m, struct mfile *f)
     if (fstat(f->sfd, &st) < 0)
         return -errno;
     uint64_t size = (uint64_t)st.st_size, off = 0;
-    if (ftruncate(f->dfd, (off_t)size) < 0)
+    if (!m->sink && ftruncate(f->dfd, (off_t)size) < 0)
         return -errno;
     while (off < size) {
         uint64_t n = size - off < DISK_MOVE_CHUNK ? size - off : DISK_MOVE_CHUNK;
@@ -508,9 +520,10 @@ static void remove_source(struct disk_mirror *m)
     fsync_path(m->src_dir);
 }
 
-static void *move_thread(void *arg)
+/* Steps 3 and 4: the first pass over every file, then dirty passes until
+ * few clusters are left.  ROUNDS gets the dirty passes made. */
+static int run_passes(struct disk_mirror *m, unsigned *rounds_out)
 {
-    struct disk_mirror *m = arg;
     struct vmx *vm = VM(m);
     int rc = 0;
     m->throttle_t0 = now_ns();
@@ -556,6 +569,16 @@ static void *move_thread(void *arg)
             rounds++;
         }
     }
+    *rounds_out = rounds;
+    return rc;
+}
+
+static void *move_thread(void *arg)
+{
+    struct disk_mirror *m = arg;
+    struct vmx *vm = VM(m);
+    unsigned rounds = 0;
+    int rc = run_passes(m, &rounds);
     if (!rc && cancelled(m))
         rc = -ECANCELED;
     uint64_t pause_us = 0;
@@ -841,4 +864,160 @@ void disk_move_free(struct vmx *vm)
     pthread_mutex_destroy(&m->lock);
     free(m);
     vm->mirror = NULL;
+}
+
+/* ---- stream mode: a live migration carries the disk (migrate_disk.c) ----
+ *
+ * The same file list, passes and dirty tracking as a move, with SINK in
+ * place of the target folder; the caller's thread runs the passes (no
+ * thread of our own) and no file of the source is changed or removed. */
+
+int disk_stream_begin(struct vmx *vm, struct disk_mirror **out, disk_sink_fn sink, void *arg,
+                      const int *cancel, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!vm->blk_on || !vm->blk.disk.is_open) {
+        ERR("the VM has no disk");
+        return -ENODEV;
+    }
+    if (disk_move_active(vm)) {
+        ERR("a disk move is in progress");
+        return -EBUSY;
+    }
+    struct disk_mirror *m = calloc(1, sizeof(*m));
+    if (!m) {
+        ERR("out of memory");
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&m->lock, NULL);
+    m->vm = vm;
+    m->sink = sink;
+    m->sink_arg = arg;
+    m->ext_cancel = cancel;
+    m->t0 = now_ns();
+    struct disk *d = &vm->blk.disk;
+    int rc;
+    pthread_mutex_lock(&vm->dev_lock);
+    snprintf(m->src_dir, sizeof(m->src_dir), "%s", d->dir);
+    snprintf(m->base, sizeof(m->base), "%s", d->base);
+    m->size = d->size;
+    m->clusters = d->clusters;
+    rc = d->move_dirty ? -EBUSY : build_list(m, d, err, errlen);
+    if (rc == -EBUSY)
+        ERR("the disk is being copied already");
+    pthread_mutex_unlock(&vm->dev_lock);
+    if (!rc) {
+        m->buf = malloc(DISK_MOVE_CHUNK > DISK_MOVE_BATCH * DISK_CLUSTER ? DISK_MOVE_CHUNK
+                                                                          : DISK_MOVE_BATCH * DISK_CLUSTER);
+        m->dirty = calloc(1, (size_t)((m->clusters + 7) / 8) + 1);
+        if (!m->buf || !m->dirty) {
+            ERR("out of memory");
+            rc = -ENOMEM;
+        }
+    }
+    if (!rc)
+        rc = open_files(m, err, errlen);
+    if (rc) {
+        disk_stream_end(m);
+        return rc;
+    }
+    uint64_t total = 0;
+    for (unsigned i = 0; i < m->nf; i++)
+        total += m->f[i].blocks < m->f[i].size ? m->f[i].blocks : m->f[i].size;
+    m->st.phase = DISK_MOVE_COPYING;
+    m->st.files = m->nf;
+    m->st.total_bytes = total;
+    /* From here every write is marked (and snapshots are refused). */
+    pthread_mutex_lock(&vm->dev_lock);
+    if (d->move_dirty)
+        rc = -EBUSY;
+    else
+        d->move_dirty = m->dirty;
+    pthread_mutex_unlock(&vm->dev_lock);
+    if (rc) {
+        ERR("the disk is being copied already");
+        disk_stream_end(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+unsigned disk_stream_nfiles(const struct disk_mirror *m) { return m->nf; }
+
+const char *disk_stream_file(const struct disk_mirror *m, unsigned i, uint64_t *size)
+{
+    if (i >= m->nf)
+        return NULL;
+    *size = m->f[i].size;
+    return m->f[i].name;
+}
+
+const char *disk_stream_base(const struct disk_mirror *m, uint64_t *capacity)
+{
+    *capacity = m->size;
+    return m->base;
+}
+
+int disk_stream_passes(struct disk_mirror *m)
+{
+    unsigned rounds = 0;
+    int rc = run_passes(m, &rounds);
+    return !rc && cancelled(m) ? -ECANCELED : rc;
+}
+
+int disk_stream_dirty_pass(struct disk_mirror *m)
+{
+    int64_t n = copy_dirty(m, false);
+    return n < 0 ? (int)n : 0;
+}
+
+int disk_stream_final(struct disk_mirror *m)
+{
+    struct vmx *vm = VM(m);
+    struct disk *d = &vm->blk.disk;
+    int rc = 0;
+    pthread_mutex_lock(&vm->dev_lock);
+    if (!d->readonly && (rc = disk_flush(d)) < 0)
+        set_error(m, "flush of the disk: %s", strerror(-rc));
+    if (!rc) {
+        int64_t n = copy_dirty(m, true);
+        rc = n < 0 ? (int)n : 0;
+    }
+    for (unsigned i = 0; i < m->nf && !rc; i++)
+        if (m->f[i].kind == F_AT_SWITCH && (rc = copy_whole(m, &m->f[i])) < 0)
+            set_error(m, "%s: %s", m->f[i].name, strerror(-rc));
+    pthread_mutex_unlock(&vm->dev_lock);
+    return rc;
+}
+
+void disk_stream_progress(struct disk_mirror *m, uint64_t *total, uint64_t *sent)
+{
+    pthread_mutex_lock(&m->lock);
+    *total = m->st.total_bytes;
+    *sent = m->st.copied_bytes;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void disk_stream_error(struct disk_mirror *m, char *buf, size_t len)
+{
+    pthread_mutex_lock(&m->lock);
+    snprintf(buf, len, "%s", m->st.error);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void disk_stream_end(struct disk_mirror *m)
+{
+    if (!m)
+        return;
+    struct vmx *vm = VM(m);
+    pthread_mutex_lock(&vm->dev_lock);
+    if (vm->blk.disk.move_dirty == m->dirty)
+        vm->blk.disk.move_dirty = NULL;
+    pthread_mutex_unlock(&vm->dev_lock);
+    close_files(m);
+    free(m->dirty);
+    free(m->buf);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
 }

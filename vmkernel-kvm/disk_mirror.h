@@ -74,4 +74,30 @@ bool disk_move_active(struct vmx *);
 /* Cancel, wait for the thread, free (vmx exit). */
 void disk_move_free(struct vmx *);
 
+/* Stream mode: the same file list, passes and dirty tracking, with the
+ * bytes going to SINK instead of a folder (a live migration that carries
+ * the disk, migrate_disk.c).  FILE indexes the list disk_stream_file
+ * gives; OFF/BUF/LEN a piece of that file.  The caller's thread runs the
+ * passes; the source's files are only read.
+ *   begin     list the files, open them, start marking written clusters
+ *             (snapshots and disk moves are refused until end)
+ *   passes    first pass and dirty passes while the guest runs
+ *   dirty_pass  one more pass over what the guest wrote since
+ *   final     vCPUs stopped: flush, the last clusters, the top map and the
+ *             chain file whole, under the device lock
+ *   end       stop marking, close, free (any time, also on failure) */
+struct disk_mirror;
+typedef int (*disk_sink_fn)(void *arg, unsigned file, uint64_t off, const void *buf, size_t len);
+int disk_stream_begin(struct vmx *, struct disk_mirror **, disk_sink_fn, void *arg,
+                      const int *cancel, char *err, size_t errlen);
+unsigned disk_stream_nfiles(const struct disk_mirror *);
+const char *disk_stream_file(const struct disk_mirror *, unsigned i, uint64_t *size);
+const char *disk_stream_base(const struct disk_mirror *, uint64_t *capacity);
+int disk_stream_passes(struct disk_mirror *);
+int disk_stream_dirty_pass(struct disk_mirror *);
+int disk_stream_final(struct disk_mirror *);
+void disk_stream_progress(struct disk_mirror *, uint64_t *total, uint64_t *sent);
+void disk_stream_error(struct disk_mirror *, char *buf, size_t len);
+void disk_stream_end(struct disk_mirror *);
+
 #endif

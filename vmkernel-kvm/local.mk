@@ -205,7 +205,9 @@ KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmx_net.py
 EXTRA_DIST += tests/bench/bench_vmx_net.py
 
 # ---- vmx live migration (vmkernel-kvm/migrate.[ch], docs/vmx.md "Live migration") ----
-vmkernel_kvm_libvmx_a_SOURCES += vmkernel-kvm/migrate.h vmkernel-kvm/migrate.c
+vmkernel_kvm_libvmx_a_SOURCES += vmkernel-kvm/migrate.h vmkernel-kvm/migrate.c vmkernel-kvm/migrate_disk.h vmkernel-kvm/migrate_disk.c
+TESTS += tests/integration/test_vmx_migrate_disk.py
+EXTRA_DIST += tests/integration/test_vmx_migrate_disk.py
 vmkernel_kvm_libvmx_a_CFLAGS += $(GNUTLS_CFLAGS)
 VMX_LIBS += $(GNUTLS_LIBS)
 TESTS += tests/integration/test_vmx_migrate.py

@@ -28,6 +28,7 @@
 #include "lib/tls.h"
 #include "vmkernel-kvm/disk_mirror.h"
 #include "vmkernel-kvm/migrate.h"
+#include "vmkernel-kvm/migrate_disk.h"
 #include "vmkernel-kvm/vmx.h"
 #include "vmkernel-kvm/vmx_state.h"
 
@@ -369,7 +370,7 @@ struct vmx_migrate {
     int (*call_fn)(struct vmx_migrate *);
     /* Lease hand-over: the destination's owner (from ACCEPT), and the
      * generation the source's transfer produced (sent in GO). */
-    bool peer_lease;
+    bool peer_lease, peer_disk;
     char peer_owner[64], peer_owner_name[128];
     uint64_t lease_gen;
 
@@ -381,6 +382,9 @@ struct vmx_migrate {
      * memfd's holes, which read as zero: a ZERO marker needs to clear only
      * written pages, and touching the others would fault them all in. */
     uint64_t *written;
+    bool expect_disk;               /* --incoming-disk */
+    struct disk_recv *drecv;        /* the disk being received */
+    uint8_t *dbuf;                  /* one DISK_DATA record */
 
     /* source */
     uint64_t *pending, *scratch;
@@ -390,6 +394,7 @@ struct vmx_migrate {
     unsigned throttle;
     uint64_t last_tick;
     bool paused_by_us, was_running, logging;
+    struct disk_mirror *dsend;      /* with_disk: the disk's files (disk_mirror.c) */
     struct mig_chan chan;
 };
 
@@ -641,6 +646,7 @@ void vmx_migrate_free(struct vmx *vm)
     free(m->pending);
     free(m->scratch);
     free(m->written);
+    free(m->dbuf);
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->call_cond);
     free(m);
@@ -972,6 +978,76 @@ static void hex32(const uint8_t h[32], char out[65])
         snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
+/* ---- the disk over the stream (with_disk; records in migrate_disk.h) ---- */
+
+static int disk_sink(void *arg, unsigned file, uint64_t off, const void *buf, size_t len)
+{
+    struct vmx_migrate *m = arg;
+    uint8_t o[8];
+    for (int i = 0; i < 8; i++)
+        o[i] = (uint8_t)(off >> (8 * i));
+    int rc = chan_record_data(&m->chan, MIG_DISK_DATA, file, o, 8, buf, len);
+    if (!rc) {
+        pthread_mutex_lock(&m->lock);
+        m->st.disk_sent_bytes += len;
+        m->st.transferred_bytes = m->chan.sent;
+        pthread_mutex_unlock(&m->lock);
+    }
+    return rc;
+}
+
+static int disk_fail(struct vmx_migrate *m, int rc)
+{
+    char e[256] = "";
+    if (m->dsend)
+        disk_stream_error(m->dsend, e, sizeof(e));
+    if (e[0])
+        set_error(m, "disk: %s", e);
+    return rc;
+}
+
+/* Before the memory: announce the files, then the first pass and dirty
+ * passes while the guest runs; the disk stays marked from here on. */
+static int send_disk(struct vmx_migrate *m)
+{
+    char err[512] = "";
+    int rc = disk_stream_begin(m->vm, &m->dsend, disk_sink, m, &m->cancel, err, sizeof(err));
+    if (rc) {
+        set_error(m, "disk: %s", err[0] ? err : strerror(-rc));
+        return rc;
+    }
+    uint64_t cap, total, sent;
+    const char *base = disk_stream_base(m->dsend, &cap);
+    unsigned n = disk_stream_nfiles(m->dsend);
+    disk_stream_progress(m->dsend, &total, &sent);
+    pthread_mutex_lock(&m->lock);
+    m->st.disk_total_bytes = total;
+    pthread_mutex_unlock(&m->lock);
+    kvc_info("VMX-MIGRATE disk send base=%s files=%u bytes=%llu", base, n, (unsigned long long)total);
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_u32(&b, n);
+    sbuf_u64(&b, cap);
+    sbuf_u32(&b, (uint32_t)strlen(base));
+    sbuf_put(&b, base, strlen(base));
+    rc = b.err ? b.err : chan_record(&m->chan, MIG_DISK_BEGIN, 0, b.p, b.len);
+    sbuf_free(&b);
+    for (unsigned i = 0; i < n && !rc; i++) {
+        uint64_t size;
+        const char *name = disk_stream_file(m->dsend, i, &size);
+        sbuf_init(&b);
+        sbuf_u64(&b, size);
+        sbuf_put(&b, name, strlen(name));
+        rc = b.err ? b.err : chan_record(&m->chan, MIG_DISK_FILE, i, b.p, b.len);
+        sbuf_free(&b);
+    }
+    if (rc || (rc = disk_stream_passes(m->dsend)) < 0)
+        return disk_fail(m, rc);
+    disk_stream_progress(m->dsend, &total, &sent);
+    kvc_info("VMX-MIGRATE disk first pass done bytes=%llu", (unsigned long long)sent);
+    return 0;
+}
+
 /* Stop-and-copy, then the hand-over.  Returns 0 once GO is sent. */
 static int switch_over(struct vmx_migrate *m)
 {
@@ -1002,6 +1078,12 @@ static int switch_over(struct vmx_migrate *m)
     pthread_mutex_unlock(&m->lock);
     if ((rc = send_pending(m, false)) < 0)
         return rc;
+    if (m->dsend) {
+        if ((rc = disk_stream_final(m->dsend)) < 0)
+            return disk_fail(m, rc);
+        if ((rc = chan_record(&m->chan, MIG_DISK_END, 0, NULL, 0)) < 0)
+            return rc;
+    }
     uint64_t t_pages = vmx_now_ns();
 
     struct sbuf b;
@@ -1075,6 +1157,8 @@ static void source_abort(struct vmx_migrate *m, int rc)
 {
     struct vmx *vm = m->vm;
     throttle_off(m);
+    disk_stream_end(m->dsend);      /* the disk was only read */
+    m->dsend = NULL;
     if (m->logging) {
         guest_mem_track_writes(&vm->mem, false);
         vmx_dirty_log_enable(vm, false);
@@ -1142,7 +1226,9 @@ static void *source_thread(void *arg)
         sreader_init(&r, acc, (size_t)alen);
         memset(m->peer_owner, 0, sizeof(m->peer_owner));
         memset(m->peer_owner_name, 0, sizeof(m->peer_owner_name));
-        m->peer_lease = sreader_u32(&r) & 1;
+        uint32_t fl = sreader_u32(&r);
+        m->peer_lease = fl & 1;
+        m->peer_disk = fl & 2;
         sreader_blob(&r, m->peer_owner, sizeof(m->peer_owner) - 1);
         sreader_blob(&r, m->peer_owner_name, sizeof(m->peer_owner_name) - 1);
         if (r.err) {
@@ -1157,8 +1243,18 @@ static void *source_thread(void *arg)
         rc = -EINVAL;
         goto fail;
     }
+    if (m->peer_disk != m->p.with_disk) {
+        set_error(m, m->p.with_disk ? "the destination does not take a disk (it was not started with "
+                                      "--incoming-disk): it would run on its own disk"
+                                    : "the destination expects the disk over the stream (it shares no "
+                                      "storage with this host): migrate with the disk");
+        rc = -EINVAL;
+        goto fail;
+    }
     m->chan.max_bw = m->p.max_bandwidth;
     m->chan.bw_t0 = vmx_now_ns();
+    if (m->p.with_disk && (rc = send_disk(m)) < 0)
+        goto fail;
 
     if ((rc = guest_mem_track_writes(&vm->mem, true)) < 0 || (rc = vmx_dirty_log_enable(vm, true)) < 0)
         goto fail;
@@ -1174,6 +1270,12 @@ static void *source_thread(void *arg)
         m->st.round = round;
         pthread_mutex_unlock(&m->lock);
         uint64_t t0 = vmx_now_ns(), sent0 = m->chan.sent;
+        /* What the guest wrote to its disk since the last pass goes with
+         * each round, so that little is left for the pause. */
+        if (m->dsend && (rc = disk_stream_dirty_pass(m->dsend)) < 0) {
+            rc = disk_fail(m, rc);
+            goto fail;
+        }
         if ((rc = send_pending(m, round == 1)) < 0)
             goto fail;
         uint64_t dt = vmx_now_ns() - t0, sent = m->chan.sent - sent0;
@@ -1259,6 +1361,8 @@ static void *source_thread(void *arg)
     m->st.total_ms = (vmx_now_ns() - m->t_start) / 1000000;
     m->st.transferred_bytes = m->chan.sent;
     pthread_mutex_unlock(&m->lock);
+    disk_stream_end(m->dsend);
+    m->dsend = NULL;
     log_round(m, "completed");
     kvc_info("VMX-MIGRATE completed to=%s total_ms=%llu downtime_ms=%llu bytes=%llu "
              "zero_pages=%llu data_pages=%llu", m->p.to, (unsigned long long)m->st.total_ms,
@@ -1404,6 +1508,50 @@ static int dest_hello(struct vmx_migrate *m, uint32_t type, uint64_t len)
     return 0;
 }
 
+/* One DISK_* record (migrate_disk.h), its header read. */
+static int dest_disk_record(struct vmx_migrate *m, uint32_t type, uint32_t arg, uint64_t len)
+{
+    char err[512] = "";
+    uint8_t b[8 + DISK_NAME_MAX + 32];
+    int rc;
+    if (!m->expect_disk)
+        return dest_fail(m, "the source sends its disk, and this VM was not started to receive one "
+                            "(--incoming-disk): it has a disk of its own");
+    if (type != MIG_DISK_BEGIN && !m->drecv)
+        return dest_fail(m, "disk record 0x%x before DISK_BEGIN", type);
+    if (type == MIG_DISK_BEGIN || type == MIG_DISK_FILE) {
+        if (type == MIG_DISK_BEGIN && m->drecv)
+            return dest_fail(m, "DISK_BEGIN twice");
+        if (len > sizeof(b))
+            return dest_fail(m, "bad disk record 0x%x (%llu bytes)", type, (unsigned long long)len);
+        if ((rc = chan_recv(&m->chan, b, (size_t)len)))
+            return rc;
+        rc = type == MIG_DISK_BEGIN ? disk_recv_begin(m->vm, &m->drecv, b, (size_t)len, err, sizeof(err))
+                                    : disk_recv_file(m->drecv, arg, b, (size_t)len, err, sizeof(err));
+    } else if (type == MIG_DISK_DATA) {
+        if (len <= 8 || len > 8 + (uint64_t)DISK_MOVE_CHUNK)
+            return dest_fail(m, "bad DISK_DATA record (%llu bytes)", (unsigned long long)len);
+        if (!m->dbuf && !(m->dbuf = malloc(DISK_MOVE_CHUNK)))
+            return -ENOMEM;
+        if ((rc = chan_recv(&m->chan, b, 8)) || (rc = chan_recv(&m->chan, m->dbuf, (size_t)len - 8)))
+            return rc;
+        struct sreader r;
+        sreader_init(&r, b, 8);
+        uint64_t off = sreader_u64(&r);
+        rc = disk_recv_data(m->drecv, arg, off, m->dbuf, (size_t)len - 8, err, sizeof(err));
+        pthread_mutex_lock(&m->lock);
+        m->st.disk_sent_bytes = disk_recv_bytes(m->drecv);
+        pthread_mutex_unlock(&m->lock);
+    } else {
+        if (len != 0)
+            return dest_fail(m, "bad DISK_END record");
+        rc = disk_recv_end(m->drecv, err, sizeof(err));
+    }
+    if (rc < 0)
+        set_error(m, "disk: %s", err[0] ? err : strerror(-rc));
+    return rc;
+}
+
 static void dest_progress(struct vmx_migrate *m)
 {
     pthread_mutex_lock(&m->lock);
@@ -1430,7 +1578,7 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
     }
     struct sbuf ab;
     sbuf_init(&ab);
-    sbuf_u32(&ab, vm->cfg.lease_path[0] && vm->cfg.lease_owner[0] ? 1u : 0u);
+    sbuf_u32(&ab, (vm->cfg.lease_path[0] && vm->cfg.lease_owner[0] ? 1u : 0u) | (m->expect_disk ? 2u : 0u));
     sbuf_blob(&ab, vm->cfg.lease_owner, strlen(vm->cfg.lease_owner));
     sbuf_blob(&ab, vm->cfg.lease_owner_name, strlen(vm->cfg.lease_owner_name));
     rc = ab.err ? ab.err : chan_record(&m->chan, MIG_ACCEPT, 0, ab.p, ab.len);
@@ -1527,9 +1675,18 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
             *was_running = sreader_u32(&r) ? 1 : 0;
             has_hash = sreader_u32(&r);
             sreader_get(&r, hash, 32);
+            if (m->expect_disk && !disk_recv_complete(m->drecv)) {
+                rc = dest_fail(m, "the stream did not carry this VM's disk (it was started to receive "
+                                  "one: --incoming-disk)");
+                goto out;
+            }
             switched = true;
             m->t_stop_mono = vmx_now_ns();  /* destination: when the state began */
             set_phase(m, VMX_MIG_STOPCOPY);
+        } else if ((type == MIG_DISK_BEGIN || type == MIG_DISK_FILE || type == MIG_DISK_DATA
+                    || type == MIG_DISK_END) && !switched) {
+            if ((rc = dest_disk_record(m, type, arg, len)) < 0)
+                goto out;
         } else if (type == MIG_CANCEL) {
             char why[128] = "";
             size_t n = len < sizeof(why) - 1 ? (size_t)len : sizeof(why) - 1;
@@ -1721,10 +1878,14 @@ static void *dest_thread(void *arg)
              (unsigned long long)run_mono, (unsigned long long)run_rt, (unsigned long long)downtime,
              (unsigned long long)m->chan.received, was_running ? "" : " (paused, as on the source)");
     chan_close(&m->chan);
+    disk_recv_free(m->drecv, false);
+    m->drecv = NULL;
     m->ok = true;
     notify_main(m);
     return NULL;
 fail:
+    disk_recv_free(m->drecv, true);     /* what it created; the placeholder stays */
+    m->drecv = NULL;
     if (rc == -ETIMEDOUT)
         set_error(m, "no data from the source for %u ms", m->chan.timeout_ms);
     if (rc == -ECONNRESET)
@@ -1836,6 +1997,12 @@ int vmx_migrate_incoming(struct vmx *vm, const char *addr, char *bound, size_t b
     snprintf(m->st.peer, sizeof(m->st.peer), "%s", bound);
     pthread_mutex_unlock(&m->lock);
     return 0;
+}
+
+void vmx_migrate_expect_disk(struct vmx *vm)
+{
+    if (vm->mig)
+        vm->mig->expect_disk = true;
 }
 
 int vmx_migrate_incoming_run(struct vmx *vm, char *err, size_t errlen)

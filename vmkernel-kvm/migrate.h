@@ -24,6 +24,11 @@
  *     PAGES    arg = n (1..MIG_MAX_RUN): u64 gpa, then n * 4096 bytes
  *     ZERO     u64 gpa, u32 n: n pages that are all zero now (a marker, no data)
  *     ROUND    u32 round, u32 percent, u64 remaining bytes (progress only)
+ *     DISK_BEGIN, DISK_FILE, DISK_DATA, DISK_END   the disk's files, when the
+ *              migration carries the disk (with_disk; formats in
+ *              migrate_disk.h): after ACCEPT, before the first PAGES; more
+ *              DISK_DATA during the memory rounds; the last ones and
+ *              DISK_END in stop-and-copy, before SWITCH
  *     SWITCH   u64 stop CLOCK_REALTIME ns, u64 stop CLOCK_MONOTONIC ns,
  *              u32 was_running, u32 has_hash, 32 bytes SHA-256 of RAM
  *     VCPU, IRQCHIP, CLOCK, SERIAL, TOOLS, VIRTIO   the snapshot sections
@@ -33,7 +38,8 @@
  *     CANCEL   u8[] reason: the source aborted (the destination exits)
  *   destination -> source
  *     ACCEPT   after HELLO: this VM can take the stream; u32 flags (bit 0:
- *              it has a lease configured), blob lease owner, blob owner name
+ *              it has a lease configured; bit 1: it expects the disk,
+ *              --incoming-disk), blob lease owner, blob owner name
  *     READY    after END: everything loaded (and the hash matched)
  *     RUNNING  u64 CLOCK_REALTIME ns, u64 CLOCK_MONOTONIC ns when its vCPUs ran
  *     FAIL     u8[] reason: the destination refuses (the source resumes)
@@ -72,6 +78,10 @@ enum mig_record {
     MIG_ZERO = 0x102,
     MIG_ROUND = 0x103,
     MIG_SWITCH = 0x104,
+    MIG_DISK_BEGIN = 0x130,
+    MIG_DISK_FILE = 0x131,
+    MIG_DISK_DATA = 0x132,
+    MIG_DISK_END = 0x133,
     MIG_GO = 0x110,
     MIG_CANCEL = 0x111,
     MIG_ACCEPT = 0x120,
@@ -104,6 +114,9 @@ struct vmx_migrate_params {
      * rpc.key) and the destination's pinned certificate thumbprint. */
     char tls_dir[256];
     char peer_thumbprint[128];
+    /* The disk's files go over the stream too (the destination runs with
+     * --incoming-disk); this side's files are only read. */
+    bool with_disk;
 };
 
 struct vmx_migrate_status {
@@ -114,6 +127,7 @@ struct vmx_migrate_status {
     uint64_t ram_bytes, transferred_bytes, remaining_bytes;
     uint64_t dirty_rate_bps, bandwidth_bps, expected_downtime_ms;
     uint64_t downtime_ms, total_ms, zero_pages, data_pages;
+    uint64_t disk_total_bytes, disk_sent_bytes;     /* with_disk */
     char error[256];
 };
 
@@ -146,6 +160,10 @@ int vmx_migrate_incoming(struct vmx *, const char *addr, char *bound, size_t bou
 /* Destination: require TLS, presenting the identity in DIR and accepting
  * only a source whose certificate has thumbprint PEER. */
 int vmx_migrate_incoming_tls(struct vmx *, const char *dir, const char *peer, char *err, size_t errlen);
+/* Destination: the disk comes over the stream (vmx --incoming-disk): the
+ * VM's disk.path is a new, empty base the stream replaces; a stream
+ * without the disk is refused, as is one with a disk without this. */
+void vmx_migrate_expect_disk(struct vmx *);
 /* Destination: start receiving (after the seccomp filter is on, so the
  * receiving thread runs under it). */
 int vmx_migrate_incoming_run(struct vmx *, char *err, size_t errlen);

@@ -340,6 +340,8 @@ static void fill_status(Kvc__Vmx__MigrateStatus *r, const struct vmx_migrate_sta
     r->total_ms = s->total_ms;
     r->zero_pages = s->zero_pages;
     r->data_pages = s->data_pages;
+    r->disk_total_bytes = s->disk_total_bytes;
+    r->disk_sent_bytes = s->disk_sent_bytes;
     r->error = (char *)s->error;
     r->downtime_target_ms = s->downtime_target_ms;
 }
@@ -380,6 +382,7 @@ static void on_migrate_send(struct vmx_ctl_call *call, const ProtobufCMessage *m
     p.timeout_ms = req->timeout_ms;
     p.verify = req->verify;
     p.max_rounds = req->max_rounds;
+    p.with_disk = req->with_disk;
     if (strlen(req->tls_dir) >= sizeof(p.tls_dir) || strlen(req->peer_thumbprint) >= sizeof(p.peer_thumbprint)
         || !req->tls_dir[0] != !req->peer_thumbprint[0]) {
         vmx_ctl_reply_error(call, KVC_RPC_E_INVALID_ARGUMENT, "TLS needs both tls_dir and peer_thumbprint");

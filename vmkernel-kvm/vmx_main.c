@@ -48,6 +48,8 @@ static void usage(FILE *f)
                "  -n               check the config and exit\n"
                "  --restore FILE   start from a snapshot instead of booting\n"
                "  --incoming ADDR  wait for a live migration on unix:PATH, tcp:IP:PORT or fd:N\n"
+               "  --incoming-disk  with --incoming: the disk comes over the stream too (disk.path is\n"
+               "                   a new, empty base of the same size that it replaces)\n"
                "  --incoming-tls DIR --incoming-peer THUMBPRINT  require TLS for it (identity in DIR,\n"
                "                   the source's certificate pinned)\n"
                "  --no-seccomp     do not install the seccomp filter (debugging)\n"
@@ -297,8 +299,9 @@ int main(int argc, char **argv)
     const char *cfg_path = NULL, *sock = NULL, *logfile = NULL, *restore = NULL, *incoming = NULL;
     const char *incoming_tls = NULL, *incoming_peer = NULL;
     const char *net_fds = NULL;
-    bool check = false, no_seccomp = false;
+    bool check = false, no_seccomp = false, incoming_disk = false;
     static const struct option opts[] = {
+        { "incoming-disk", no_argument, NULL, 'D' },
         { "restore", required_argument, NULL, 'r' },
         { "incoming", required_argument, NULL, 'I' },
         { "incoming-tls", required_argument, NULL, 'T' },
@@ -319,6 +322,7 @@ int main(int argc, char **argv)
         case 'I': incoming = optarg; break;
         case 'T': incoming_tls = optarg; break;
         case 'P': incoming_peer = optarg; break;
+        case 'D': incoming_disk = true; break;
         case 'S': no_seccomp = true; break;
         case 'N': net_fds = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -342,12 +346,12 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < VMX_MAX_VCPUS; i++)
         vm->vcpus[i].fd = -1;
     vm->net_fds[0] = vm->net_fds[1] = vm->net_fds[2] = -1;
+    if (logfile)
+        snprintf(vm->log_path, sizeof(vm->log_path), "%s", logfile);
     if (net_fds && sscanf(net_fds, "%d,%d,%d", &vm->net_fds[0], &vm->net_fds[1],
                           &vm->net_fds[2]) != 3) {
         fprintf(stderr, "vmx: --net-fds %s: expected MEMFD,KICK,CALL\n", net_fds);
         return EXIT_START_FAILED;
-    if (logfile)
-        snprintf(vm->log_path, sizeof(vm->log_path), "%s", logfile);
     }
     if (vmx_config_load(cfg_path, &vm->cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
@@ -411,6 +415,13 @@ int main(int argc, char **argv)
     }
     if (vmx_migrate_init(vm, g_base, on_migration_done, NULL) < 0)
         goto out;
+    if (incoming_disk && (!incoming || !vm->blk_on)) {
+        fprintf(stderr, "vmx: --incoming-disk needs --incoming and a disk.path (the placeholder the "
+                        "stream replaces)\n");
+        goto out;
+    }
+    if (incoming_disk)
+        vmx_migrate_expect_disk(vm);
     if (incoming) {
         /* Built but not booted: the state comes from the source. */
         vm->state = VMX_INCOMING;

@@ -268,7 +268,7 @@ int main(int argc, char **argv)
     if ((!strcmp(cmd, "migrate") && arg) || !strcmp(cmd, "migrate-status")
         || !strcmp(cmd, "migrate-cancel")) {
         /* migrate ADDR [downtime_ms=N] [bandwidth=BYTES_PER_S] [timeout_ms=N]
-         *              [max_rounds=N] [verify] [wait] */
+         *              [max_rounds=N] [verify] [disk] [wait] */
         Kvc__Vmx__MigrateSendRequest q = KVC__VMX__MIGRATE_SEND_REQUEST__INIT;
         Kvc__Vmx__MigrateStatusRequest sq = KVC__VMX__MIGRATE_STATUS_REQUEST__INIT;
         Kvc__Vmx__MigrateStatus *r;
@@ -279,6 +279,8 @@ int main(int argc, char **argv)
                 unsigned long long v = eq ? strtoull(eq + 1, NULL, 10) : 0;
                 if (!strcmp(a, "verify"))
                     q.verify = 1;
+                else if (!strcmp(a, "disk"))
+                    q.with_disk = 1;
                 else if (!strcmp(a, "wait"))
                     q.wait = 1;
                 else if (!strncmp(a, "downtime_ms=", 12))
@@ -311,13 +313,15 @@ int main(int argc, char **argv)
                "transferred_bytes=%llu\nremaining_bytes=%llu\ndirty_rate_bps=%llu\n"
                "bandwidth_bps=%llu\nexpected_downtime_ms=%llu\nthrottle_percent=%u\n"
                "downtime_ms=%llu\ndowntime_target_ms=%u\ntotal_ms=%llu\nzero_pages=%llu\n"
-               "data_pages=%llu\nerror=%s\n", ph ? ph->name : "?", r->source, r->peer, r->round,
+               "data_pages=%llu\ndisk_total_bytes=%llu\ndisk_sent_bytes=%llu\nerror=%s\n",
+               ph ? ph->name : "?", r->source, r->peer, r->round,
                r->percent, (unsigned long long)r->ram_bytes, (unsigned long long)r->transferred_bytes,
                (unsigned long long)r->remaining_bytes, (unsigned long long)r->dirty_rate_bps,
                (unsigned long long)r->bandwidth_bps, (unsigned long long)r->expected_downtime_ms,
                r->throttle_percent, (unsigned long long)r->downtime_ms, r->downtime_target_ms,
                (unsigned long long)r->total_ms, (unsigned long long)r->zero_pages,
-               (unsigned long long)r->data_pages, r->error);
+               (unsigned long long)r->data_pages, (unsigned long long)r->disk_total_bytes,
+               (unsigned long long)r->disk_sent_bytes, r->error);
         /* wait: the exit status tells the outcome */
         return q.wait && r->phase != KVC__VMX__MIGRATE_PHASE__MIGRATE_COMPLETED ? 1 : 0;
     }
@@ -373,10 +377,6 @@ int main(int argc, char **argv)
                r->error);
         return wait && r->phase != KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_COMPLETED ? 1 : 0;
     }
-    if (!strcmp(cmd, "disk-info")) {
-        Kvc__Vmx__DiskInfoRequest q = KVC__VMX__DISK_INFO_REQUEST__INIT;
-        Kvc__Vmx__DiskInfo *r = (void *)call(sock, KVC__VMX__METHOD__VMX_DISK_INFO, &q.base,
-                                             &kvc__vmx__disk_info__descriptor);
     if (!strcmp(cmd, "folder-move") && arg) {
         Kvc__Vmx__FolderMoveRequest q = KVC__VMX__FOLDER_MOVE_REQUEST__INIT;
         q.dest_dir = (char *)arg;
@@ -389,6 +389,10 @@ int main(int argc, char **argv)
                (unsigned long long)r->duration_us);
         return 0;
     }
+    if (!strcmp(cmd, "disk-info")) {
+        Kvc__Vmx__DiskInfoRequest q = KVC__VMX__DISK_INFO_REQUEST__INIT;
+        Kvc__Vmx__DiskInfo *r = (void *)call(sock, KVC__VMX__METHOD__VMX_DISK_INFO, &q.base,
+                                             &kvc__vmx__disk_info__descriptor);
         printf("present=%d\npath=%s\nreadonly=%d\ncapacity_sectors=%llu\nrequests=%llu\n"
                "errors=%llu\nunsupported=%llu\nread_bytes=%llu\nwrite_bytes=%llu\nflushes=%llu\n"
                "cow_clusters=%llu\nstatus=%u\nread_requests=%llu\nwrite_requests=%llu\n"
@@ -409,7 +413,7 @@ usage:
                     "shutdown|reboot|console-read [OFFSET]|console-write TEXT|snapshot PATH|"
                     "suspend PATH|balloon MB|net-stats|net-link up|down|ping\n");
     fprintf(stderr, "       vmxctl -s SOCKET migrate unix:PATH|tcp:IP:PORT [downtime_ms=N] "
-                    "[bandwidth=BYTES_PER_S] [timeout_ms=N] [max_rounds=N] [verify] [wait]\n"
+                    "[bandwidth=BYTES_PER_S] [timeout_ms=N] [max_rounds=N] [verify] [disk] [wait]\n"
                     "                [tls_dir=DIR peer=THUMBPRINT]\n"
                     "       vmxctl -s SOCKET migrate-status|migrate-cancel\n"
                     "       vmxctl -s SOCKET snapshot-delete PATH|disk-info\n"
