@@ -31,6 +31,7 @@ struct hostd_mig_progress {
     uint32_t percent, round;
     uint64_t sent, total;
     int64_t downtime_ms, total_ms;
+    uint64_t disk_sent, disk_total;     /* with the disk: its bytes (sent first) */
     char error[256];            /* HOSTD_MIG_FAILED: why */
 };
 typedef void (*hostd_mig_progress_fn)(const struct hostd_mig_progress *, void *ctx);
@@ -91,16 +92,19 @@ struct hostd_backend_ops {
      * authenticated by PEER_THUMBPRINT (NULL: plain TCP); DONE once with the
      * address the source sends to, or an error.  migrate_send (source):
      * start sending to LISTEN (pinning DEST_THUMBPRINT); the VM runs on.
+     * WITH_DISK (listen: the VM's folder here holds an empty placeholder disk
+     * the stream replaces; send: the disk files go first) moves the disk too,
+     * to a destination that shares no datastore with the source.
      * migrate_progress (source): DONE once with where it stands; COMPLETED
      * means the VM now runs at the destination (it switched over by itself).
      * migrate_cancel: the source stops sending and runs on; an incoming VM
      * is powered off.  migrate_in then takes over the running incoming VM;
      * migrate_out drops the source's runtime state. */
     void (*migrate_listen)(struct hostd_host *, struct hostd_vm *, const char *peer_thumbprint,
-                           hostd_mig_listen_fn done, void *ctx);
+                           bool with_disk, hostd_mig_listen_fn done, void *ctx);
     int (*migrate_send)(struct hostd_host *, struct hostd_vm *, const char *listen,
                         const char *dest_thumbprint, uint32_t downtime_ms, uint64_t bw,
-                        char *err, size_t errlen);
+                        bool with_disk, char *err, size_t errlen);
     void (*migrate_progress)(struct hostd_host *, struct hostd_vm *,
                              hostd_mig_progress_fn done, void *ctx);
     void (*migrate_cancel)(struct hostd_host *, struct hostd_vm *, bool incoming);

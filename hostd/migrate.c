@@ -18,13 +18,24 @@
  * the destination (vmx switches over by itself when the copy converges);
  * FINISH registers the running VM here and unregisters it there.
  *
+ * With the disk (docs/storage-migration.md): PREPARE names a datastore of
+ * the destination's own (it need not see the VM's); the destination makes
+ * the VM's folder there (config, an empty disk of the VM's size: the
+ * placeholder the stream replaces) and starts the VM waiting for memory and
+ * disk.  SEND with_disk sends the disk files first.  An incoming migration
+ * that is dropped removes the folder it made; FINISH registers the VM on the
+ * new datastore here, and the source's FINISH removes the VM's old folder
+ * (its files are stale then; a shared-storage migration keeps them).
+ *
  * Safety nets: a source whose migration is not polled for STALE_MS aborts
  * it (the vpxd that ran it is gone; the VM stays), and a destination drops
  * an incoming migration not finished within INCOMING_MS. */
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -41,6 +52,8 @@ KVC_LOG_MODULE(migrate);
 #define DONE_KEEP_MS 60000
 #define DEFAULT_BW 125000000.0          /* 1 GbE */
 #define DEFAULT_DOWNTIME_MS 500
+#define RMDIR_RETRY_MS 500
+#define RMDIR_TRIES 120
 
 enum mig_state { M_PRECOPY = 1, M_SWITCHOVER, M_DONE };
 
@@ -63,7 +76,109 @@ struct hostd_migration {
     bool stream;
     struct hostd_vm *vm;        /* incoming: loaded and attached, not registered yet */
     char error[256];            /* outgoing: why the stream failed */
+    /* with the disk */
+    bool with_disk;             /* outgoing: FINISH removes the VM's folder here */
+    bool made_dir;              /* incoming: this prepare made vm->dir (dropped: removed) */
 };
+
+/* The VM's disk as vmx sees it (hostd/backends/kvm.c writes disk.path). */
+static bool
+has_disk(const struct hostd_vm *vm)
+{
+    return vm->disk_bytes >= 512;
+}
+
+/* ---- removing a VM folder ----------------------------------------------- */
+
+/* A folder to remove: at once if it can be, else again every RMDIR_RETRY_MS
+ * (an incoming vmx being stopped may still write its log there). */
+struct rm_dir {
+    struct rm_dir *next;
+    struct hostd_host *h;
+    struct event *ev;
+    int tries;
+    char path[PATH_MAX];
+};
+
+static struct rm_dir *rm_dirs;
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    if (remove(path) < 0 && errno != ENOENT)
+        kvc_warn("remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* 0 once PATH is gone. */
+static int
+rm_tree(const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return lstat(path, &st) == 0 ? -ENOTEMPTY : 0;
+}
+
+static void
+rm_dir_free(struct rm_dir *r)
+{
+    struct rm_dir **pp;
+
+    for (pp = &rm_dirs; *pp && *pp != r; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = r->next;
+    if (r->ev)
+        event_free(r->ev);
+    free(r);
+}
+
+static void
+rm_dir_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct rm_dir *r = arg;
+    struct timeval tv = { 0, RMDIR_RETRY_MS * 1000 };
+
+    (void)fd;
+    (void)what;
+    if (!rm_tree(r->path)) {
+        kvc_info("%s: removed %s", r->h->name, r->path);
+        rm_dir_free(r);
+    } else if (++r->tries >= RMDIR_TRIES) {
+        kvc_err("%s: cannot remove %s: remove it by hand", r->h->name, r->path);
+        rm_dir_free(r);
+    } else {
+        event_add(r->ev, &tv);
+    }
+}
+
+static void
+folder_remove(struct hostd_host *h, const char *path, const char *why)
+{
+    struct rm_dir *r;
+    struct timeval tv = { 0, RMDIR_RETRY_MS * 1000 };
+
+    kvc_info("%s: removing %s (%s)", h->name, path, why);
+    if (!rm_tree(path))
+        return;
+    if (!(r = calloc(1, sizeof *r)) ||
+        !(r->ev = event_new(h->d->base, -1, 0, rm_dir_tick, r))) {
+        kvc_err("%s: cannot remove %s: remove it by hand", h->name, path);
+        free(r);
+        return;
+    }
+    r->h = h;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->next = rm_dirs;
+    rm_dirs = r;
+    event_add(r->ev, &tv);
+}
 
 /* An incoming VM of a streaming migration (not in the registry yet). */
 struct hostd_vm *
@@ -138,6 +253,10 @@ mig_unlink_free(struct hostd_host *h, struct hostd_migration *m)
             h->be->migrate_cancel(h, m->vm, true);
         if (m->vm->be)
             h->be->vm_detach(h, m->vm);
+        /* And the folder this migration made for it, with what the stream
+         * brought so far. */
+        if (m->made_dir)
+            folder_remove(h, m->vm->dir, "the incoming migration was dropped");
         vmstore_vm_free(m->vm);
     }
     free(m);
@@ -229,6 +348,15 @@ hostd_migrate_drop_all(struct hostd_host *h)
     }
     if (h->mig_ev)
         event_del(h->mig_ev);
+    /* Folders still to remove: one last try, then they are left. */
+    for (struct rm_dir *r = rm_dirs, *next; r; r = next) {
+        next = r->next;
+        if (r->h != h)
+            continue;
+        if (rm_tree(r->path))
+            kvc_err("%s: cannot remove %s: remove it by hand", h->name, r->path);
+        rm_dir_free(r);
+    }
 }
 
 static uint64_t
@@ -306,7 +434,7 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
     struct hostd_datastore *ds;
     struct hostd_migration *m;
     char msg[512];
-    bool on;
+    bool on, disk_in = p->datastore && p->datastore[0];
 
     if (!hostd_session_ok(h, call))
         return;
@@ -338,7 +466,37 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
         reply_prepare(call, ENOTSUP, msg);
         return;
     }
-    if (!(ds = vmstore_datastore(h, vi->datastore))) {
+    if (disk_in) {
+        /* The VM's folder is made here, on a datastore of this host. */
+        if (!on) {
+            reply_prepare(call, ENOTSUP, "the disk moves over the stream of a live migration:"
+                          " the VM must be powered on");
+            return;
+        }
+        if (!h->be->migrate_listen) {
+            snprintf(msg, sizeof msg, "moving the disk over the migration stream needs the kvm"
+                     " backend (this host runs %s)", h->be->name);
+            reply_prepare(call, ENOTSUP, msg);
+            return;
+        }
+        if (!(ds = vmstore_datastore(h, p->datastore))) {
+            snprintf(msg, sizeof msg, "datastore %s is not mounted on this host", p->datastore);
+            reply_prepare(call, ENOENT, msg);
+            return;
+        }
+        struct stat st;
+        char dir[PATH_MAX];
+        if (snprintf(dir, sizeof dir, "%s/%s", ds->path, vi->name) >= (int)sizeof dir) {
+            reply_prepare(call, ENAMETOOLONG, "the VM's folder path is too long");
+            return;
+        }
+        if (lstat(dir, &st) == 0 || errno != ENOENT) {
+            snprintf(msg, sizeof msg, "a folder %s already exists on datastore %s", vi->name,
+                     p->datastore);
+            reply_prepare(call, EEXIST, msg);
+            return;
+        }
+    } else if (!(ds = vmstore_datastore(h, vi->datastore))) {
         snprintf(msg, sizeof msg, "datastore %s is not mounted on this host", vi->datastore);
         reply_prepare(call, ENOENT, msg);
         return;
@@ -348,7 +506,7 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
         return;
     }
     if (snprintf(m->path, sizeof m->path, "%s/%s/%s.vmx", ds->path, vi->name, vi->name) >=
-        (int)sizeof m->path || access(m->path, R_OK) < 0) {
+        (int)sizeof m->path || (!disk_in && access(m->path, R_OK) < 0)) {
         snprintf(msg, sizeof msg, "the VM's files are not visible from this host (%s on"
                  " datastore %s)", vi->name, vi->datastore);
         free(m);
@@ -379,12 +537,43 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
     m->start_ms = m->last_ms = hostd_now_ms();
     m->memory_mib = vi->memory_mib;
     m->powered_on = on;
+    if (disk_in) {
+        /* The VM's folder, config and placeholder disk, made the way a
+         * create makes them; the stream replaces the disk. */
+        Kvc__Host__VmSpec spec = KVC__HOST__VM_SPEC__INIT;
+        int rc;
+        spec.uuid = vi->uuid;
+        spec.name = vi->name;
+        spec.datastore = p->datastore;
+        spec.guest_os = vi->guest_os;
+        spec.cpu_count = vi->cpu_count;
+        spec.memory_mib = vi->memory_mib;
+        spec.disk_bytes = vi->disk_bytes;
+        spec.network = vi->network;
+        spec.workload = vi->workload;
+        if ((rc = vmstore_create(h, &spec, &m->vm, msg, sizeof msg))) {
+            free(m);
+            reply_prepare(call, rc, msg);
+            return;
+        }
+        m->made_dir = true;
+        m->with_disk = has_disk(m->vm);
+        if (vi->generation > 1) {
+            m->vm->generation = vi->generation;
+            vmstore_write_config(h, m->vm);
+        }
+        kvc_info("%s: migration %s: made %s for %s (disk %llu bytes over the stream)", h->name,
+                 p->id, m->vm->dir, vi->name, (unsigned long long)vi->disk_bytes);
+    }
     if (on && h->be->migrate_listen) {
         /* Streaming: the VM is loaded here now and its VMM waits for the
          * memory; it joins the registry only at FINISH. */
         struct listen_ctx *c;
         int rc;
-        if ((rc = vmstore_load_vm(h, m->path, &m->vm)) || strcasecmp(m->vm->uuid, vi->uuid)) {
+        if (disk_in) {
+            rc = 0;                     /* made above */
+        } else if ((rc = vmstore_load_vm(h, m->path, &m->vm)) ||
+                   strcasecmp(m->vm->uuid, vi->uuid)) {
             snprintf(msg, sizeof msg, "cannot load %.200s: %s", m->path,
                      rc ? strerror(-rc) : "it holds another VM");
             vmstore_vm_free(m->vm);
@@ -393,6 +582,10 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
             return;
         }
         if ((rc = h->be->vm_attach(h, m->vm)) || !(c = calloc(1, sizeof *c))) {
+            if (m->vm->be)
+                h->be->vm_detach(h, m->vm);
+            if (m->made_dir)
+                folder_remove(h, m->vm->dir, "the backend refused the VM");
             vmstore_vm_free(m->vm);
             free(m);
             reply_prepare(call, rc ? rc : -ENOMEM, "the backend refused the VM");
@@ -402,6 +595,8 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
             free(c);
             if (m->vm->be)
                 h->be->vm_detach(h, m->vm);
+            if (m->made_dir)
+                folder_remove(h, m->vm->dir, "out of memory");
             vmstore_vm_free(m->vm);
             free(m);
             reply_prepare(call, ENOMEM, NULL);
@@ -411,9 +606,9 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
         c->h = h;
         c->call = call;
         snprintf(c->id, sizeof c->id, "%s", m->id);
-        kvc_info("%s: migration %s: starting %s to receive it from %s", h->name, m->id,
-                 vi->name, p->source_uuid);
-        h->be->migrate_listen(h, m->vm, p->source_thumbprint, on_listening, c);
+        kvc_info("%s: migration %s: starting %s to receive it%s from %s", h->name, m->id,
+                 vi->name, m->with_disk ? " with its disk" : "", p->source_uuid);
+        h->be->migrate_listen(h, m->vm, p->source_thumbprint, m->with_disk, on_listening, c);
         return;
     }
     if (mig_add(h, m)) {
@@ -516,6 +711,14 @@ hostd_migrate_send(struct kvc_rpc_call *call, const ProtobufCMessage *req, void 
         reply_status(call, EBUSY, "a suspended VM cannot be migrated");
         return;
     }
+    if (s->with_disk && (vm->power != VM_ON || !h->be->migrate_send)) {
+        snprintf(msg, sizeof msg, vm->power != VM_ON
+                 ? "the disk moves over the stream of a live migration: the VM must be powered on"
+                 : "moving the disk over the migration stream needs the kvm backend (this host"
+                   " runs %s)", h->be->name);
+        reply_status(call, ENOTSUP, msg);
+        return;
+    }
     if (!(m = calloc(1, sizeof *m))) {
         reply_status(call, ENOMEM, NULL);
         return;
@@ -526,13 +729,15 @@ hostd_migrate_send(struct kvc_rpc_call *call, const ProtobufCMessage *req, void 
         /* Streaming: the VMM sends the memory to the destination's. */
         rc = h->be->migrate_send(h, vm, s->dest_listen, s->dest_thumbprint,
                                  s->downtime_ms ? s->downtime_ms : DEFAULT_DOWNTIME_MS,
-                                 s->bandwidth_bps, msg, sizeof msg);
+                                 s->bandwidth_bps, s->with_disk && has_disk(vm), msg,
+                                 sizeof msg);
         if (rc) {
             free(m);
             reply_status(call, rc, msg);
             return;
         }
         m->stream = true;
+        m->with_disk = s->with_disk;
         snprintf(m->id, sizeof m->id, "%s", s->id);
         snprintf(m->uuid, sizeof m->uuid, "%s", vm->uuid);
         m->state = M_PRECOPY;
@@ -544,8 +749,8 @@ hostd_migrate_send(struct kvc_rpc_call *call, const ProtobufCMessage *req, void 
             return;
         }
         vm->busy = true;
-        kvc_info("%s: migration %s: %s streams to %s at %s", h->name, m->id, vm->name,
-                 s->dest_uuid, s->dest_listen);
+        kvc_info("%s: migration %s: %s streams%s to %s at %s", h->name, m->id, vm->name,
+                 m->with_disk ? " with its disk" : "", s->dest_uuid, s->dest_listen);
         reply_status(call, 0, NULL);
         return;
     }
@@ -622,6 +827,8 @@ on_progress(const struct hostd_mig_progress *p, void *arg)
     st.round = p->round;
     st.downtime_ms = p->downtime_ms;
     st.estimated_ms = p->total_ms;
+    st.disk_bytes_total = p->disk_total;
+    st.disk_bytes_sent = p->disk_sent;
     switch (p->phase) {
     case HOSTD_MIG_COMPLETED:
         if (m->state == M_PRECOPY) {
@@ -643,7 +850,16 @@ on_progress(const struct hostd_mig_progress *p, void *arg)
         return;
     default:
         st.state = KVC__HOST__MIGRATE_STATE__MIGRATE_PRECOPY;
-        st.progress = p->phase == HOSTD_MIG_STOPPED ? 99 : p->percent > 99 ? 99 : p->percent;
+        st.progress = p->percent;
+        if (p->disk_total) {
+            /* The disk goes first, then the memory: one scale by bytes. */
+            double ram = p->total ? (double)p->total : 1.0;
+            double disk = (double)(p->disk_sent < p->disk_total ? p->disk_sent : p->disk_total);
+            st.progress = (uint32_t)((disk + ram * p->percent / 100.0) * 100.0 /
+                                     ((double)p->disk_total + ram));
+        }
+        if (p->phase == HOSTD_MIG_STOPPED || st.progress > 99)
+            st.progress = 99;
         break;
     }
     kvc_rpc_reply(c->call, &st.base);
@@ -730,7 +946,13 @@ hostd_migrate_abort(struct kvc_rpc_call *call, const ProtobufCMessage *req, void
     }
     /* Destination: an abort after the switch-over (vpxd never heard the
      * FINISH reply) unregisters the VM again, so it runs on one host. */
-    if (m->state == M_DONE && (vm = hostd_vm_find(h, m->uuid))) {
+    if (m->state == M_DONE && m->made_dir && (vm = hostd_vm_find(h, m->uuid))) {
+        /* Its disk came with it: the source's files are stale, it stays. */
+        kvc_warn("%s: migration %s aborted after switch-over: %s runs here with its disk and"
+                 " stays", h->name, m->id, vm->name);
+        reply_status(call, EALREADY, "the VM runs here now, with its disk: it cannot go back");
+        return;
+    } else if (m->state == M_DONE && (vm = hostd_vm_find(h, m->uuid))) {
         kvc_warn("%s: migration %s aborted after switch-over: %s goes back", h->name, m->id,
                  vm->name);
         vm_unregister(h, vm);
@@ -770,9 +992,14 @@ hostd_migrate_finish(struct kvc_rpc_call *call, const ProtobufCMessage *req, voi
         return;
     }
     if ((vm = hostd_vm_find(h, m->uuid))) {
+        char dir[PATH_MAX];
         kvc_info("%s: migration %s: %s left for its destination", h->name, m->id, vm->name);
+        snprintf(dir, sizeof dir, "%s", vm->dir);
         vm->busy = false;
         vm_unregister(h, vm);
+        /* Its disk went with it: what is left here is stale. */
+        if (m->with_disk)
+            folder_remove(h, dir, "the VM's disk moved with it");
     }
     m->state = M_DONE;
     m->last_ms = hostd_now_ms();

@@ -139,7 +139,12 @@ write_run_config(struct hostd_host *h, struct hostd_vm *vm, char *path, size_t l
     mem &= ~1ull;
     if (mem < 2)
         mem = 2;
-    if (sim_workload_parse(vm->workload, &w) == 0) {
+    if (!strcmp(vm->workload, "disk-loop")) {
+        /* The test guest writes and verifies its disk pattern pass after
+         * pass (guest.disk_test = loop), with the disk vmstore made. */
+        if (vm->disk_bytes >= 512)
+            snprintf(extra, sizeof extra, "guest.disk_test = loop\n");
+    } else if (sim_workload_parse(vm->workload, &w) == 0) {
         switch (w.kind) {
         case SIM_CPU:
             wl = "cpu";
@@ -992,7 +997,7 @@ on_incoming(int status, const char *error, const ProtobufCMessage *resp, void *a
 }
 
 static void
-kvm_migrate_listen(struct hostd_host *h, struct hostd_vm *vm, const char *peer,
+kvm_migrate_listen(struct hostd_host *h, struct hostd_vm *vm, const char *peer, bool with_disk,
                    hostd_mig_listen_fn done, void *ctx)
 {
     struct kvm_host *k = h->be_priv;
@@ -1019,6 +1024,7 @@ kvm_migrate_listen(struct hostd_host *h, struct hostd_vm *vm, const char *peer,
     r.log_path = logp;
     r.vcpus = vm->cpu_count;
     r.incoming = in;
+    r.incoming_disk = with_disk;        /* vmx --incoming-disk: the stream brings the disk */
     /* The same adapter as on the source: its port is made here. */
     Kvc__Vmkd__Nic nic = KVC__VMKD__NIC__INIT, *nicp = &nic;
     char mac[24];
@@ -1057,8 +1063,8 @@ on_mig_sent(int status, const char *error, const ProtobufCMessage *resp, void *a
 
 static int
 kvm_migrate_send(struct hostd_host *h, struct hostd_vm *vm, const char *listen,
-                 const char *dest_thumbprint, uint32_t downtime_ms, uint64_t bw, char *err,
-                 size_t errlen)
+                 const char *dest_thumbprint, uint32_t downtime_ms, uint64_t bw,
+                 bool with_disk, char *err, size_t errlen)
 {
     struct kvm_vm *kv = vm->be;
     Kvc__Vmx__MigrateSendRequest r = KVC__VMX__MIGRATE_SEND_REQUEST__INIT;
@@ -1081,6 +1087,7 @@ kvm_migrate_send(struct hostd_host *h, struct hostd_vm *vm, const char *listen,
     r.to = (char *)listen;
     r.downtime_ms = downtime_ms;
     r.max_bandwidth = bw;
+    r.with_disk = with_disk;
     if (dest_thumbprint && *dest_thumbprint) {
         r.tls_dir = h->state_dir;
         r.peer_thumbprint = (char *)dest_thumbprint;
@@ -1147,6 +1154,8 @@ progress_from(struct hostd_vm *vm, const Kvc__Vmx__MigrateStatus *s,
         p->total = s->ram_bytes;
     p->downtime_ms = (int64_t)(s->downtime_ms ? s->downtime_ms : s->expected_downtime_ms);
     p->total_ms = (int64_t)s->total_ms;
+    p->disk_total = s->disk_total_bytes;
+    p->disk_sent = s->disk_sent_bytes;
 }
 
 static void
@@ -1239,6 +1248,59 @@ kvm_migrate_abort(struct hostd_host *h, struct hostd_vm *vm)
     kvm_migrate_cancel(h, vm, false);
 }
 
+/* Control commands (hostd/control.c): "vm UUID|NAME workload W" sets the
+ * guest workload of a powered-off VM for its next power-on (idle, cpu:N,
+ * mem:R, sine:P, hang, crash, or disk-loop: the test guest's disk write and
+ * verify loop on the VM's disk); kept in its config. */
+static int
+kvm_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
+{
+    struct hostd_vm *vm;
+    struct sim_workload w;
+    char *nw, *old;
+    int rc;
+
+    if (argc != 4 || strcmp(argv[0], "vm") || strcmp(argv[2], "workload"))
+        return -ENOENT;
+    vm = hostd_vm_find(h, argv[1]);
+    for (struct hostd_vm *v = h->vms; !vm && v; v = v->next)
+        if (!strcmp(v->name, argv[1]))
+            vm = v;
+    if (!vm) {
+        snprintf(out, len, "ERR no VM %s on %s", argv[1], h->name);
+        return -EINVAL;
+    }
+    if (strcmp(argv[3], "disk-loop") && sim_workload_parse(argv[3], &w)) {
+        snprintf(out, len, "ERR vm NAME workload idle|cpu:N|mem:R|sine:P|hang|crash|disk-loop");
+        return -EINVAL;
+    }
+    if (!strcmp(argv[3], "disk-loop") && vm->disk_bytes < 512) {
+        snprintf(out, len, "ERR VM %s has no disk", vm->name);
+        return -EINVAL;
+    }
+    if (vm->power != VM_OFF || vm->busy) {
+        snprintf(out, len, "ERR VM %s must be powered off (the workload starts at boot)",
+                 vm->name);
+        return -EBUSY;
+    }
+    if (!(nw = strdup(argv[3]))) {
+        snprintf(out, len, "ERR out of memory");
+        return -ENOMEM;
+    }
+    old = vm->workload;
+    vm->workload = nw;
+    if ((rc = vmstore_write_config(h, vm))) {
+        vm->workload = old;
+        free(nw);
+        snprintf(out, len, "ERR cannot write %s: %s", vm->config, strerror(-rc));
+        return rc;
+    }
+    free(old);
+    hostd_vm_changed(h, vm, false);
+    snprintf(out, len, "OK");
+    return 0;
+}
+
 static int
 kvm_vm_stats(struct hostd_host *h, struct hostd_vm *vm, struct hostd_vm_stats *s)
 {
@@ -1270,4 +1332,5 @@ const struct hostd_backend_ops hostd_backend_kvm = {
     .migrate_progress = kvm_migrate_progress,
     .migrate_cancel = kvm_migrate_cancel,
     .vm_stats = kvm_vm_stats,
+    .control = kvm_control,
 };
