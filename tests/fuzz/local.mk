@@ -70,3 +70,20 @@ tests_fuzz_replay_virtio_blk_SOURCES = tests/fuzz/fuzz_virtio_blk.c tests/fuzz/r
 tests_fuzz_replay_virtio_blk_CPPFLAGS = $(AM_CPPFLAGS) -DKVC_FUZZ_NAME='"virtio_blk"'
 tests_fuzz_replay_virtio_blk_LDADD = $(VMX_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/virtio_blk
+
+# ---- migrate_disk: the disk records of a migration that carries the disk --
+KVC_FUZZ_TARGETS += tests/fuzz/fuzz_migrate_disk
+KVC_FUZZ_XMIG_SRCS = vmkernel-kvm/migrate_disk.c vmkernel-kvm/disk.c vmkernel-kvm/vmx_state.c lib/log.c
+tests/fuzz/fuzz_migrate_disk: $(srcdir)/tests/fuzz/fuzz_migrate_disk.c $(KVC_FUZZ_XMIG_SRCS:%=$(srcdir)/%) \
+		$(BUILT_SOURCES)
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CCLD)$(KVC_FUZZ_CC) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) -o $@ \
+	  $(srcdir)/tests/fuzz/fuzz_migrate_disk.c $(KVC_FUZZ_XMIG_SRCS:%=$(srcdir)/%) -lpthread
+
+check_PROGRAMS += tests/fuzz/replay_migrate_disk
+TESTS += tests/fuzz/replay_migrate_disk
+tests_fuzz_replay_migrate_disk_SOURCES = tests/fuzz/fuzz_migrate_disk.c tests/fuzz/replay-main.c
+tests_fuzz_replay_migrate_disk_CPPFLAGS = $(AM_CPPFLAGS) -DKVC_FUZZ_NAME='"migrate_disk"'
+tests_fuzz_replay_migrate_disk_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_fuzz_replay_migrate_disk_LDADD = $(VMX_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/migrate_disk tests/fuzz/make-migrate-disk-corpus.py
