@@ -897,6 +897,8 @@ on_migrate_status_reply(int status, const char *error, const ProtobufCMessage *r
         }
         st.progress = r->progress > 100 ? 100 : r->progress;
         st.bytes_sent = r->bytes_sent;
+        st.disk_sent = r->disk_bytes_sent;
+        st.disk_total = r->disk_bytes_total;
         st.bytes_total = r->bytes_total;
         st.estimated_ms = r->estimated_ms;
         st.downtime_ms = r->downtime_ms;
@@ -1132,6 +1134,9 @@ hostmgr_migrate_prepare(struct hostmgr *hm, const char *dest_host, const char *m
     vi.memory_mib = vm->memory_mib;
     vi.power = vm->powered_on ? KVC__HOST__POWER_STATE__POWERED_ON
                               : KVC__HOST__POWER_STATE__POWERED_OFF;
+    vi.guest_os = (char *)(vm->guest_os ? vm->guest_os : "");
+    vi.disk_bytes = vm->disk_bytes;
+    m.datastore = (char *)(vm->move_datastore ? vm->move_datastore : "");
     m.id = (char *)mig_id;
     m.vm = &vi;
     m.source_uuid = (char *)(source_host ? source_host : "");
@@ -1154,7 +1159,7 @@ int
 hostmgr_migrate_send(struct hostmgr *hm, const char *src_host, const char *mig_id,
                      const char *vm_uuid, const char *dest_host, uint64_t bandwidth_bps,
                      uint32_t downtime_ms, const char *dest_listen,
-                     const char *dest_thumbprint, hostmgr_done_cb cb, void *arg)
+                     const char *dest_thumbprint, bool with_disk, hostmgr_done_cb cb, void *arg)
 {
     Kvc__Host__MigrateSend m = KVC__HOST__MIGRATE_SEND__INIT;
     struct hm_host *h, *d;
@@ -1175,6 +1180,7 @@ hostmgr_migrate_send(struct hostmgr *hm, const char *src_host, const char *mig_i
     m.downtime_ms = downtime_ms;
     m.dest_listen = (char *)(dest_listen ? dest_listen : "");
     m.dest_thumbprint = (char *)(dest_thumbprint ? dest_thumbprint : "");
+    m.with_disk = with_disk;
     return do_call(h, KVC__HOST__METHOD__MIGRATE_SEND, &m.base,
                    &kvc__host__status__descriptor, NULL, cb, arg);
 }

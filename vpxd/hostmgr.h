@@ -305,6 +305,13 @@ struct hostmgr_migrate_vm {
     uint32_t cpu_count;
     uint64_t memory_mib;
     bool powered_on;            /* false: cold (only the registration moves) */
+    /* With the disk: the destination makes the VM's folder on this datastore
+     * of its own (name) and the disk comes over the stream; NULL: shared
+     * storage.  Then guest_os and disk_bytes (its disk's size) say what the
+     * destination writes in the VM's config. */
+    const char *move_datastore;
+    const char *guest_os;
+    uint64_t disk_bytes;
 };
 /* LISTEN: where the destination takes the stream ("tcp:IP:PORT"), "" if
  * its backend needs none (sim); pass it to hostmgr_migrate_send(). */
@@ -317,12 +324,13 @@ int hostmgr_migrate_prepare(struct hostmgr *, const char *dest_host, const char 
                             hostmgr_migrate_prepare_cb cb, void *arg);
 /* BANDWIDTH_BPS 0: the host's default (1 GbE); DOWNTIME_MS 0: 500.
  * DEST_LISTEN and DEST_THUMBPRINT (may be NULL): from the prepare, and the
- * destination host's certificate. */
+ * destination host's certificate.  WITH_DISK: the disk goes over the stream
+ * (the destination was prepared with move_datastore). */
 int hostmgr_migrate_send(struct hostmgr *, const char *src_host, const char *mig_id,
                          const char *vm_uuid, const char *dest_host,
                          uint64_t bandwidth_bps, uint32_t downtime_ms,
                          const char *dest_listen, const char *dest_thumbprint,
-                         hostmgr_done_cb cb, void *arg);
+                         bool with_disk, hostmgr_done_cb cb, void *arg);
 
 enum hostmgr_migrate_state {
     HOSTMGR_MIGRATE_NONE = 0,   /* the host does not know the migration */
@@ -336,6 +344,7 @@ struct hostmgr_migrate_status {
     uint32_t progress;          /* 0..100 */
     uint64_t bytes_sent, bytes_total;
     int64_t estimated_ms, downtime_ms;
+    uint64_t disk_sent, disk_total;     /* with the disk (sent before the memory) */
 };
 /* ST is NULL on a transport error. */
 typedef void (*hostmgr_migrate_status_cb)(void *arg, int err, const char *msg,

@@ -6,7 +6,14 @@
  *   SWITCHOVER) -> FINISH_DST -> [inventory: the VM is on the destination]
  *   -> FINISH_SRC -> done.
  * Before FINISH_DST answers, every failure aborts on both hosts and the VM
- * keeps running on the source.  At most one host call per migration is in
+ * keeps running on the source.
+ *
+ * With the disk (a datastore of the destination that the source does not
+ * see): PREPARE names it (the destination makes the VM's folder there),
+ * SEND carries with_disk, the progress covers disk then memory, and after
+ * FINISH_DST the inventory takes the new datastore and config path; the
+ * source's FINISH removes the old folder.  An abort removes the
+ * destination's folder; the source's files are untouched until its FINISH.  At most one host call per migration is in
  * flight; a cancel or a failure seen while one is out is acted on when it
  * answers. */
 #include "config.h"
@@ -37,6 +44,9 @@ struct mig {
     char id[48];
     char vm[VDB_ID_MAX], src[VDB_ID_MAX], dst[VDB_ID_MAX];
     char uuid[40], name[256], dsname[256], network[256], user[128], reason[32];
+    char move_ds[VDB_ID_MAX], move_dsname[256];  /* with the disk: where it goes */
+    char guest_os[64];
+    uint64_t disk_bytes;
     char listen[256];           /* the destination's stream address (prepare) */
     char src_thumb[128], dst_thumb[128];
     char task[VDB_ID_MAX];
@@ -155,6 +165,7 @@ int vpxd_migrate_check(struct vpxd *vx, const struct vpxd_migrate_req *q, char *
     char cl[VDB_ID_MAX] = "";
     int64_t n = 0, used = 0;
     json_t *nic;
+    bool disk_move = false;
     int rc = 0;
 
     if (!q || !q->vm || !q->host)
@@ -204,10 +215,22 @@ int vpxd_migrate_check(struct vpxd *vx, const struct vpxd_migrate_req *q, char *
             goto out;
         }
         if (!ds || strcmp(ds, q->datastore)) {
-            rc = set_why(why, wl, -EINVAL, "moving the VM's files to datastore %s (storage"
-                         " migration) is not supported: give the VM's datastore %s or none",
-                         q->datastore, ds ? ds : "(none)");
-            goto out;
+            vdb_query_int(vx->db, &n, "SELECT count(*) FROM host_datastore WHERE host = ? AND"
+                          " datastore = ?", "ss", src, q->datastore);
+            if (n) {
+                rc = set_why(why, wl, -EINVAL, "moving the VM's files to datastore %s (storage"
+                             " migration) is not done by a migration: give the VM's datastore"
+                             " %s or none", q->datastore, ds ? ds : "(none)");
+                goto out;
+            }
+            /* Its host does not see it: the disk goes over the stream. */
+            if (!power || strcmp(power, "POWERED_ON")) {
+                rc = set_why(why, wl, -ENOTSUP, "host %s does not see datastore %s: the disk"
+                             " moves over the stream of a live migration, and virtual machine"
+                             " %s is not powered on", src, q->datastore, q->vm);
+                goto out;
+            }
+            disk_move = true;
         }
     }
     if (power && !strcmp(power, "SUSPENDED")) {
@@ -233,7 +256,16 @@ int vpxd_migrate_check(struct vpxd *vx, const struct vpxd_migrate_req *q, char *
                      " mode", q->host);
         goto out;
     }
-    if (ds) {
+    if (disk_move) {
+        n = 0;
+        vdb_query_int(vx->db, &n, "SELECT count(*) FROM host_datastore WHERE host = ? AND"
+                      " datastore = ?", "ss", q->host, q->datastore);
+        if (!n) {
+            rc = set_why(why, wl, -EINVAL, "destination host %s does not see datastore %s",
+                         q->host, q->datastore);
+            goto out;
+        }
+    } else if (ds) {
         vdb_query_int(vx->db, &n, "SELECT count(*) FROM host_datastore WHERE host = ? AND"
                       " datastore = ?", "ss", q->host, ds);
         if (!n) {
@@ -483,9 +515,14 @@ static void on_status(void *arg, int err, const char *msg, const struct hostmgr_
     int pct = 10 + (int)st->progress * 80 / 100;
     if (pct != m->last_progress) {
         m->last_progress = pct;
-        snprintf(line, sizeof(line), "pre-copy: %llu of %llu MiB sent",
-                 (unsigned long long)(st->bytes_sent >> 20),
-                 (unsigned long long)(st->bytes_total >> 20));
+        if (st->disk_total && st->disk_sent < st->disk_total)
+            snprintf(line, sizeof(line), "copying the disk: %llu of %llu MiB sent",
+                     (unsigned long long)(st->disk_sent >> 20),
+                     (unsigned long long)(st->disk_total >> 20));
+        else
+            snprintf(line, sizeof(line), "pre-copy: %llu of %llu MiB sent",
+                     (unsigned long long)(st->bytes_sent >> 20),
+                     (unsigned long long)(st->bytes_total >> 20));
         task_progress(m, "RUNNING", pct, line);
     }
     arm(m, cfg.poll_ms);
@@ -504,8 +541,8 @@ static void on_src_finished(void *arg, int err, const char *msg, const struct ho
     kvc_info("%s: %s now runs on %s (%lld ms)", m->id, m->vm, m->dst,
              (long long)(now_ms() - m->start_ms));
     vdb_event_add(m->vx->db, "VmMigratedEvent", "info", m->vm, m->user,
-                  "Migration of %s from %s to %s completed (%s)", m->name, m->src, m->dst,
-                  m->reason);
+                  "Migration of %s from %s to %s%s%s completed (%s)", m->name, m->src, m->dst,
+                  m->move_ds[0] ? ", its disk to datastore " : "", m->move_dsname, m->reason);
     m->err = 0;
     end(m);
 }
@@ -526,6 +563,11 @@ static void on_dst_finished(void *arg, int err, const char *msg, const struct ho
     /* The point of no return: the VM runs on the destination now. */
     if ((rc = vdb_vm_set_host(m->vx->db, m->vm, m->dst)) < 0)
         kvc_err("%s: record %s on %s: %s", m->id, m->vm, m->dst, strerror(-rc));
+    /* Its disk came along: its files are on the new datastore now. */
+    if (m->move_ds[0] && (rc = vdb_vm_set_files(m->vx->db, m->vm, m->move_ds,
+                                                vi && vi->config_path ? vi->config_path
+                                                                      : "")) < 0)
+        kvc_err("%s: record %s on datastore %s: %s", m->id, m->vm, m->move_ds, strerror(-rc));
     if (vi)
         vdb_vm_set_guest(m->vx->db, m->vm, vi->tools == HOSTMGR_TOOLS_RUNNING ? "RUNNING"
                          : "NOT_RUNNING", vi->tools == HOSTMGR_TOOLS_RUNNING ? "RUNNING"
@@ -552,7 +594,11 @@ static void step(struct mig *m)
                                         .network = m->network[0] ? m->network : NULL,
                                         .cpu_count = (uint32_t)m->cpu,
                                         .memory_mib = (uint64_t)m->mem_mib,
-                                        .powered_on = m->powered_on };
+                                        .powered_on = m->powered_on,
+                                        .move_datastore = m->move_ds[0] ? m->move_dsname
+                                                                        : NULL,
+                                        .guest_os = m->guest_os,
+                                        .disk_bytes = m->disk_bytes };
         rc = hostmgr_migrate_prepare(hm, m->dst, m->id, &v, m->src, m->src_thumb, on_prepared,
                                      m);
         break;
@@ -562,7 +608,7 @@ static void step(struct mig *m)
         int n = active_on(m->src);
         uint64_t bw = (uint64_t)(cfg.link_gbps * 125000000.0 / (n > 0 ? n : 1));
         rc = hostmgr_migrate_send(hm, m->src, m->id, m->uuid, m->dst, bw, cfg.downtime_ms,
-                                  m->listen, m->dst_thumb, on_sent, m);
+                                  m->listen, m->dst_thumb, m->move_ds[0] != 0, on_sent, m);
         break;
     }
     case P_POLL:
@@ -614,12 +660,15 @@ static void start(struct mig *m)
     /* The model's time at the shared link plus a margin. */
     int64_t est = m->powered_on ? (int64_t)((double)m->mem_mib * 1048576.0 * 3 /
                                             (cfg.link_gbps * 125000000.0) * 1000) : 0;
+    /* The disk goes once, plus what the guest writes meanwhile. */
+    est += (int64_t)((double)m->disk_bytes * 2 / (cfg.link_gbps * 125000000.0) * 1000);
     m->deadline_ms = m->start_ms + est * cfg.max_per_host + cfg.timeout_ms;
     kvc_info("%s: %s (%s, %lld MiB) from %s to %s (%s)", m->id, m->vm, m->name,
              (long long)m->mem_mib, m->src, m->dst, m->reason);
     vdb_event_add(m->vx->db, m->powered_on ? "VmBeingHotMigratedEvent" : "VmBeingMigratedEvent",
-                  "info", m->vm, m->user, "Migrating %s from %s to %s (%s)", m->name, m->src,
-                  m->dst, m->reason);
+                  "info", m->vm, m->user, "Migrating %s from %s to %s%s%s (%s)", m->name, m->src,
+                  m->dst, m->move_ds[0] ? ", its disk to datastore " : "", m->move_dsname,
+                  m->reason);
     task_progress(m, "RUNNING", 2, "preparing the destination");
     step(m);
 }
@@ -662,7 +711,8 @@ int vpxd_migrate_vm(struct vpxd *vx, const struct vpxd_migrate_req *q, vpxd_migr
     if ((rc = vpxd_migrate_check(vx, q, why, wl)))
         return rc;
     if (vdb_query_row(vx->db, &row, "SELECT v.host, v.instance_uuid, v.cpu_count, v.memory_mib,"
-                      " v.power_state, v.hardware AS hardware_json, e.name,"
+                      " v.power_state, v.hardware AS hardware_json, e.name, v.guest_os,"
+                      " coalesce(v.datastore, '') AS ds,"
                       " (SELECT name FROM entity WHERE id = v.datastore) AS dsname FROM vm v"
                       " JOIN entity e ON e.id = v.id WHERE v.id = ?", "s", q->vm) < 0)
         return set_why(why, wl, -ENOENT, "virtual machine %s not found", q->vm);
@@ -698,6 +748,18 @@ int vpxd_migrate_vm(struct vpxd *vx, const struct vpxd_migrate_req *q, vpxd_migr
                                                            "network_name"));
         if (nn && !m->network[0])
             snprintf(m->network, sizeof(m->network), "%s", nn);
+    }
+    if (q->datastore && strcmp(q->datastore, json_string_value(json_object_get(row, "ds")))) {
+        /* vpxd_migrate_check said: the disk goes over the stream. */
+        json_t *disks = json_object_get(json_object_get(row, "hardware"), "disks"), *d;
+        snprintf(m->move_ds, sizeof(m->move_ds), "%s", q->datastore);
+        vdb_query_str(vx->db, m->move_dsname, sizeof(m->move_dsname), "SELECT name FROM entity"
+                      " WHERE id = ?", "s", q->datastore);
+        snprintf(m->guest_os, sizeof(m->guest_os), "%s",
+                 json_is_string(json_object_get(row, "guest_os"))
+                 ? json_string_value(json_object_get(row, "guest_os")) : "");
+        json_object_foreach(disks, k, d)
+            m->disk_bytes += (uint64_t)json_integer_value(json_object_get(d, "capacity"));
     }
     json_decref(row);
     if (!m->dsname[0]) {

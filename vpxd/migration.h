@@ -41,7 +41,10 @@ struct vpxd_migrate_req {
     const char *vm;             /* "vm-12" */
     const char *host;           /* destination "host-3" */
     const char *cluster;        /* optional: the host must be in it */
-    const char *datastore;      /* optional: must be the VM's (no storage vMotion) */
+    const char *datastore;      /* optional: the VM's (shared storage), or one its host
+                                 * does not see: the disk goes over the migration
+                                 * stream to this datastore of the destination
+                                 * (powered-on VMs; docs/storage-migration.md) */
     const char *user;           /* for events and the task */
     const char *task;           /* report into this task (REST vmw-task), or NULL:
                                  * the migration makes its own task */
@@ -53,8 +56,10 @@ typedef void (*vpxd_migrate_cb)(void *arg, int err, const char *msg, const char 
 /* Checks without starting anything: 0, or -errno with WHY:
  *   -ENOENT  no such VM, host, cluster or datastore
  *   -EALREADY the VM is already on that host
- *   -EINVAL  host not in the cluster, a datastore other than the VM's,
- *            destination without the VM's datastore or port groups
+ *   -EINVAL  host not in the cluster, a datastore other than the VM's that
+ *            its host sees (a storage migration's), destination without the
+ *            VM's datastore (or the one the disk goes to) or port groups
+ *   -ENOTSUP the disk over the stream for a powered-off VM
  *   -EBUSY   VM suspended or already migrating, destination in maintenance
  *            or entering it
  *   -ENOTCONN a host is not connected

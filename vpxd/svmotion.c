@@ -313,14 +313,20 @@ bool vpxd_svmotion_relocate(struct api_req *r, const char *host, const char *clu
         goto out;
     }
     if (!sees(vx, src, ds)) {
-        if (strcmp(host, src))
-            api_error(r, 400, "UNSUPPORTED", "host %s does not see datastore %s: moving the"
-                      " VM's disk over the migration stream to a host that shares no datastore"
-                      " with it is not supported yet", src, ds);
-        else
+        if (!strcmp(host, src)) {
             api_error(r, 400, "INVALID_ARGUMENT", "datastore %s is not mounted on host %s",
                       ds, src);
-        goto out;
+            goto out;
+        }
+        if (moving(vm)) {
+            api_error(r, 400, "NOT_ALLOWED_IN_CURRENT_STATE", "virtual machine %s is already"
+                      " being migrated", vm);
+            goto out;
+        }
+        /* Another host that mounts it: a live migration that carries the
+         * disk over its stream (relocate goes on; migration.c). */
+        json_decref(row);
+        return false;
     }
     if (moving(vm) || vpxd_migrating(vm)) {
         api_error(r, 400, "NOT_ALLOWED_IN_CURRENT_STATE", "virtual machine %s is already being"

@@ -141,10 +141,12 @@ def test_refusals_say_why_and_change_nothing(env):
                         {"placement": {"datastore": dst, "host": lh}})
     msg = check_error(st, js, 400, "INVALID_ARGUMENT")
     assert "does not see datastore" in msg, msg
+    # the disk over the migration stream: not on sim hosts
     st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
                         {"placement": {"datastore": local, "host": lh}})
     msg = check_error(st, js, 400, "UNSUPPORTED")
-    assert "shares no datastore" in msg, msg
+    assert "needs the kvm backend" in msg, msg
+    assert not os.path.exists(os.path.join(env.tmp, "local", "svm3"))
     # a folder of that name on the target: the host refuses, nothing moves
     squat = os.path.join(env.paths[dst], "svm3")
     os.makedirs(squat)
