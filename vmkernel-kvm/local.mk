@@ -215,3 +215,5 @@ EXTRA_DIST += tests/integration/test_vmx_migrate.py
 # BENCH migration-downtime-idle, migration-downtime-dirty, migration-total-vs-floor
 KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmx_migrate.py
 EXTRA_DIST += tests/bench/bench_vmx_migrate.py
+KVC_BENCH_SCRIPT_LIST += tests/bench/bench_vmx_migrate_disk.py
+EXTRA_DIST += tests/bench/bench_vmx_migrate_disk.py

@@ -384,6 +384,7 @@ struct vmx_migrate {
     uint64_t *written;
     bool expect_disk;               /* --incoming-disk */
     struct disk_recv *drecv;        /* the disk being received */
+    bool disk_flushed;              /* its first pass made durable */
     uint8_t *dbuf;                  /* one DISK_DATA record */
 
     /* source */
@@ -1594,6 +1595,16 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
             goto out;
         }
         dest_progress(m);
+        if (m->drecv && !m->disk_flushed && (type == MIG_PAGES || type == MIG_ZERO || type == MIG_ROUND)) {
+            /* The disk's first pass is over: flush it now, while the
+             * guest runs on the source, not in the pause. */
+            char err[512] = "";
+            m->disk_flushed = true;
+            if ((rc = disk_recv_flush(m->drecv, err, sizeof(err))) < 0) {
+                set_error(m, "disk: %s", err);
+                goto out;
+            }
+        }
         if (type == MIG_PAGES && !switched) {
             uint64_t gpa;
             uint8_t g[8];

@@ -35,6 +35,10 @@ int disk_recv_file(struct disk_recv *, uint32_t idx, const uint8_t *body, size_t
 int disk_recv_data(struct disk_recv *, uint32_t idx, uint64_t off, const void *buf, size_t len,
                    char *err, size_t errlen);
 int disk_recv_end(struct disk_recv *, char *err, size_t errlen);
+/* Make what arrived so far durable (called once the first pass is over,
+ * while the guest still runs on the source: DISK_END's fsync is then
+ * short). */
+int disk_recv_flush(struct disk_recv *, char *err, size_t errlen);
 uint64_t disk_recv_bytes(const struct disk_recv *);
 bool disk_recv_complete(const struct disk_recv *);
 /* FAILED: remove the files this side created. */

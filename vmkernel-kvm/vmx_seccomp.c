@@ -39,6 +39,8 @@ static const char *const allowed[] = {
     "renameat2", "unlink", "unlinkat", "link", "linkat", "getuid", "getrandom",
     /* virtio-blk and its delta files (disk.c) */
     "pread64", "pwrite64", "preadv", "pwritev", "ftruncate",
+    /* a disk received over a migration: writeback started as it arrives */
+    "sync_file_range",
     /* disk moves (disk_mirror.c): free space of the target */
     "statfs", "fstatfs",
     /* thread CPU times for stats */
