@@ -138,6 +138,45 @@ struct hostd_backend_ops {
                    char *out, size_t outlen);
 };
 
+/* Storage migration of a powered-on VM run by the backend itself (kvm: vmx
+ * moves the running disk, then its folder; docs/storage-migration.md).
+ * Without these ops svmotion.c models the copy and calls storage_moved. */
+enum hostd_svm_phase { HOSTD_SVM_COPYING, HOSTD_SVM_COMPLETED, HOSTD_SVM_FAILED,
+                       HOSTD_SVM_CANCELLED };
+struct hostd_svm_progress {
+    enum hostd_svm_phase phase;
+    uint32_t percent;
+    uint64_t copied, total;
+    char error[256];            /* FAILED, CANCELLED: why */
+};
+/* ERR 0: P says where the copy stands (NULL for svm_folder); else -errno
+ * and MSG (the call failed; the move's state is unknown to the caller). */
+typedef void (*hostd_svm_fn)(int err, const char *msg, const struct hostd_svm_progress *p,
+                             void *ctx);
+struct hostd_svm_ops {
+    /* Start moving the VM's disk into NEW_DIR (made by hostd, holding only
+     * its journal) at BW bytes/s (0: no limit); DONE once, with the
+     * refusal or the first progress. */
+    void (*start)(struct hostd_host *, struct hostd_vm *, const char *new_dir, uint64_t bw,
+                  hostd_svm_fn done, void *ctx);
+    void (*progress)(struct hostd_host *, struct hostd_vm *, hostd_svm_fn done, void *ctx);
+    /* Stop the copy; progress then says CANCELLED (or COMPLETED if the
+     * disk had switched already). */
+    void (*cancel)(struct hostd_host *, struct hostd_vm *);
+    /* The disk is in NEW_DIR: move what the backend keeps open in the
+     * VM's folder there (vmx's lease, serial log, log); DONE once. */
+    void (*folder)(struct hostd_host *, struct hostd_vm *, const char *new_dir,
+                   hostd_svm_fn done, void *ctx);
+    /* Crash recovery at start-up (before the event loop; blocks): stop a
+     * disk move the VM's vmx still runs and wait until it ended; with
+     * FOLDER, then move the folder to NEW_DIR unless it is there already.
+     * 0 when nothing runs.  -errno with ERR: leave the move as it is. */
+    int (*recover)(struct hostd_host *, struct hostd_vm *, const char *new_dir, bool folder,
+                   char *err, size_t errlen);
+};
+/* The backend's, or NULL (svmotion.c; kvm.c defines it). */
+const struct hostd_svm_ops *hostd_backend_svm_ops(const struct hostd_backend_ops *);
+
 extern const struct hostd_backend_ops hostd_backend_sim;
 extern const struct hostd_backend_ops hostd_backend_kvm;
 

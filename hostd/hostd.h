@@ -213,6 +213,9 @@ void hostd_migrate_drop_all(struct hostd_host *);
 void hostd_svmotion_start(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
 void hostd_svmotion_status(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
 void hostd_svmotion_cancel(struct kvc_rpc_call *, const ProtobufCMessage *, void *host);
+/* At start-up (the kvm backend's init, VMs adopted): resolve the journal of
+ * a storage move hostd did not finish (roll forward or back). */
+void hostd_svmotion_recover(struct hostd_host *);
 /* The VM of an incoming streaming migration (loaded, not registered), or NULL. */
 struct hostd_vm *hostd_migrate_incoming_vm(struct hostd_host *, const char *uuid);
 

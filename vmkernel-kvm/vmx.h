@@ -159,7 +159,7 @@ struct vmx {
     uint64_t throttle_sleep_ns;
     /* Storage migration (disk_mirror.c): NULL until the first move. */
     struct disk_mirror *mirror;
-    char log_path[PATH_MAX];    /* -l LOGFILE, "" : stderr (vmx_folder.c moves it) */
+    char log_path[PATH_MAX];    /* -l LOGFILE, "" : stderr (VMX_FOLDER_MOVE moves it) */
 };
 
 /* kvm.c: build and run the VM. */

@@ -601,6 +601,9 @@ kvm_init(struct hostd_host *h, void **priv)
     event_add(k->tools_ev, &tv);
     kvc_info("%s: kvm backend on vmkd %s", h->name, o->vmkd_socket);
     *priv = k;
+    /* A storage move hostd was running when it stopped is finished or
+     * undone now, before anyone sees the VM (svmotion.c). */
+    hostd_svmotion_recover(h);
     return 0;
 fail:
     for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
@@ -1315,6 +1318,263 @@ kvm_vm_stats(struct hostd_host *h, struct hostd_vm *vm, struct hostd_vm_stats *s
     return 0;
 }
 
+/* ---- storage migration of a running VM: vmx moves its disk, then its
+ * folder (svmotion.c drives it; docs/storage-migration.md) --------------- */
+
+struct svm_call {
+    hostd_svm_fn done;
+    void *ctx;
+};
+
+static bool
+has_disk(const struct hostd_vm *vm)
+{
+    return vm->disk_bytes >= 512;       /* as write_run_config */
+}
+
+static int
+vmx_errno(int status)
+{
+    switch (status) {
+    case KVC_RPC_E_CONFLICT: return -EBUSY;
+    case KVC_RPC_E_INVALID_ARGUMENT: return -EINVAL;
+    case KVC_RPC_E_NOT_FOUND: return -ENOENT;
+    case KVC_RPC_E_TIMEOUT: return -ETIMEDOUT;
+    case KVC_RPC_E_UNAVAILABLE:
+    case KVC_RPC_E_DISCONNECTED:
+    case KVC_RPC_E_CANCELLED: return -ENOTCONN;
+    default: return -EIO;
+    }
+}
+
+static void
+svm_from(const Kvc__Vmx__DiskMoveStatus *s, struct hostd_svm_progress *p)
+{
+    memset(p, 0, sizeof *p);
+    p->percent = s->percent > 100 ? 100 : s->percent;
+    p->copied = s->copied_bytes;
+    p->total = s->total_bytes;
+    switch (s->phase) {
+    case KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_COPYING:
+    case KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_DIRTY:
+    case KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_SWITCHING:
+        p->phase = HOSTD_SVM_COPYING;
+        break;
+    case KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_COMPLETED:
+        p->phase = HOSTD_SVM_COMPLETED;
+        break;
+    case KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_CANCELLED:
+        p->phase = HOSTD_SVM_CANCELLED;
+        snprintf(p->error, sizeof p->error, "%s", s->error && *s->error ? s->error : "cancelled");
+        break;
+    case KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_FAILED:
+        p->phase = HOSTD_SVM_FAILED;
+        snprintf(p->error, sizeof p->error, "%s", s->error && *s->error ? s->error : "failed");
+        break;
+    default:
+        p->phase = HOSTD_SVM_FAILED;
+        snprintf(p->error, sizeof p->error, "vmx is not moving the disk (restarted?)");
+        break;
+    }
+}
+
+static void
+on_svm_status(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct svm_call *c = arg;
+    struct hostd_svm_progress p;
+
+    if (status) {
+        c->done(vmx_errno(status), error ? error : "vmx did not answer", NULL, c->ctx);
+    } else {
+        svm_from((const Kvc__Vmx__DiskMoveStatus *)resp, &p);
+        c->done(0, NULL, &p, c->ctx);
+    }
+    free(c);
+}
+
+static void
+on_svm_folder(int status, const char *error, const ProtobufCMessage *resp, void *arg)
+{
+    struct svm_call *c = arg;
+    const Kvc__Vmx__FolderMoveReply *r = (const void *)resp;
+
+    if (!status)
+        kvc_info("vmx moved the VM's folder to %s (lease %s, generation %llu)", r->to_dir,
+                 r->lease_path, (unsigned long long)r->lease_generation);
+    c->done(status ? vmx_errno(status) : 0, status ? (error ? error : "vmx did not answer") : NULL,
+            NULL, c->ctx);
+    free(c);
+}
+
+/* One call to the VM's vmx; DONE at once if it cannot go out. */
+static void
+svm_call(struct hostd_vm *vm, uint32_t method, const ProtobufCMessage *req,
+         const ProtobufCMessageDescriptor *rt, kvc_rpc_reply_fn fn, hostd_svm_fn done, void *ctx)
+{
+    struct kvm_vm *kv = vm->be;
+    struct svm_call *c;
+
+    if (!vmx_up(kv)) {
+        done(-ENOTCONN, "the VM's vmx is not reachable on its control socket", NULL, ctx);
+        return;
+    }
+    if (!(c = calloc(1, sizeof *c))) {
+        done(-ENOMEM, "out of memory", NULL, ctx);
+        return;
+    }
+    c->done = done;
+    c->ctx = ctx;
+    if (kvc_rpc_client_call(kv->vmx, method, req, rt, KVM_CALL_MS, fn, c)) {
+        free(c);
+        done(-ENOTCONN, "the VM's vmx is not reachable on its control socket", NULL, ctx);
+    }
+}
+
+static void
+svm_no_disk(hostd_svm_fn done, void *ctx)
+{
+    struct hostd_svm_progress p = { .phase = HOSTD_SVM_COMPLETED, .percent = 100 };
+    done(0, NULL, &p, ctx);
+}
+
+static void
+kvm_svm_start(struct hostd_host *h, struct hostd_vm *vm, const char *new_dir, uint64_t bw,
+              hostd_svm_fn done, void *ctx)
+{
+    Kvc__Vmx__DiskMoveRequest r = KVC__VMX__DISK_MOVE_REQUEST__INIT;
+
+    if (!has_disk(vm))
+        return svm_no_disk(done, ctx);
+    r.dest_dir = (char *)new_dir;
+    r.max_bandwidth = bw;
+    svm_call(vm, KVC__VMX__METHOD__VMX_DISK_MOVE, &r.base, &kvc__vmx__disk_move_status__descriptor,
+             on_svm_status, done, ctx);
+}
+
+static void
+kvm_svm_progress(struct hostd_host *h, struct hostd_vm *vm, hostd_svm_fn done, void *ctx)
+{
+    Kvc__Vmx__DiskMoveStatusRequest r = KVC__VMX__DISK_MOVE_STATUS_REQUEST__INIT;
+
+    if (!has_disk(vm))
+        return svm_no_disk(done, ctx);
+    svm_call(vm, KVC__VMX__METHOD__VMX_DISK_MOVE_STATUS, &r.base,
+             &kvc__vmx__disk_move_status__descriptor, on_svm_status, done, ctx);
+}
+
+static void
+kvm_svm_cancel(struct hostd_host *h, struct hostd_vm *vm)
+{
+    struct kvm_vm *kv = vm->be;
+    Kvc__Vmx__DiskMoveStatusRequest r = KVC__VMX__DISK_MOVE_STATUS_REQUEST__INIT;
+
+    if (has_disk(vm) && vmx_up(kv))
+        kvc_rpc_client_call(kv->vmx, KVC__VMX__METHOD__VMX_DISK_MOVE_CANCEL, &r.base,
+                            &kvc__vmx__disk_move_status__descriptor, KVM_CALL_MS, on_ignored,
+                            NULL);
+}
+
+static void
+kvm_svm_folder(struct hostd_host *h, struct hostd_vm *vm, const char *new_dir,
+               hostd_svm_fn done, void *ctx)
+{
+    Kvc__Vmx__FolderMoveRequest r = KVC__VMX__FOLDER_MOVE_REQUEST__INIT;
+
+    r.dest_dir = (char *)new_dir;
+    svm_call(vm, KVC__VMX__METHOD__VMX_FOLDER_MOVE, &r.base,
+             &kvc__vmx__folder_move_reply__descriptor, on_svm_folder, done, ctx);
+}
+
+/* A blocking call to vmx (start-up only): the status, *OUT to free. */
+static int
+svm_sync(struct kvm_vm *kv, uint32_t method, const ProtobufCMessage *req,
+         const ProtobufCMessageDescriptor *rt, ProtobufCMessage **out, char *err, size_t errlen)
+{
+    char *e = NULL;
+    int st = kvc_rpc_call_sync(kv->vmx, method, req, rt, 10000, out, &e);
+
+    if (st)
+        snprintf(err, errlen, "%s", e ? e : "vmx did not answer");
+    free(e);
+    return st;
+}
+
+static int
+kvm_svm_recover(struct hostd_host *h, struct hostd_vm *vm, const char *new_dir, bool folder,
+                char *err, size_t errlen)
+{
+    struct kvm_vm *kv = vm->be;
+    Kvc__Vmx__DiskMoveStatusRequest sr = KVC__VMX__DISK_MOVE_STATUS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    int64_t deadline = hostd_now_ms() + 60000;
+    int st;
+
+    if (!kv || !kv->vmx || vm->power != VM_ON)
+        return 0;
+    /* A move vmx still runs: stopped, and waited for (a switch under way
+     * completes: the files then tell). */
+    for (bool asked = false; has_disk(vm);) {
+        const Kvc__Vmx__DiskMoveStatus *s;
+        if ((st = svm_sync(kv, KVC__VMX__METHOD__VMX_DISK_MOVE_STATUS, &sr.base,
+                           &kvc__vmx__disk_move_status__descriptor, &resp, err, errlen)))
+            return vmx_errno(st);
+        s = (const void *)resp;
+        bool active = s->phase >= KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_COPYING &&
+                      s->phase <= KVC__VMX__DISK_MOVE_PHASE__DISK_MOVE_SWITCHING;
+        protobuf_c_message_free_unpacked(resp, NULL);
+        resp = NULL;
+        if (!active)
+            break;
+        if (hostd_now_ms() > deadline) {
+            snprintf(err, errlen, "vmx's disk move did not stop within 60 s");
+            return -ETIMEDOUT;
+        }
+        if (!asked) {
+            kvc_info("%s: VM %s: stopping the disk move vmx still runs", h->name, vm->name);
+            if ((st = svm_sync(kv, KVC__VMX__METHOD__VMX_DISK_MOVE_CANCEL, &sr.base,
+                               &kvc__vmx__disk_move_status__descriptor, &resp, err, errlen)) &&
+                st != KVC_RPC_E_CONFLICT)
+                return vmx_errno(st);
+            if (resp)
+                protobuf_c_message_free_unpacked(resp, NULL);
+            resp = NULL;
+            asked = true;
+        }
+        usleep(50000);
+    }
+    if (!folder)
+        return 0;
+    /* Where vmx says its config is tells whether the folder moved already. */
+    Kvc__Vmx__InfoRequest ir = KVC__VMX__INFO_REQUEST__INIT;
+    if ((st = svm_sync(kv, KVC__VMX__METHOD__VMX_INFO, &ir.base, &kvc__vmx__info__descriptor,
+                       &resp, err, errlen)))
+        return vmx_errno(st);
+    const char *cp = ((const Kvc__Vmx__Info *)resp)->config_path;
+    size_t n = strlen(new_dir);
+    bool there = !strncmp(cp, new_dir, n) && cp[n] == '/' && !strchr(cp + n + 1, '/');
+    protobuf_c_message_free_unpacked(resp, NULL);
+    resp = NULL;
+    if (there)
+        return 0;
+    Kvc__Vmx__FolderMoveRequest fr = KVC__VMX__FOLDER_MOVE_REQUEST__INIT;
+    fr.dest_dir = (char *)new_dir;
+    if ((st = svm_sync(kv, KVC__VMX__METHOD__VMX_FOLDER_MOVE, &fr.base,
+                       &kvc__vmx__folder_move_reply__descriptor, &resp, err, errlen)))
+        return vmx_errno(st);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    kvc_info("%s: VM %s: vmx moved its folder to %s", h->name, vm->name, new_dir);
+    return 0;
+}
+
+static const struct hostd_svm_ops kvm_svm_ops = {
+    .start = kvm_svm_start,
+    .progress = kvm_svm_progress,
+    .cancel = kvm_svm_cancel,
+    .folder = kvm_svm_folder,
+    .recover = kvm_svm_recover,
+};
+
 const struct hostd_backend_ops hostd_backend_kvm = {
     .name = "kvm",
     .init = kvm_init,
@@ -1334,3 +1594,9 @@ const struct hostd_backend_ops hostd_backend_kvm = {
     .vm_stats = kvm_vm_stats,
     .control = kvm_control,
 };
+
+const struct hostd_svm_ops *
+hostd_backend_svm_ops(const struct hostd_backend_ops *be)
+{
+    return be == &hostd_backend_kvm ? &kvm_svm_ops : NULL;
+}

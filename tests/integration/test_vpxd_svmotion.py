@@ -3,9 +3,11 @@ placement.datastore moves a running VM's folder to another datastore of its
 host (task, progress, data kept, old folder removed, the inventory's
 datastore follows, the VM keeps running and its lease lives in the new
 folder), or with placement.host too, moves the files and then migrates the
-VM live; refusals say why and change nothing.  (kvm hosts: a running kvm
-VM's folder move is refused by hostd, see docs/storage-migration.md; vmx's
-own disk move is tested in test_vmx_disk_move.py.)"""
+VM live; refusals say why and change nothing.  On a kvm host with the real
+vmx, a running VM's folder moves with its guest writing and verifying its
+disk (task and plain), a cancel during the throttled copy leaves it where it
+was, and a hostd killed mid-move resolves the move's journal when it comes
+back (rolled back during vmx's copy, forward after it committed)."""
 import os
 import sqlite3
 
@@ -164,59 +166,305 @@ def test_refusals_say_why_and_change_nothing(env):
 
 
 def kvm_skip_reason():
-    from kvctest import binpath
+    from kvctest import binpath, kvm_usable
     if os.geteuid() != 0:
         return "vmkd needs root (cgroups)"
-    for p in ("vmkernel-kvm/vmkd", "tests/integration/test_vmkd_fake_vmx"):
+    for p in ("vmkernel-kvm/vmkd", "vmkernel-kvm/vmx", "vmkernel-kvm/guest/kvc-guest.elf"):
         if not os.path.exists(binpath(p)):
             return "%s is not built in this tree" % p
+    ok, why = kvm_usable()
+    if not ok:
+        return why or "no usable /dev/kvm"
     return None
 
 
-@pytest.mark.skipif(kvm_skip_reason() is not None, reason=kvm_skip_reason() or "")
-def test_kvm_host_moves_a_powered_off_vm_and_refuses_a_running_one(env):
-    from hostd_util import Hostd
-    from kvctest import binpath
-    from test_hostd_kvm import Vmkd
-    fake_vmx = binpath("tests/integration/test_vmkd_fake_vmx")
-    vmkd_dir = os.path.join(env.tmp, "vmkd-svm")
-    os.makedirs(vmkd_dir)
-    vk = Vmkd(vmkd_dir)
-    try:
-        k1, k2 = os.path.join(env.tmp, "kds1"), os.path.join(env.tmp, "kds2")
-        hd = Hostd(env.tmp, name="svmkvm", backend="kvm",
-                   datastores=["kds1=%s:shared" % k1, "kds2=%s:shared" % k2],
-                   extra=["--vmkd-socket", vk.sock, "--guest-image", fake_vmx])
-        env.hostds.append(hd)
-        host, = env.add_hosts(hd, env.host_folder)
-        d1, d2 = env.datastore("kds1"), env.datastore("kds2")
-        paths = {d1: k1, d2: k2}
-        vm = env.create_vm("svk1", host, mib=64)
-        src = vm_datastore(env, vm)
-        dst = d2 if src == d1 else d1
-        old, new = os.path.join(paths[src], "svk1"), os.path.join(paths[dst], "svk1")
-        with open(os.path.join(old, "data.bin"), "wb") as f:
-            f.write(b"kvm" * 100000)
-        st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
-                            {"placement": {"datastore": dst}})
+KVM_BW = 524288         # the kvm host's default copy speed: 4 MiB of guest data in ~8 s
+
+
+class KvmHost:
+    """A kvm host of ENV: its own vmkd running the real vmx, hostd with two
+    datastores of its own (kds1, kds2), copies slowed to KVM_BW."""
+
+    def __init__(self, env):
+        from kvctest import Daemon, binpath
+        self.env = env
+        self.dir = os.path.join(env.tmp, "kvmhost")
+        os.makedirs(self.dir)
+        self.vsock = os.path.join(self.dir, "vmkd.sock")
+        conf = os.path.join(self.dir, "vmkd.conf")
+        with open(conf, "w") as f:
+            f.write('[vmkd]\nstate-dir = "%s"\nsocket = "%s"\nvmx = "%s"\n'
+                    'ready-timeout = 30s\nstop-timeout = 5s\nstop-vms-on-exit = true\n'
+                    '[cgroup]\nparent = "kvcenter-svmtest-%d"\nremove-parent-on-exit = true\n'
+                    % (os.path.join(self.dir, "vmkd-state"), self.vsock,
+                       binpath("vmkernel-kvm/vmx"), os.getpid()))
+        self.vmkd = Daemon([binpath("vmkernel-kvm/vmkd"), "-f", conf])
+        self.vmkd.wait_log(r"vmkd ready", timeout=15)
+        self.k1, self.k2 = os.path.join(self.dir, "kds1"), os.path.join(self.dir, "kds2")
+        self.hd = None
+        self.start()
+        self.host, = env.add_hosts(self.hd, env.host_folder)
+        self.d1, self.d2 = env.datastore("kds1"), env.datastore("kds2")
+        self.paths = {self.d1: self.k1, self.d2: self.k2}
+
+    def start(self, port=None, fault=None):
+        from hostd_util import Hostd
+        from kvctest import binpath
+        state = self.hd.state if self.hd else None
+        extra = ["--vmkd-socket", self.vsock, "--guest-image",
+                 binpath("vmkernel-kvm/guest/kvc-guest.elf"), "--lease-ms", "1000"]
+        if port:
+            extra += ["--port", str(port)]
+        envs = ["env", "KVC_HOSTD_SVM_BANDWIDTH=%d" % KVM_BW]
+        if fault:
+            envs.append("KVC_HOSTD_FAULT=" + fault)
+        self.hd = Hostd(self.dir, name="svmkvm", backend="kvm", state=state, prefix=envs,
+                        datastores=["kds1=%s:shared" % self.k1, "kds2=%s:shared" % self.k2],
+                        extra=extra)
+        self.env.hostds.append(self.hd)
+
+    def kill9_and_restart(self):
+        port = self.hd.hosts[0]["port"]
+        self.hd.kill9()
+        self.env.hostds.remove(self.hd)
+        self.start(port=port)
+
+    def connected(self):
+        st, l, _ = self.env.req("GET", "/api/vcenter/host")
+        return any(h["host"] == self.host and h["connection_state"] == "CONNECTED" for h in l)
+
+    def stop(self):
+        self.vmkd.stop()
+
+
+@pytest.fixture(scope="module")
+def kvm(env):
+    r = kvm_skip_reason()
+    if r:
+        pytest.skip(r)
+    k = KvmHost(env)
+    yield k
+    k.stop()
+
+
+class Guest:
+    """A running kvm VM whose test guest writes and verifies its disk pass
+    after pass (workload disk-loop); its serial log is in its folder."""
+
+    def __init__(self, env, k, name):
+        self.env, self.k, self.name = env, k, name
+        st, self.vm, _ = env.req("POST", "/api/vcenter/vm", {
+            "guest_OS": "OTHER_LINUX_64", "name": name,
+            "placement": {"folder": env.vm_folder, "host": k.host},
+            "memory": {"size_MiB": 32}, "disks": [{"new_vmdk": {"capacity": 16 << 20}}]})
+        assert st == 201, self.vm
+        assert k.hd.control("host 0 vm %s workload disk-loop" % name) == "OK"
+        env.power_on(self.vm)
+        self.wait_passes(0)
+        assert self.readies() == 1
+
+    def ds(self):
+        return vm_datastore(self.env, self.vm)
+
+    def folder(self, ds=None):
+        return os.path.join(self.k.paths[ds or self.ds()], self.name)
+
+    def serial(self):
+        for ds in self.k.paths:
+            p = os.path.join(self.folder(ds), "serial.log")
+            try:
+                with open(p, "rb") as f:
+                    text = f.read().decode("ascii", "replace")
+                if os.path.exists(os.path.join(self.folder(ds), self.name + ".img")) or \
+                        ds == self.ds():
+                    return text
+            except FileNotFoundError:
+                continue
+        return ""
+
+    def passes(self):
+        import re
+        return [int(x) for x in re.findall(r"disk loop pass=(\d+) seed=\d+\n", self.serial())]
+
+    def wait_passes(self, n, timeout=60):
+        return wait_for(lambda: (lambda p: p and p[-1] >= n)(self.passes()), timeout,
+                        "%s: guest disk pass %d" % (self.name, n))
+
+    def readies(self):
+        return self.serial().count("KVC-GUEST: ready")
+
+    def assert_verified(self):
+        import re
+        text = self.serial()
+        lines = re.findall(r"KVC-GUEST: disk verify [^\n]*\n", text)
+        assert lines, text[-2000:]
+        bad = [l for l in lines if "bad=0 errors=0" not in l]
+        assert not bad, bad[:5]
+
+    def running(self):
+        st, p, _ = self.env.req("GET", "/api/vcenter/vm/%s/power" % self.vm)
+        return p["state"] == "POWERED_ON"
+
+    def lease(self, folder):
+        with open(os.path.join(folder, self.name + ".lck")) as f:
+            return dict(l.split("=", 1) for l in f.read().splitlines() if "=" in l)
+
+    def assert_lease_renewed(self, folder):
+        first = self.lease(folder)
+        assert first["state"] == "held", first
+        wait_for(lambda: int(self.lease(folder)["heartbeat"]) >= int(first["heartbeat"]) + 3, 10,
+                 "vmx renewing the lease in %s" % folder)
+
+    def stop(self):
+        st, js, _ = self.env.req("POST", "/api/vcenter/vm/%s/power?action=stop" % self.vm)
         assert st == 204, js
-        assert vm_datastore(env, vm) == dst
-        assert not os.path.exists(old)
-        with open(os.path.join(new, "data.bin"), "rb") as f:
-            assert f.read() == b"kvm" * 100000
-        # it powers on from the new folder; moving it running is refused
-        env.power_on(vm)
-        st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
-                            {"placement": {"datastore": src}})
-        msg = check_error(st, js, 400, "UNSUPPORTED")
-        assert "power it off first" in msg, msg
-        assert vm_datastore(env, vm) == dst and os.path.isdir(new) and not os.path.exists(old)
-        st, p, _ = env.req("GET", "/api/vcenter/vm/%s/power" % vm)
-        assert p["state"] == "POWERED_ON"
-        st, js, _ = env.req("POST", "/api/vcenter/vm/%s/power?action=stop" % vm)
-        assert st == 204, js
-    finally:
-        vk.stop()
+
+
+def other_kds(k, ds):
+    return k.d2 if ds == k.d1 else k.d1
+
+
+def test_kvm_running_vm_moves_with_its_guest(env, kvm):
+    g = Guest(env, kvm, "svk1")
+    src = g.ds()
+    dst = other_kds(kvm, src)
+    old, new = g.folder(src), g.folder(dst)
+    with open(os.path.join(old, "notes.bin"), "wb") as f:
+        notes = os.urandom(1 << 20)
+        f.write(notes)
+    g.assert_lease_renewed(old)
+    g.wait_passes(g.passes()[-1] + 1)
+    serial_before = g.serial()
+
+    st, tid, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate&vmw-task=true" % g.vm,
+                         {"placement": {"datastore": dst}})
+    assert st == 202, tid
+    # the copy runs at the host's 512 KiB/s while the guest writes on
+    seen = wait_for(lambda: (lambda t: t if t["status"] != "RUNNING" or
+                             0 < t["progress"]["completed"] < 100 else None)(env.task(tid)),
+                    20, "copy progress", 0.05)
+    assert seen["status"] == "RUNNING", seen
+    assert os.path.exists(os.path.join(new, "svk1.img.moving"))
+    t = env.wait_task(tid, 60)
+    assert t["status"] == "SUCCEEDED", t
+    # the inventory, the folders
+    assert g.ds() == dst
+    assert not os.path.exists(old), os.listdir(old)
+    names = set(os.listdir(new))
+    for n in ("svk1.vmx", "svk1.vmx-run", "svk1.img", "svk1.lck", "serial.log", "vmware.log",
+              "notes.bin"):
+        assert n in names, names
+    assert not [n for n in names if n.endswith((".svmotion", ".moving", ".svmpart"))], names
+    with open(os.path.join(new, "notes.bin"), "rb") as f:
+        assert f.read() == notes
+    with open(os.path.join(new, "svk1.vmx")) as f:
+        assert "svk1" in f.read()
+    # the same guest runs on (no second boot), its serial log whole, its
+    # disk passes verify on the moved disk, its lease renewed in the new folder
+    assert g.running()
+    assert g.serial().startswith(serial_before) and g.readies() == 1
+    g.wait_passes(g.passes()[-1] + 2)
+    g.assert_verified()
+    g.assert_lease_renewed(new)
+    with open(os.path.join(new, "vmware.log")) as f:
+        assert "VMX-FOLDER-MOVE" in f.read()
+
+    # and back, without a task: answered when done
+    st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % g.vm,
+                        {"placement": {"datastore": src}})
+    assert st == 204, js
+    assert g.ds() == src and not os.path.exists(new)
+    assert os.path.exists(os.path.join(old, "notes.bin"))
+    assert g.running() and g.readies() == 1
+    g.wait_passes(g.passes()[-1] + 2)
+    g.assert_verified()
+    g.assert_lease_renewed(old)
+    g.stop()
+
+
+def test_kvm_cancel_during_the_copy_leaves_the_vm_on_its_source(env, kvm):
+    g = Guest(env, kvm, "svk2")
+    src = g.ds()
+    dst = other_kds(kvm, src)
+    old, new = g.folder(src), g.folder(dst)
+    st, tid, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate&vmw-task=true" % g.vm,
+                         {"placement": {"datastore": dst}})
+    assert st == 202, tid
+    t = wait_for(lambda: (lambda t: t if t["progress"]["completed"] > 0 else None)(env.task(tid)),
+                 20, "copy progress", 0.05)
+    assert t["status"] == "RUNNING" and t["cancelable"], t
+    assert os.path.exists(os.path.join(new, "svk2.img.moving"))
+    st, js, _ = env.req("POST", "/api/cis/tasks/%s?action=cancel" % tid)
+    assert st == 204, js
+    t = env.wait_task(tid, 20)
+    assert t["status"] == "FAILED" and "cancel" in str(t["error"]).lower(), t
+    assert g.ds() == src
+    assert not os.path.exists(new)
+    assert os.path.exists(os.path.join(old, "svk2.img"))
+    assert not os.path.exists(os.path.join(old, "svk2.svmotion"))
+    assert g.running() and g.readies() == 1
+    g.wait_passes(g.passes()[-1] + 2)
+    g.assert_verified()
+    g.assert_lease_renewed(old)
+    g.stop()
+
+
+def test_kvm_hostd_killed_mid_move_rolls_back_or_forward(env, kvm):
+    g = Guest(env, kvm, "svk3")
+    src = g.ds()
+    dst = other_kds(kvm, src)
+    old, new = g.folder(src), g.folder(dst)
+
+    def start_move():
+        st, tid, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate&vmw-task=true" % g.vm,
+                             {"placement": {"datastore": dst}})
+        assert st == 202, tid
+        wait_for(lambda: env.task(tid)["progress"]["completed"] > 0, 20, "copy progress", 0.05)
+        assert os.path.exists(os.path.join(old, "svk3.svmotion"))
+        assert os.path.exists(os.path.join(new, "svk3.img.moving"))
+        return tid
+
+    # 1. hostd dies during the copy and comes back at once, while vmx still
+    #    copies: the move is undone (vmx's copy stopped, the target removed)
+    tid = start_move()
+    kvm.kill9_and_restart()
+    assert "STORAGE-MOVE-RECOVER vm=" in kvm.hd.d.log() and "rolled back" in kvm.hd.d.log(), \
+        kvm.hd.d.log()[-3000:]
+    assert not os.path.exists(new)
+    assert not os.path.exists(os.path.join(old, "svk3.svmotion"))
+    assert os.path.exists(os.path.join(old, "svk3.img"))
+    wait_for(lambda: env.task(tid)["status"] == "FAILED", 20, "the task to fail")
+    wait_for(kvm.connected, 20, "the host reconnected")
+    assert g.ds() == src and g.readies() == 1
+    g.wait_passes(g.passes()[-1] + 1)
+    g.assert_verified()
+    g.assert_lease_renewed(old)
+
+    # 2. hostd dies during the copy and comes back after vmx's copy
+    #    committed (the disk is in the target, no marker): the move is
+    #    finished (vmx's folder, the other files, the registry)
+    tid = start_move()
+    port = kvm.hd.hosts[0]["port"]
+    kvm.hd.kill9()
+    env.hostds.remove(kvm.hd)
+    wait_for(lambda: not os.path.exists(os.path.join(new, "svk3.img.moving")) and
+             not os.path.exists(os.path.join(old, "svk3.img")), 60, "vmx's copy to commit")
+    assert os.path.exists(os.path.join(new, "svk3.img"))
+    kvm.start(port=port)
+    log = kvm.hd.d.log()
+    assert "rolled forward" in log and "vmx moved its folder to %s" % new in log, log[-3000:]
+    assert not os.path.exists(old)
+    names = set(os.listdir(new))
+    assert {"svk3.vmx", "svk3.img", "svk3.lck", "serial.log"} <= names, names
+    assert "svk3.svmotion" not in names
+    wait_for(lambda: env.task(tid)["status"] == "FAILED", 20, "the task to fail")
+    wait_for(kvm.connected, 20, "the host reconnected")
+    wait_for(lambda: g.ds() == dst, 20, "the inventory to show the new datastore")
+    assert g.running() and g.readies() == 1
+    g.wait_passes(g.passes()[-1] + 2)
+    g.assert_verified()
+    g.assert_lease_renewed(new)
+    g.stop()
 
 
 def test_cancel_leaves_the_vm_where_it_was(env):
