@@ -130,6 +130,18 @@ struct hostd_backend_ops {
                            enum vm_power power, bool memory, char *err, size_t errlen);
     int (*snapshot_delete)(struct hostd_host *, struct hostd_vm *, const char *path,
                            char *err, size_t errlen);
+    /* The same for backends whose snapshots take time (kvm: vmx writes the
+     * memory, a revert stops and starts vmx, disk work runs off the loop);
+     * a backend has these or the synchronous ones.  Each calls DONE exactly
+     * once, now or later (PATH is copied); hostd keeps the VM busy and its
+     * index as it was until then, and changes the index only on success. */
+    void (*snapshot_take_async)(struct hostd_host *, struct hostd_vm *, const char *path,
+                                bool memory, hostd_be_done_fn done, void *ctx);
+    void (*snapshot_revert_async)(struct hostd_host *, struct hostd_vm *, const char *path,
+                                  enum vm_power power, bool memory, hostd_be_done_fn done,
+                                  void *ctx);
+    void (*snapshot_delete_async)(struct hostd_host *, struct hostd_vm *, const char *path,
+                                  hostd_be_done_fn done, void *ctx);
     /* Host crash (failure injection): every VM stops at once. */
     void (*crash)(struct hostd_host *);
     /* Control commands the backend understands ("vm UUID hang", ...);

@@ -18,6 +18,10 @@ include $(srcdir)/hostd/ssh/local.mk
 hostd_hostd_SOURCES += hostd/svmotion.c
 # VM snapshots (hostd/snapshots.c).
 hostd_hostd_SOURCES += hostd/snapshots.c hostd/snapshots.h
+# kvm: vmx takes and deletes a running VM's snapshots; a powered-off VM's
+# disk is worked on by hostd itself with vmx's disk code.
+hostd_hostd_SOURCES += hostd/backends/kvm_snapshot.c hostd/backends/kvm.h \
+	vmkernel-kvm/disk.c vmkernel-kvm/disk.h
 
 # Unit tests: sim models, VM store, datastore heartbeats (no daemon).
 check_PROGRAMS += tests/unit/test_hostd_sim

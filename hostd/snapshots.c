@@ -178,7 +178,7 @@ static struct hostd_vm *vm_for(struct hostd_host *h, struct kvc_rpc_call *call,
                             "another operation on the VM is still running");
         return NULL;
     }
-    if (mutating && !h->be->snapshot_take) {
+    if (mutating && !h->be->snapshot_take && !h->be->snapshot_take_async) {
         kvc_rpc_reply_error(call, KVC_RPC_E_NOT_IMPLEMENTED,
                             "the %s backend does not take snapshots", h->be->name);
         return NULL;
@@ -196,18 +196,165 @@ static bool load_or_fail(struct kvc_rpc_call *call, struct hostd_vm *vm, struct 
     return rc == 0;
 }
 
+/* One mutating call while the backend works: the VM is busy from the start
+ * until the reply, and the index is written only once the backend is done. */
+struct snap_op {
+    struct hostd_host *h;
+    struct hostd_vm *vm;
+    struct kvc_rpc_call *call;
+    struct index ix;
+    uint32_t id;                    /* the snapshot */
+    enum vm_power power;            /* the VM's, when the call came */
+    bool memory;
+    bool announce;                  /* the VM changed (a revert) */
+    char name[HOSTD_SNAPSHOT_NAME_MAX + 1];
+    char desc[HOSTD_SNAPSHOT_DESC_MAX + 1];
+    char path[PATH_MAX + 32];
+    char err[256];                  /* take: why its index write failed */
+};
+
+/* The op for CALL on VM (busy from now on) with its index loaded, or NULL
+ * after answering the call. */
+static struct snap_op *op_new(struct hostd_host *h, struct kvc_rpc_call *call,
+                              struct hostd_vm *vm)
+{
+    struct snap_op *o = calloc(1, sizeof *o);
+
+    if (!o) {
+        kvc_rpc_reply_error(call, KVC_RPC_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    if (!load_or_fail(call, vm, &o->ix)) {
+        free(o);
+        return NULL;
+    }
+    o->h = h;
+    o->vm = vm;
+    o->call = call;
+    o->power = vm->power;
+    return o;
+}
+
+/* Ends the op: the VM is free again; announces a power state the backend
+ * changed (a revert, or a failed one that got as far as a power-off). */
+static void op_end(struct snap_op *o)
+{
+    o->vm->busy = false;
+    if (o->announce || o->vm->power != o->power)
+        hostd_vm_changed(o->h, o->vm, false);
+    free(o);
+}
+
+static int be_code(int rc)
+{
+    return rc == -ENOTSUP ? KVC_RPC_E_NOT_IMPLEMENTED : rc == -EBUSY ? KVC_RPC_E_CONFLICT
+         : rc == -EINVAL ? KVC_RPC_E_CONFLICT : KVC_RPC_E_UNAVAILABLE;
+}
+
+/* The backend's op, through its asynchronous form or its synchronous one;
+ * DONE exactly once. */
+static void be_take(struct snap_op *o, hostd_be_done_fn done)
+{
+    const struct hostd_backend_ops *be = o->h->be;
+    char err[256] = "";
+    int rc;
+
+    o->vm->busy = true;
+    if (be->snapshot_take_async) {
+        be->snapshot_take_async(o->h, o->vm, o->path, o->memory, done, o);
+        return;
+    }
+    rc = be->snapshot_take(o->h, o->vm, o->path, o->memory, err, sizeof err);
+    done(o->h, o->vm, rc, *err ? err : NULL, o);
+}
+
+static void be_revert(struct snap_op *o, const struct snap *s, hostd_be_done_fn done)
+{
+    const struct hostd_backend_ops *be = o->h->be;
+    char err[256] = "";
+    int rc;
+
+    o->vm->busy = true;
+    if (be->snapshot_revert_async) {
+        be->snapshot_revert_async(o->h, o->vm, o->path, (enum vm_power)s->power, s->memory,
+                                  done, o);
+        return;
+    }
+    rc = be->snapshot_revert(o->h, o->vm, o->path, (enum vm_power)s->power, s->memory, err,
+                             sizeof err);
+    done(o->h, o->vm, rc, *err ? err : NULL, o);
+}
+
+static void be_delete(struct snap_op *o, hostd_be_done_fn done)
+{
+    const struct hostd_backend_ops *be = o->h->be;
+    char err[256] = "";
+    int rc;
+
+    o->vm->busy = true;
+    if (be->snapshot_delete_async) {
+        be->snapshot_delete_async(o->h, o->vm, o->path, done, o);
+        return;
+    }
+    rc = be->snapshot_delete(o->h, o->vm, o->path, err, sizeof err);
+    done(o->h, o->vm, rc, *err ? err : NULL, o);
+}
+
+/* The index could not be written after a take: the snapshot was undone. */
+static void on_take_undone(struct hostd_host *h, struct hostd_vm *vm, int rc, const char *msg,
+                           void *arg)
+{
+    struct snap_op *o = arg;
+
+    if (rc)
+        kvc_warn("vm %s: undoing snapshot %s failed: %s", vm->uuid, o->path,
+                 msg ? msg : strerror(-rc));
+    kvc_rpc_reply_error(o->call, KVC_RPC_E_INTERNAL, "cannot write the snapshot index: %s",
+                        o->err);
+    op_end(o);
+}
+
+static void on_taken(struct hostd_host *h, struct hostd_vm *vm, int rc, const char *msg,
+                     void *arg)
+{
+    struct snap_op *o = arg;
+    struct index *ix = &o->ix;
+    struct snap *s;
+    Kvc__Host__SnapshotInfo info;
+
+    if (rc) {
+        kvc_rpc_reply_error(o->call, be_code(rc), "taking the snapshot failed: %s",
+                            msg ? msg : strerror(-rc));
+        op_end(o);
+        return;
+    }
+    s = &ix->s[ix->n++];
+    s->id = ix->next++;
+    s->created = (int64_t)time(NULL);
+    s->power = o->memory ? (int)o->power : VM_OFF;
+    s->memory = o->memory;
+    snprintf(s->name, sizeof s->name, "%s", o->name);
+    snprintf(s->desc, sizeof s->desc, "%s", o->desc);
+    ix->current = s->id;
+    if ((rc = index_save(vm, ix))) {
+        snprintf(o->err, sizeof o->err, "%s", strerror(-rc));
+        be_delete(o, on_take_undone);
+        return;
+    }
+    kvc_info("vm %s: snapshot %u '%s' taken (%s)", vm->uuid, s->id, s->name,
+             o->memory ? "with memory" : "disk only");
+    info_of(ix, s, &info);
+    kvc_rpc_reply(o->call, &info.base);
+    op_end(o);
+}
+
 void hostd_snapshot_on_create(struct kvc_rpc_call *call, const ProtobufCMessage *req,
                               void *arg)
 {
     struct hostd_host *h = arg;
     const Kvc__Host__SnapshotRequest *m = (const Kvc__Host__SnapshotRequest *)req;
     struct hostd_vm *vm;
-    struct index *ix;
-    struct snap *s;
-    Kvc__Host__SnapshotInfo info;
-    char path[PATH_MAX + 32], err[256] = "";
-    bool memory;
-    int rc;
+    struct snap_op *o;
 
     if (!m->name || !*m->name || !clean_text(m->name, HOSTD_SNAPSHOT_NAME_MAX)) {
         kvc_rpc_reply_error(call, KVC_RPC_E_INVALID_ARGUMENT,
@@ -221,55 +368,27 @@ void hostd_snapshot_on_create(struct kvc_rpc_call *call, const ProtobufCMessage 
                             HOSTD_SNAPSHOT_DESC_MAX);
         return;
     }
-    if (!(vm = vm_for(h, call, m->vm_uuid, true)))
+    if (!(vm = vm_for(h, call, m->vm_uuid, true)) || !(o = op_new(h, call, vm)))
         return;
-    if (!(ix = calloc(1, sizeof *ix))) {
-        kvc_rpc_reply_error(call, KVC_RPC_E_INTERNAL, "out of memory");
-        return;
-    }
-    if (!load_or_fail(call, vm, ix))
-        goto out;
-    if (ix->n == HOSTD_SNAPSHOTS_MAX) {
+    if (o->ix.n == HOSTD_SNAPSHOTS_MAX) {
         kvc_rpc_reply_error(call, KVC_RPC_E_CONFLICT, "the VM has %u snapshots, the most it "
                             "may have: delete one first", HOSTD_SNAPSHOTS_MAX);
-        goto out;
+        free(o);
+        return;
     }
-    for (size_t i = 0; i < ix->n; i++)
-        if (!strcmp(ix->s[i].name, m->name)) {
+    for (size_t i = 0; i < o->ix.n; i++)
+        if (!strcmp(o->ix.s[i].name, m->name)) {
             kvc_rpc_reply_error(call, KVC_RPC_E_CONFLICT,
                                 "the VM has a snapshot named '%s' already", m->name);
-            goto out;
+            free(o);
+            return;
         }
     /* Memory is kept only of a running VM; a powered-off one has none. */
-    memory = m->memory && vm->power == VM_ON;
-    snap_path(vm, ix->next, path, sizeof path);
-    if ((rc = h->be->snapshot_take(h, vm, path, memory, err, sizeof err))) {
-        kvc_rpc_reply_error(call, rc == -ENOTSUP ? KVC_RPC_E_NOT_IMPLEMENTED
-                            : rc == -EBUSY ? KVC_RPC_E_CONFLICT : KVC_RPC_E_UNAVAILABLE,
-                            "taking the snapshot failed: %s", *err ? err : strerror(-rc));
-        goto out;
-    }
-    s = &ix->s[ix->n++];
-    s->id = ix->next++;
-    s->created = (int64_t)time(NULL);
-    s->power = memory ? (int)vm->power : VM_OFF;
-    s->memory = memory;
-    snprintf(s->name, sizeof s->name, "%s", m->name);
-    snprintf(s->desc, sizeof s->desc, "%s", m->description ? m->description : "");
-    ix->current = s->id;
-    if ((rc = index_save(vm, ix))) {
-        char e2[64];
-        h->be->snapshot_delete(h, vm, path, e2, sizeof e2);
-        kvc_rpc_reply_error(call, KVC_RPC_E_INTERNAL, "cannot write the snapshot index: %s",
-                            strerror(-rc));
-        goto out;
-    }
-    kvc_info("vm %s: snapshot %u '%s' taken (%s)", vm->uuid, s->id, s->name,
-             memory ? "with memory" : "disk only");
-    info_of(ix, s, &info);
-    kvc_rpc_reply(call, &info.base);
-out:
-    free(ix);
+    o->memory = m->memory && vm->power == VM_ON;
+    snprintf(o->name, sizeof o->name, "%s", m->name);
+    snprintf(o->desc, sizeof o->desc, "%s", m->description ? m->description : "");
+    snap_path(vm, o->ix.next, o->path, sizeof o->path);
+    be_take(o, on_taken);
 }
 
 void hostd_snapshot_on_list(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
@@ -299,49 +418,77 @@ void hostd_snapshot_on_list(struct kvc_rpc_call *call, const ProtobufCMessage *r
     free(ix);
 }
 
+static void on_reverted(struct hostd_host *h, struct hostd_vm *vm, int rc, const char *msg,
+                        void *arg)
+{
+    struct snap_op *o = arg;
+    struct snap *s = index_find(&o->ix, o->id);
+    Kvc__Host__SnapshotInfo info;
+
+    if (rc) {
+        kvc_rpc_reply_error(o->call, be_code(rc), "reverting to the snapshot failed: %s",
+                            msg ? msg : strerror(-rc));
+        op_end(o);
+        return;
+    }
+    o->ix.current = s->id;
+    if ((rc = index_save(vm, &o->ix)))
+        kvc_warn("vm %s: reverted, but the index was not updated: %s", vm->uuid,
+                 strerror(-rc));
+    kvc_info("vm %s: reverted to snapshot %u '%s'", vm->uuid, s->id, s->name);
+    info_of(&o->ix, s, &info);
+    kvc_rpc_reply(o->call, &info.base);
+    o->announce = true;
+    op_end(o);
+}
+
 void hostd_snapshot_on_revert(struct kvc_rpc_call *call, const ProtobufCMessage *req,
                               void *arg)
 {
     struct hostd_host *h = arg;
     const Kvc__Host__SnapshotRequest *m = (const Kvc__Host__SnapshotRequest *)req;
-    Kvc__Host__SnapshotInfo info;
     struct hostd_vm *vm;
-    struct index *ix;
+    struct snap_op *o;
     struct snap *s;
-    char path[PATH_MAX + 32], err[256] = "";
-    int rc;
 
-    if (!(vm = vm_for(h, call, m->vm_uuid, true)))
+    if (!(vm = vm_for(h, call, m->vm_uuid, true)) || !(o = op_new(h, call, vm)))
         return;
-    if (!(ix = calloc(1, sizeof *ix))) {
-        kvc_rpc_reply_error(call, KVC_RPC_E_INTERNAL, "out of memory");
-        return;
-    }
-    if (!load_or_fail(call, vm, ix))
-        goto out;
-    if (!(s = index_find(ix, m->snapshot))) {
+    if (!(s = index_find(&o->ix, m->snapshot))) {
         kvc_rpc_reply_error(call, KVC_RPC_E_NOT_FOUND, "the VM has no snapshot %u",
                             m->snapshot);
-        goto out;
+        free(o);
+        return;
     }
-    snap_path(vm, s->id, path, sizeof path);
-    if ((rc = h->be->snapshot_revert(h, vm, path, (enum vm_power)s->power, s->memory, err,
-                                     sizeof err))) {
-        kvc_rpc_reply_error(call, rc == -EBUSY ? KVC_RPC_E_CONFLICT : KVC_RPC_E_UNAVAILABLE,
-                            "reverting to the snapshot failed: %s",
-                            *err ? err : strerror(-rc));
-        goto out;
+    o->id = s->id;
+    snap_path(vm, s->id, o->path, sizeof o->path);
+    be_revert(o, s, on_reverted);
+}
+
+static void on_deleted(struct hostd_host *h, struct hostd_vm *vm, int rc, const char *msg,
+                       void *arg)
+{
+    struct snap_op *o = arg;
+    struct index *ix = &o->ix;
+    struct snap *s = index_find(ix, o->id);
+    Kvc__Host__Status st = KVC__HOST__STATUS__INIT;
+
+    if (rc) {
+        kvc_rpc_reply_error(o->call, be_code(rc), "deleting the snapshot failed: %s",
+                            msg ? msg : strerror(-rc));
+        op_end(o);
+        return;
     }
-    ix->current = s->id;
+    if (ix->current == s->id)
+        ix->current = 0;
+    kvc_info("vm %s: snapshot %u '%s' deleted", vm->uuid, s->id, s->name);
+    memmove(s, s + 1, (size_t)(&ix->s[ix->n] - (s + 1)) * sizeof *s);
+    ix->n--;
     if ((rc = index_save(vm, ix)))
-        kvc_warn("vm %s: reverted, but the index was not updated: %s", vm->uuid,
-                 strerror(-rc));
-    kvc_info("vm %s: reverted to snapshot %u '%s'", vm->uuid, s->id, s->name);
-    hostd_vm_changed(h, vm, false);
-    info_of(ix, s, &info);
-    kvc_rpc_reply(call, &info.base);
-out:
-    free(ix);
+        kvc_rpc_reply_error(o->call, KVC_RPC_E_INTERNAL, "cannot write the snapshot index: %s",
+                            strerror(-rc));
+    else
+        kvc_rpc_reply(o->call, &st.base);
+    op_end(o);
 }
 
 void hostd_snapshot_on_delete(struct kvc_rpc_call *call, const ProtobufCMessage *req,
@@ -349,43 +496,19 @@ void hostd_snapshot_on_delete(struct kvc_rpc_call *call, const ProtobufCMessage 
 {
     struct hostd_host *h = arg;
     const Kvc__Host__SnapshotRequest *m = (const Kvc__Host__SnapshotRequest *)req;
-    Kvc__Host__Status st = KVC__HOST__STATUS__INIT;
     struct hostd_vm *vm;
-    struct index *ix;
+    struct snap_op *o;
     struct snap *s;
-    char path[PATH_MAX + 32], err[256] = "";
-    int rc;
 
-    if (!(vm = vm_for(h, call, m->vm_uuid, true)))
+    if (!(vm = vm_for(h, call, m->vm_uuid, true)) || !(o = op_new(h, call, vm)))
         return;
-    if (!(ix = calloc(1, sizeof *ix))) {
-        kvc_rpc_reply_error(call, KVC_RPC_E_INTERNAL, "out of memory");
-        return;
-    }
-    if (!load_or_fail(call, vm, ix))
-        goto out;
-    if (!(s = index_find(ix, m->snapshot))) {
+    if (!(s = index_find(&o->ix, m->snapshot))) {
         kvc_rpc_reply_error(call, KVC_RPC_E_NOT_FOUND, "the VM has no snapshot %u",
                             m->snapshot);
-        goto out;
+        free(o);
+        return;
     }
-    snap_path(vm, s->id, path, sizeof path);
-    if ((rc = h->be->snapshot_delete(h, vm, path, err, sizeof err))) {
-        kvc_rpc_reply_error(call, rc == -EBUSY ? KVC_RPC_E_CONFLICT : KVC_RPC_E_UNAVAILABLE,
-                            "deleting the snapshot failed: %s", *err ? err : strerror(-rc));
-        goto out;
-    }
-    if (ix->current == s->id)
-        ix->current = 0;
-    kvc_info("vm %s: snapshot %u '%s' deleted", vm->uuid, s->id, s->name);
-    memmove(s, s + 1, (size_t)(&ix->s[ix->n] - (s + 1)) * sizeof *s);
-    ix->n--;
-    if ((rc = index_save(vm, ix))) {
-        kvc_rpc_reply_error(call, KVC_RPC_E_INTERNAL, "cannot write the snapshot index: %s",
-                            strerror(-rc));
-        goto out;
-    }
-    kvc_rpc_reply(call, &st.base);
-out:
-    free(ix);
+    o->id = s->id;
+    snap_path(vm, s->id, o->path, sizeof o->path);
+    be_delete(o, on_deleted);
 }

@@ -34,6 +34,7 @@
 #include "vmx.pb-c.h"
 #include "lib/lease.h"
 #include "hostd/backend.h"
+#include "hostd/backends/kvm.h"
 #include "hostd/backends/sim.h"
 
 KVC_LOG_MODULE(kvm);
@@ -652,6 +653,7 @@ struct op {
     hostd_be_done_fn done;
     void *ctx;
     bool resume;                /* power-on from the suspend file */
+    char *restore;              /* power-on from this state file (a snapshot) */
 };
 
 static void power_on_step(struct op *o);
@@ -660,6 +662,7 @@ static void
 finish(struct op *o, int err, const char *msg)
 {
     o->done(o->h, o->vm, err, msg, o->ctx);
+    free(o->restore);
     free(o);
 }
 
@@ -742,7 +745,9 @@ power_on_step(struct op *o)
     r.vm_id = o->vm->uuid;
     r.config_path = cfg;
     r.log_path = logp;
-    if (o->resume) {
+    if (o->restore) {
+        r.restore_path = o->restore;
+    } else if (o->resume) {
         if ((rc = suspend_path(o->vm, vmss, sizeof vmss))) {
             finish(o, rc, "suspend file path too long");
             return;
@@ -878,6 +883,32 @@ kvm_power_async(struct hostd_host *h, struct hostd_vm *vm, Kvc__Host__PowerOp op
         finish(o, -ENOTSUP, "unknown power operation");
         return;
     }
+}
+
+/* kvm.h: for kvm_snapshot.c (a revert to a snapshot with memory). */
+void
+hostd_kvm_power_on_restore(struct hostd_host *h, struct hostd_vm *vm, const char *restore,
+                           hostd_be_done_fn done, void *ctx)
+{
+    struct op *o = calloc(1, sizeof *o);
+
+    if (!o || !(o->restore = strdup(restore))) {
+        free(o);
+        done(h, vm, -ENOMEM, NULL, ctx);
+        return;
+    }
+    o->h = h;
+    o->vm = vm;
+    o->op = KVC__HOST__POWER_OP__POWER_ON;
+    o->done = done;
+    o->ctx = ctx;
+    power_on_step(o);
+}
+
+struct kvc_rpc_client *
+hostd_kvm_vmx(struct hostd_vm *vm)
+{
+    return vmx_up(vm->be) ? ((struct kvm_vm *)vm->be)->vmx : NULL;
 }
 
 /* ---- serial console: vmx's ring and UART, through its control socket ----*/
@@ -1593,6 +1624,9 @@ const struct hostd_backend_ops hostd_backend_kvm = {
     .migrate_cancel = kvm_migrate_cancel,
     .vm_stats = kvm_vm_stats,
     .control = kvm_control,
+    .snapshot_take_async = hostd_kvm_snapshot_take,
+    .snapshot_revert_async = hostd_kvm_snapshot_revert,
+    .snapshot_delete_async = hostd_kvm_snapshot_delete,
 };
 
 const struct hostd_svm_ops *

@@ -207,3 +207,365 @@ def test_kvcli_vm_snapshot(cluster):
     assert r.returncode != 0 and "name" in r.stderr, r
     assert ok(c, "vm", "snapshot", "remove", "--vm", vm, "--snapshot", sid) == ""
     assert json.loads(ok(c, "--formatter=json", "vm", "snapshot", "list", "--vm", vm)) == []
+
+
+# ---- the kvm backend: real vmx, real disks ---------------------------------
+#
+# One kvm host (hostd + vmkd + a vmx per running VM).  The VMs have an 8 MiB
+# disk and run the test guest's disk loop (write a pattern over 4 MiB,
+# verify it, next seed, ...; "KVC-GUEST: disk loop pass=P" after each), so
+# the guest's state and its disk move on all the time.
+
+from test_kvcenter_up_kvm import skip_reason as kvm_skip_reason  # noqa: E402
+
+import hashlib  # noqa: E402
+import re  # noqa: E402
+import socket  # noqa: E402
+
+kvm_only = pytest.mark.skipif(kvm_skip_reason() is not None, reason=kvm_skip_reason() or "")
+
+DISK = 8 << 20
+
+
+@pytest.fixture(scope="module")
+def kvm():
+    with tempfile.TemporaryDirectory(prefix="kvc-snap-kvm-") as tmp:
+        c = Cluster(tmp, 1, 0, backend="kvm")
+        try:
+            c.wait_ready()
+            yield c
+        finally:
+            c.stop()
+        for root, _, files in os.walk(c.dir):
+            for f in files:
+                if f.endswith(".log"):
+                    with open(os.path.join(root, f), errors="replace") as fh:
+                        text = fh.read()
+                    assert "AddressSanitizer" not in text and "runtime error:" not in text, f
+
+
+def host_control(c, line):
+    path = os.path.join(c.dir, "hosts", "esx-0", "state", "control.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall((line + "\n").encode())
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.decode().strip()
+
+
+def new_kvm_vm(c, name):
+    """A powered-off VM with a disk and the disk-loop workload: (id, folder)."""
+    st, cls = c.api("GET", "/api/vcenter/cluster")
+    assert st == 200 and cls, (st, cls)
+    st, ds = c.api("GET", "/api/vcenter/datastore?names=shared")
+    assert st == 200 and ds, (st, ds)
+    st, vm = c.api("POST", "/api/vcenter/vm", {
+        "name": name, "guest_OS": "OTHER_LINUX_64",
+        "placement": {"cluster": cls[0]["cluster"], "datastore": ds[0]["datastore"]},
+        "cpu": {"count": 1}, "memory": {"size_MiB": 64},
+        "disks": [{"new_vmdk": {"capacity": DISK}}]})
+    assert st in (200, 201), (st, vm)
+    d = os.path.join(c.dir, "datastores", "shared", name)
+    wait_for(lambda: os.path.exists(os.path.join(d, name + ".img")), 30, "the VM's disk")
+    r = host_control(c, "host 0 vm %s workload disk-loop" % name)
+    assert r == "OK", r
+    return vm, d
+
+
+def start(c, vm):
+    st, js = c.api("POST", "/api/vcenter/vm/%s/power?action=start" % vm)
+    assert st in (200, 204), (st, js)
+    assert power(c, vm) == "POWERED_ON"
+
+
+def stop(c, vm):
+    st, js = c.api("POST", "/api/vcenter/vm/%s/power?action=stop" % vm)
+    assert st in (200, 204), (st, js)
+    assert power(c, vm) == "POWERED_OFF"
+
+
+def serial(d):
+    try:
+        with open(os.path.join(d, "serial.log"), errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def passes(text):
+    return [int(p) for p in re.findall(r"KVC-GUEST: disk loop pass=(\d+)", text)]
+
+
+def verifies(text):
+    return [(int(b), int(e)) for b, e in
+            re.findall(r"KVC-GUEST: disk verify sectors=\d+ bad=(\d+) errors=(\d+)", text)]
+
+
+def wait_pass(d, at_least, since=0):
+    return wait_for(lambda: (passes(serial(d)[since:]) or [-1])[-1] >= at_least and
+                    passes(serial(d)[since:])[-1], 60, "disk loop pass %d" % at_least)
+
+
+def chain(d, name):
+    """({layer: parent}, top) of the VM's disk (vmkernel-kvm/disk.h)."""
+    layers, top = {}, "-"
+    p = os.path.join(d, name + ".img.chain")
+    if os.path.exists(p):
+        with open(p) as f:
+            for line in f:
+                w = line.split()
+                if w and w[0] == "layer":
+                    layers[w[1]] = w[3]
+                elif w and w[0] == "top":
+                    top = w[1]
+    return layers, top
+
+
+def disk_view(d, name, top=None):
+    """SHA-256 of the disk as seen through layer TOP (default: the chain's
+    top): each 4 KiB cluster from the topmost layer whose map has it."""
+    layers, t = chain(d, name)
+    path, layer = [], top or t
+    while layer != "-":
+        path.append(layer)
+        layer = layers[layer]
+    with open(os.path.join(d, name + ".img"), "rb") as f:
+        data = bytearray(f.read())
+    for layer in reversed(path):
+        with open(os.path.join(d, layer + ".map"), "rb") as f:
+            bitmap = f.read()[4096:]
+        with open(os.path.join(d, layer + ".img"), "rb") as f:
+            for cl in range(len(data) // 4096):
+                if bitmap[cl // 8] >> (cl % 8) & 1:
+                    f.seek(cl * 4096)
+                    data[cl * 4096:(cl + 1) * 4096] = f.read(4096).ljust(4096, b"\0")
+    return hashlib.sha256(bytes(data)).hexdigest()
+
+
+def vmsn(d, name, s):
+    return os.path.join(d, "%s-snap-%s.vmsn" % (name, s["snapshot"]))
+
+
+def take(c, vm, name, memory):
+    st, s = c.api("POST", "/api/kvc/vm/%s/snapshots" % vm, {"name": name, "memory": memory})
+    assert st == 201, (st, s)
+    return s
+
+
+def revert(c, vm, s):
+    st, js = c.api("POST", "/api/kvc/vm/%s/snapshots/%s?action=revert" % (vm, s["snapshot"]))
+    assert st == 200 and js["snapshot"] == s["snapshot"] and js["current"], (st, js)
+
+
+def delete(c, vm, s):
+    st, js = c.api("DELETE", "/api/kvc/vm/%s/snapshots/%s" % (vm, s["snapshot"]))
+    assert st == 204, (st, js)
+
+
+@kvm_only
+def test_kvm_memory_snapshot_revert_runs_from_it(kvm):
+    c = kvm
+    name = "snap-mem"
+    vm, d = new_kvm_vm(c, name)
+    start(c, vm)
+    wait_pass(d, 2)
+    before = passes(serial(d))[-1]
+    s = take(c, vm, "running", True)
+    after = passes(serial(d))[-1]
+    assert s["memory"] is True and s["power_state"] == "POWERED_ON", s
+    assert power(c, vm) == "POWERED_ON"
+    # vmx froze the base behind a delta; the state file holds the memory.
+    layers, top = chain(d, name)
+    assert list(layers.values()) == ["-"] and top in layers, (layers, top)
+    assert os.path.getsize(vmsn(d, name, s)) > 64 << 10    # non-zero pages only
+
+    # The guest goes on (and writes its disk), then the revert.
+    wait_pass(d, after + 3)
+    mark = len(serial(d))
+    last = passes(serial(d))[-1]
+    revert(c, vm, s)
+    assert power(c, vm) == "POWERED_ON"
+    # The guest runs on from the snapshot: no new boot, the loop back at
+    # the pass it was in, and every verify still good (the disk went back
+    # with the memory: a pass half written at the snapshot finishes right).
+    wait_for(lambda: len(passes(serial(d)[mark:])) >= 3, 60, "three passes after the revert")
+    text = serial(d)[mark:]
+    assert "KVC-GUEST: ready" not in text, text[:400]
+    got = passes(text)
+    assert before <= got[0] <= after + 1 and got[0] < last, (before, after, last, got)
+    assert got == list(range(got[0], got[0] + len(got))), got
+    assert verifies(text) and all(v == (0, 0) for v in verifies(text)), verifies(text)
+    # Its vmx started from the state file (vmx --restore through vmkd).
+    wait_for(lambda: c.api("GET", "/api/vcenter/vm/%s/tools" % vm)[1]["run_state"] == "RUNNING",
+             30, "tools RUNNING after the revert")
+
+    # Delete while it runs: vmx consolidates the delta into the base.
+    layers, top = chain(d, name)
+    assert len(layers) == 1 and top in layers, (layers, top)   # the revert's new delta
+    delete(c, vm, s)
+    assert not os.path.exists(vmsn(d, name, s))
+    layers, top = chain(d, name)
+    assert layers == {} and top == "-", (layers, top)
+    assert snaps(c, vm) == []
+    assert power(c, vm) == "POWERED_ON"
+    mark = len(serial(d))
+    wait_for(lambda: len(passes(serial(d)[mark:])) >= 2, 60, "the loop runs on")
+    assert all(v == (0, 0) for v in verifies(serial(d)[mark:]))
+    stop(c, vm)
+
+
+@kvm_only
+def test_kvm_disk_only_snapshot_reverts_powered_off(kvm):
+    c = kvm
+    name = "snap-disk"
+    vm, d = new_kvm_vm(c, name)
+    start(c, vm)
+    wait_pass(d, 1)
+    s = take(c, vm, "disk only", False)
+    assert s["memory"] is False and s["power_state"] == "POWERED_OFF", s
+    assert power(c, vm) == "POWERED_ON"
+    layers, top = chain(d, name)
+    frozen = layers[top]
+    at_snapshot = disk_view(d, name, frozen)      # a frozen layer never changes
+    now = passes(serial(d))[-1]
+    wait_pass(d, now + 2)
+
+    revert(c, vm, s)
+    # Without memory the VM is left powered off, its disk at the snapshot:
+    # a new empty delta on the frozen layer, the one written since dropped.
+    assert power(c, vm) == "POWERED_OFF"
+    layers2, top2 = chain(d, name)
+    assert layers2.get(top2) == frozen and top not in layers2, (layers2, top2)
+    assert disk_view(d, name) == at_snapshot
+    assert snaps(c, vm)[0]["current"] is True
+
+    # A power-on boots afresh on that disk.
+    mark = len(serial(d))
+    start(c, vm)
+    wait_for(lambda: passes(serial(d)[mark:]), 60, "the loop after the power-on")
+    text = serial(d)[mark:]
+    assert text.count("KVC-GUEST: ready") == 1 and all(v == (0, 0) for v in verifies(text))
+    stop(c, vm)
+    delete(c, vm, s)
+    assert not os.path.exists(vmsn(d, name, s)) and snaps(c, vm) == []
+
+
+@kvm_only
+def test_kvm_powered_off_vm_snapshot_revert_delete(kvm):
+    c = kvm
+    name = "snap-off"
+    vm, d = new_kvm_vm(c, name)
+    start(c, vm)
+    wait_pass(d, 1)
+    stop(c, vm)
+    v0 = disk_view(d, name)
+    layers0, top0 = chain(d, name)
+
+    # No vmx runs: hostd freezes the disk itself and writes a state file
+    # without memory (whatever was asked).
+    s1 = take(c, vm, "off one", True)
+    assert s1["memory"] is False and s1["power_state"] == "POWERED_OFF", s1
+    assert os.path.getsize(vmsn(d, name, s1)) < 4096
+    layers, top = chain(d, name)
+    assert len(layers) == len(layers0) + 1 and layers[top] == top0, (layers, top)
+    assert disk_view(d, name) == v0
+
+    # The guest changes the disk (passes beyond the first boot's: other
+    # seeds); the revert (powered off) brings it back.
+    first = passes(serial(d))[-1]
+    mark = len(serial(d))
+    start(c, vm)
+    wait_pass(d, first + 2, since=mark)
+    stop(c, vm)
+    v1 = disk_view(d, name)
+    assert v1 != v0
+    revert(c, vm, s1)
+    assert power(c, vm) == "POWERED_OFF"
+    assert disk_view(d, name) == v0
+
+    # A second snapshot on top, then a revert to the first leaves a branch
+    # on its layer: deleting the first is refused and changes nothing.
+    s2 = take(c, vm, "off two", False)
+    revert(c, vm, s1)
+    files = sorted(os.listdir(d))
+    chain_before = chain(d, name)
+    listed = snaps(c, vm)
+    st, js = c.api("DELETE", "/api/kvc/vm/%s/snapshots/%s" % (vm, s1["snapshot"]))
+    assert st == 400 and js["error_type"] == "NOT_ALLOWED_IN_CURRENT_STATE", (st, js)
+    assert sorted(os.listdir(d)) == files and chain(d, name) == chain_before
+    assert snaps(c, vm) == listed
+    # Deleting the second drops its layer (nothing was built on it), then
+    # the first merges its one child: every layer this test made is gone,
+    # and the disk reads the same.
+    delete(c, vm, s2)
+    assert not os.path.exists(vmsn(d, name, s2))
+    assert disk_view(d, name) == v0
+    delete(c, vm, s1)
+    assert not os.path.exists(vmsn(d, name, s1))
+    layers, top = chain(d, name)
+    assert len(layers) <= len(layers0), (layers0, layers)
+    assert disk_view(d, name) == v0
+    assert snaps(c, vm) == []
+
+
+@kvm_only
+def test_kvm_bad_requests_change_nothing(kvm):
+    c = kvm
+    name = "snap-bad"
+    vm, d = new_kvm_vm(c, name)
+    start(c, vm)
+    wait_pass(d, 1)
+    s = take(c, vm, "keep", True)
+    base = "/api/kvc/vm/%s/snapshots" % vm
+
+    def state():
+        return sorted(os.listdir(d)), chain(d, name), snaps(c, vm)
+    before = state()
+    st, js = c.api("POST", base, {"name": "keep"})
+    assert st == 400 and js["error_type"] == "NOT_ALLOWED_IN_CURRENT_STATE", (st, js)
+    st, js = c.api("POST", base, {"name": "x" * 81})
+    assert st == 400 and js["error_type"] == "INVALID_ARGUMENT", (st, js)
+    st, js = c.api("POST", "%s/4242?action=revert" % base)
+    assert st == 404, (st, js)
+    st, js = c.api("DELETE", "%s/4242" % base)
+    assert st == 404, (st, js)
+    assert state() == before
+
+    # A damaged state file: the revert is refused before the VM is touched
+    # (it runs on, the same guest), with the reason.
+    p = vmsn(d, name, s)
+    with open(p, "r+b") as f:
+        f.truncate(os.path.getsize(p) // 2)
+    before = state()
+    st, js = c.api("POST", "%s/%s?action=revert" % (base, s["snapshot"]))
+    assert st == 400 and js["error_type"] == "NOT_ALLOWED_IN_CURRENT_STATE", (st, js)
+    assert "truncated" in js["messages"][0]["default_message"], js
+    assert power(c, vm) == "POWERED_ON" and state() == before
+    mark = len(serial(d))
+    wait_for(lambda: len(passes(serial(d)[mark:])) >= 1, 60, "the guest runs on")
+    assert "KVC-GUEST: ready" not in serial(d)[mark:]
+    # It can still be deleted (its disk section is whole): the delta merges.
+    delete(c, vm, s)
+    assert snaps(c, vm) == [] and not os.path.exists(p)
+    assert chain(d, name) == ({}, "-")
+    stop(c, vm)
+
+    # Powered off: a damaged file is refused by the revert too.
+    s = take(c, vm, "offline", False)
+    p = vmsn(d, name, s)
+    with open(p, "r+b") as f:
+        f.truncate(os.path.getsize(p) - 16)      # no END section
+    before = state()
+    st, js = c.api("POST", "%s/%s?action=revert" % (base, s["snapshot"]))
+    assert st == 400 and js["error_type"] == "NOT_ALLOWED_IN_CURRENT_STATE", (st, js)
+    assert "truncated" in js["messages"][0]["default_message"], js
+    assert power(c, vm) == "POWERED_OFF" and state() == before
+    delete(c, vm, s)
+    assert snaps(c, vm) == [] and not os.path.exists(p)
