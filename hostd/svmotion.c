@@ -83,9 +83,9 @@ struct svm_move {
 static struct svm_move *moves;
 static unsigned next_id;
 
-/* Bytes/s of a move whose request names none: KVC_HOSTD_SVM_BANDWIDTH if
- * set (an operator's cap; tests slow the copy down with it), else DFLT
- * (the sim's modelled datastore speed; 0 for vmx: no limit). */
+/* Bytes/s of vmx's copy when the request names none: KVC_HOSTD_SVM_BANDWIDTH
+ * if set (an operator's cap; tests slow the copy down with it), else DFLT
+ * (0: no limit).  The modelled copy (sim, powered-off VMs) keeps its own. */
 static uint64_t
 default_bw(uint64_t dflt)
 {
@@ -962,7 +962,7 @@ hostd_svmotion_start(struct kvc_rpc_call *call, const ProtobufCMessage *msg, voi
     bytes = folder_bytes(vm->dir);
     if (vm->disk_bytes > bytes)
         bytes = vm->disk_bytes;         /* the sim's disks are thin files */
-    bw = q->bandwidth ? (double)q->bandwidth : (double)default_bw((uint64_t)SVM_DEFAULT_BW);
+    bw = q->bandwidth ? (double)q->bandwidth : SVM_DEFAULT_BW;
     m->total_bytes = bytes;
     m->total_ms = (int64_t)((double)bytes * 1000.0 / bw);
     if (m->total_ms < SVM_MIN_MS)

@@ -379,6 +379,21 @@ def test_kvm_running_vm_moves_with_its_guest(env, kvm):
     g.wait_passes(g.passes()[-1] + 2)
     g.assert_verified()
     g.assert_lease_renewed(old)
+    # powered off, its folder moves too (hostd copies it all), and it boots
+    # from there
+    g.stop()
+    wait_for(lambda: not g.running(), 20, "powered off")
+    st, js, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate" % g.vm,
+                        {"placement": {"datastore": dst}})
+    assert st == 204, js
+    assert g.ds() == dst and not os.path.exists(old)
+    with open(os.path.join(new, "notes.bin"), "rb") as f:
+        assert f.read() == notes
+    size = len(g.serial())
+    env.power_on(g.vm)
+    wait_for(lambda: "disk loop pass=0 " in g.serial()[size:], 60, "the guest booted from %s" % new)
+    g.assert_verified()
+    g.assert_lease_renewed(new)
     g.stop()
 
 
