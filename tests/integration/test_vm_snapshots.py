@@ -575,3 +575,48 @@ def test_kvm_bad_requests_change_nothing(kvm):
     assert power(c, vm) == "POWERED_OFF" and state() == before
     delete(c, vm, s)
     assert snaps(c, vm) == [] and not os.path.exists(p)
+
+
+@kvm_only
+def test_kvm_suspended_vm_snapshot_and_revert(kvm):
+    c = kvm
+    name = "snap-susp"
+    vm, d = new_kvm_vm(c, name)
+    start(c, vm)
+    wait_pass(d, 1)
+    st, js = c.api("POST", "/api/vcenter/vm/%s/power?action=suspend" % vm)
+    assert st in (200, 204), (st, js)
+    assert power(c, vm) == "SUSPENDED"
+    vmss = os.path.join(d, name + ".vmss")
+    assert os.path.exists(vmss)
+
+    # No vmx runs: a disk-only snapshot on top of the layer the suspend froze.
+    s = take(c, vm, "while suspended", True)
+    assert s["memory"] is False and s["power_state"] == "POWERED_OFF", s
+    assert power(c, vm) == "SUSPENDED" and os.path.exists(vmss)
+    at_snapshot = disk_view(d, name)
+
+    # The suspended guest still resumes where it was (its own frozen layer).
+    mark = len(serial(d))
+    start(c, vm)
+    last = passes(serial(d)[:mark])[-1]
+    got = wait_for(lambda: len(passes(serial(d)[mark:])) >= 2 and passes(serial(d)[mark:]),
+                   60, "the loop after the resume")
+    text = serial(d)[mark:]
+    assert "KVC-GUEST: ready" not in text and got[0] == last + 1, (last, got)
+    assert all(v == (0, 0) for v in verifies(text)), verifies(text)
+
+    # Suspended again, then the revert: the suspended state is discarded and
+    # the VM is left powered off, its disk as at the snapshot.
+    st, js = c.api("POST", "/api/vcenter/vm/%s/power?action=suspend" % vm)
+    assert st in (200, 204) and power(c, vm) == "SUSPENDED", (st, js)
+    revert(c, vm, s)
+    assert power(c, vm) == "POWERED_OFF" and not os.path.exists(vmss)
+    assert disk_view(d, name) == at_snapshot
+    delete(c, vm, s)
+    assert not os.path.exists(vmsn(d, name, s)) and snaps(c, vm) == []
+    mark = len(serial(d))
+    start(c, vm)
+    wait_for(lambda: passes(serial(d)[mark:]), 60, "the loop after a fresh boot")
+    assert serial(d)[mark:].count("KVC-GUEST: ready") == 1
+    stop(c, vm)
