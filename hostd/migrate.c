@@ -634,9 +634,16 @@ in_finish(struct kvc_rpc_call *call, struct hostd_host *h, struct hostd_migratio
     }
     if (m->stream && m->vm) {
         /* The guest runs here already (vmx switched over): register it. */
+        if ((rc = h->be->migrate_in(h, m->vm))) {
+            /* Its VMM went (or never ran the guest): nothing to register;
+             * the migration is dropped (with the folder it made). */
+            snprintf(msg, sizeof msg, "the VM does not run here: its incoming VMM is gone");
+            mig_unlink_free(h, m);
+            reply_vm(call, h, rc, msg, NULL);
+            return;
+        }
         vm = m->vm;
         m->vm = NULL;
-        h->be->migrate_in(h, vm);
         for (tail = &h->vms; *tail; tail = &(*tail)->next)
             ;
         *tail = vm;

@@ -244,7 +244,16 @@ on_vmkd_event(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
     struct hostd_host *h = arg;
     const Kvc__Vmkd__VmEvent *e = (const Kvc__Vmkd__VmEvent *)req;
     struct hostd_vm *vm = hostd_vm_find(h, e->vm_id);
+    struct hostd_vm *in = vm ? NULL : hostd_migrate_incoming_vm(h, e->vm_id);
 
+    if (in && in->be && e->kind == KVC__VMKD__EVENT_KIND__EVENT_VM_EXITED) {
+        /* An incoming vmx that went: FINISH must not take over a VM that
+         * does not run (kvm_migrate_in refuses). */
+        struct kvm_vm *kv = in->be;
+        snprintf(kv->mig_error, sizeof kv->mig_error, "the incoming vmx exited: %s",
+                 e->exit && e->exit->message ? e->exit->message : "?");
+        vmx_unlink(in);
+    }
     if (vm && vm->busy && vm->be && e->kind == KVC__VMKD__EVENT_KIND__EVENT_VM_EXITED) {
         /* A migration is out: its progress tells what this exit means. */
         struct kvm_vm *kv = vm->be;
@@ -1262,6 +1271,12 @@ kvm_migrate_cancel(struct hostd_host *h, struct hostd_vm *vm, bool incoming)
 static int
 kvm_migrate_in(struct hostd_host *h, struct hostd_vm *vm)
 {
+    struct kvm_vm *kv = vm->be;
+
+    if (kv && kv->mig_error[0]) {
+        kvc_warn("%s: VM %s cannot be taken over: %s", h->name, vm->name, kv->mig_error);
+        return -EIO;
+    }
     vm->power = VM_ON;
     vm->tools_running = false;          /* until the tools poll hears the guest */
     return 0;
@@ -1279,6 +1294,14 @@ kvm_migrate_out(struct hostd_host *h, struct hostd_vm *vm)
 static void
 kvm_migrate_abort(struct hostd_host *h, struct hostd_vm *vm)
 {
+    struct kvm_vm *kv = vm->be;
+
+    if (kv && kv->migrated) {
+        /* Its vmx handed the VM over and exited, and the destination did
+         * not take it: nothing runs it here. */
+        set_off(h, vm, "it left for its destination, which did not take it over");
+        return;
+    }
     kvm_migrate_cancel(h, vm, false);
 }
 
