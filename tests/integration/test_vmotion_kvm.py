@@ -327,6 +327,56 @@ def test_disk_migration_cancel_leaves_the_vm_on_its_source(cluster_nd):
     assert st in (200, 204), js
 
 
+def test_disk_migration_destination_vmx_killed(cluster_nd):
+    """The destination's vmx dies (SIGKILL) during the disk copy: the VM runs
+    on on host 0, once, and host 1's folder for it is removed."""
+    import signal
+    c = cluster_nd
+    hosts = [l.split()[0] for l in c.get("HOST")]
+    ds0 = id_of(c, "datastore", "local-esx-0")
+    ds1 = id_of(c, "datastore", "local-esx-1")
+    vm, folder = make_disk_vm(c, "dm-kill", hosts, with_fill=True)
+    before = sorted(os.listdir(folder))
+    dest = local_dir(c, 1, "dm-kill")
+    leader1 = int(c.get("HOST")[1].split()[1])
+    st, tid = c.api("POST", "/api/vcenter/vm/%s?action=relocate&vmw-task=true" % vm,
+                    {"placement": {"host": hosts[1], "datastore": ds1}})
+    assert st == 202, tid
+
+    def copying():
+        st, t = c.api("GET", "/api/cis/tasks/" + tid)
+        assert t["status"] in ("PENDING", "RUNNING"), t
+        msg = t.get("progress", {}).get("message", {}).get("default_message", "")
+        vmx = [pid for pid, comm in group_members(leader1) if comm == "vmx"]
+        return vmx if os.path.isdir(dest) and "copying the disk" in msg else None
+    pid, = wait_for(copying, 30, "the disk copy under way")
+    os.kill(pid, signal.SIGKILL)
+
+    def ended():
+        st, t = c.api("GET", "/api/cis/tasks/" + tid)
+        return t if t["status"] in ("SUCCEEDED", "FAILED") else None
+    t = wait_for(ended, 60, "the failed task")
+    assert t["status"] == "FAILED", t
+    wait_for(lambda: not os.path.exists(dest), 30, "the destination's folder removed")
+    wait_for(lambda: vmx_count(c) == 1 and vmx_hosts(c, None) == [hosts[0]], 20,
+             "one vmx, on host 0")
+    st, on1 = c.api("GET", "/api/vcenter/vm?hosts=" + hosts[1])
+    assert vm not in [v["vm"] for v in on1]
+    st, p = c.api("GET", "/api/vcenter/vm/%s/power" % vm)
+    assert p["state"] == "POWERED_ON"
+    assert vm_files(c, vm)[0] == ds0
+    assert sorted(os.listdir(folder)) == before
+    n = max(loop_passes(serial_of(folder)))
+    wait_for(lambda: max(loop_passes(serial_of(folder))) >= n + 2, 60,
+             "more disk passes on host 0")
+    text = serial_of(folder)
+    assert text.count("KVC-GUEST: ready") == 1 and bad_verifies(text) == []
+    st, js = c.api("POST", "/api/vcenter/vm/%s/power?action=stop" % vm)
+    assert st == 204, js
+    st, js = c.api("DELETE", "/api/vcenter/vm/%s" % vm)
+    assert st in (200, 204), js
+
+
 def test_live_migration_carries_the_disk(cluster_nd):
     c = cluster_nd
     hosts = [l.split()[0] for l in c.get("HOST")]
