@@ -213,8 +213,8 @@ struct snap_op {
     char err[256];                  /* take: why its index write failed */
 };
 
-/* The op for CALL on VM (busy from now on) with its index loaded, or NULL
- * after answering the call. */
+/* The op for CALL on VM with its index loaded, or NULL after answering the
+ * call.  The VM turns busy once the backend is called (be_*). */
 static struct snap_op *op_new(struct hostd_host *h, struct kvc_rpc_call *call,
                               struct hostd_vm *vm)
 {
@@ -247,8 +247,9 @@ static void op_end(struct snap_op *o)
 
 static int be_code(int rc)
 {
-    return rc == -ENOTSUP ? KVC_RPC_E_NOT_IMPLEMENTED : rc == -EBUSY ? KVC_RPC_E_CONFLICT
-         : rc == -EINVAL ? KVC_RPC_E_CONFLICT : KVC_RPC_E_UNAVAILABLE;
+    /* EINVAL: the snapshot does not fit the VM as it is now (kvm). */
+    return rc == -ENOTSUP ? KVC_RPC_E_NOT_IMPLEMENTED
+         : rc == -EBUSY || rc == -EINVAL ? KVC_RPC_E_CONFLICT : KVC_RPC_E_UNAVAILABLE;
 }
 
 /* The backend's op, through its asynchronous form or its synchronous one;
