@@ -261,16 +261,20 @@ def host_control(c, line):
 
 
 def new_kvm_vm(c, name):
-    """A powered-off VM with a disk and the disk-loop workload: (id, folder)."""
+    """A powered-off VM with a disk, an adapter and the disk-loop workload:
+    (id, folder)."""
     st, cls = c.api("GET", "/api/vcenter/cluster")
     assert st == 200 and cls, (st, cls)
     st, ds = c.api("GET", "/api/vcenter/datastore?names=shared")
     assert st == 200 and ds, (st, ds)
+    st, net = c.api("GET", "/api/vcenter/network?names=VM%20Network")
+    assert st == 200 and net, (st, net)
     st, vm = c.api("POST", "/api/vcenter/vm", {
         "name": name, "guest_OS": "OTHER_LINUX_64",
         "placement": {"cluster": cls[0]["cluster"], "datastore": ds[0]["datastore"]},
         "cpu": {"count": 1}, "memory": {"size_MiB": 64},
-        "disks": [{"new_vmdk": {"capacity": DISK}}]})
+        "disks": [{"new_vmdk": {"capacity": DISK}}],
+        "nics": [{"backing": {"type": "STANDARD_PORTGROUP", "network": net[0]["network"]}}]})
     assert st in (200, 201), (st, vm)
     d = os.path.join(c.dir, "datastores", "shared", name)
     wait_for(lambda: os.path.exists(os.path.join(d, name + ".img")), 30, "the VM's disk")
@@ -375,6 +379,8 @@ def test_kvm_memory_snapshot_revert_runs_from_it(kvm):
     name = "snap-mem"
     vm, d = new_kvm_vm(c, name)
     start(c, vm)
+    with open(os.path.join(d, name + ".vmx-run")) as f:
+        assert "net.enabled = true" in f.read()      # its adapter is state too
     wait_pass(d, 2)
     before = passes(serial(d))[-1]
     s = take(c, vm, "running", True)
