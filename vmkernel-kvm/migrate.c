@@ -1140,7 +1140,9 @@ static int switch_over(struct vmx_migrate *m)
     }
     /* The lease goes first: if it cannot be handed over, the VM stays. */
     m->lease_gen = 0;
-    if (vm->lease && (rc = run_on_main(m, lease_transfer_main)) < 0)
+    /* With the disk the destination's files are its own, under a lease of
+     * its own (taken at its start); this one's is released at exit. */
+    if (vm->lease && !m->p.with_disk && (rc = run_on_main(m, lease_transfer_main)) < 0)
         return rc;
     __atomic_store_n(&m->committed, true, __ATOMIC_RELEASE);
     set_phase(m, VMX_MIG_COMMIT);
@@ -1238,7 +1240,7 @@ static void *source_thread(void *arg)
             goto fail;
         }
     }
-    if (vm->lease && (!m->peer_lease || !m->peer_owner[0])) {
+    if (vm->lease && !m->p.with_disk && (!m->peer_lease || !m->peer_owner[0])) {
         set_error(m, "this VM holds a lease and the destination has no lease.path/lease.owner: "
                      "it would run without one");
         rc = -EINVAL;

@@ -183,6 +183,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 
 /* A live migration ended (migrate.c, on this loop). */
 static bool g_incoming, g_incoming_failed;
+static bool g_incoming_disk;    /* --incoming-disk: a new folder, a lease of its own */
 
 static void on_migration_done(struct vmx *vm, bool ok, void *arg)
 {
@@ -268,7 +269,7 @@ static int lease_start(struct vmx *vm)
     char err[PATH_MAX + 512];
     if (!c->lease_path[0])
         return 0;
-    if (vm->state == VMX_INCOMING)
+    if (vm->state == VMX_INCOMING && !g_incoming_disk)
         vm->lease_adopt = true;         /* the source hands it over at switch-over */
     if (!vm->lease && !vm->lease_adopt) {
         struct kvc_lease_opts o = {
@@ -422,6 +423,7 @@ int main(int argc, char **argv)
     }
     if (incoming_disk)
         vmx_migrate_expect_disk(vm);
+    g_incoming_disk = incoming_disk;
     if (incoming) {
         /* Built but not booted: the state comes from the source. */
         vm->state = VMX_INCOMING;

@@ -34,12 +34,12 @@ HELLO, DISK_BEGIN, DISK_FILE, DISK_DATA, DISK_END = 0x100, 0x130, 0x131, 0x132, 
 MAGIC = 0x315247494d43564b
 
 
-def config(folder):
+def config(folder, extra=""):
     with open(os.path.join(folder, "vm.conf"), "w") as f:
         f.write("name = t\nuuid = 4c4c4544-0000-0000-0000-0000000000d2\nmemory_mb = 32\n"
                 "guest.image = %s\nserial.log = serial.log\ndisk.path = t.img\n"
-                "guest.disk_test = loop\nguest.disk_seed = %d\nguest.disk_mb = %d\n"
-                % (GUEST, SEED, TEST_MB))
+                "guest.disk_test = loop\nguest.disk_seed = %d\nguest.disk_mb = %d\n%s"
+                % (GUEST, SEED, TEST_MB, extra))
     with open(os.path.join(folder, "t.img"), "wb") as f:
         f.truncate(DISK_MB << 20)
 
@@ -219,6 +219,43 @@ def test_mismatched_ends_and_cancel_leave_the_source(tmp):
     assert digest(a, ("t.img",)) == {"t.img": files["t.img"]}     # frozen: never written
     bad = [l for l in src.verify_lines() if "bad=0 errors=0" not in l]
     assert not bad, bad[:5]
+
+
+def lease_fields(path):
+    with open(path) as f:
+        return dict(l.partition("=")[::2] for l in f.read().splitlines() if "=" in l)
+
+
+def test_each_folder_has_its_own_lease(tmp):
+    """The destination's files are its own: it takes a lease in its folder
+    when it starts (before any byte arrives); the source's lease is not
+    handed over but released when it exits as migrated."""
+    root, vms = tmp
+    a, b = os.path.join(root, "a"), os.path.join(root, "b")
+    conf = "lease.path = t.lck\nlease.owner = %s\nlease.owner_name = %s\nlease.duration_ms = 2000\n"
+    config(a, conf % ("host-a", "esx-a"))
+    config(b, conf % ("host-b", "esx-b"))
+    la, lb = os.path.join(a, "t.lck"), os.path.join(b, "t.lck")
+    src = Vmx.source(a)
+    vms.append(src)
+    src.wait_passes(0)
+    assert lease_fields(la)["owner"] == "host-a"
+    dst = Vmx.incoming(b, "unix:" + os.path.join(root, "m.sock"), "--incoming-disk")
+    vms.append(dst)
+    dst.d.wait_log(r"VMX-LEASE acquired path=%s" % re.escape(lb))
+    assert lease_fields(lb)["owner"] == "host-b" and lease_fields(lb)["state"] == "held"
+    r = src.ctl("migrate", dst.listen, "disk", "wait")
+    assert r["phase"] == "MIGRATE_COMPLETED", (r, dst.d.log()[-2000:])
+    assert src.wait_exit() == EXIT_MIGRATED
+    assert "VMX-LEASE transferred" not in src.d.log() and "VMX-LEASE adopted" not in dst.d.log()
+    assert lease_fields(la)["state"] == "free", lease_fields(la)
+    hb = lease_fields(lb)["heartbeat"]
+    wait_for(lambda: lease_fields(lb)["heartbeat"] != hb, 10, "the destination to renew its lease")
+    assert lease_fields(lb)["owner"] == "host-b"
+    dst.wait_passes(dst.passes()[-1] + 1 if dst.passes() else 0)
+    assert dst.ctl("poweroff")["state"] == "POWERED_OFF"
+    assert dst.wait_exit() == 0
+    assert lease_fields(lb)["state"] == "free"
 
 
 def rec(t, body=b"", arg=0, length=None):
