@@ -43,9 +43,11 @@ struct svm {
     unsigned polls;
     int64_t settle_left;
     bool done_on_host;
+    bool in_call;               /* a STATUS call is out (hostmgr answers it) */
 };
 
 static struct svm *svms;
+static bool stopping;           /* vpxd_svmotion_stop() ran: calls end as cancelled */
 
 static bool moving(const char *vm)
 {
@@ -164,6 +166,10 @@ static void on_status(void *arg, int err, const char *msg, const ProtobufCMessag
     const Kvc__Host__StorageMoveStatus *st = (const void *)resp;
     bool two = strcmp(s->dst, s->src) != 0;
 
+    s->in_call = false;
+    if (err && stopping)
+        return end(s, -ECANCELED, "vpxd is stopping: the storage move goes on on host %s; its"
+                   " outcome shows in the inventory", s->src);
     if (err)
         return end(s, err, "storage move on host %s: %s", s->src, msg ? msg : strerror(-err));
     switch (st->phase) {
@@ -205,11 +211,32 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
     Kvc__Host__StorageMoveQuery q = KVC__HOST__STORAGE_MOVE_QUERY__INIT;
     q.vm_uuid = s->uuid;
+    s->in_call = true;
     if (!s->vx->hm || (rc = hostmgr_host_call(s->vx->hm, s->src,
                                              KVC__HOST__METHOD__VM_STORAGE_MOVE_STATUS, &q.base,
                                              &kvc__host__storage_move_status__descriptor,
-                                             on_status, s)) < 0)
+                                             on_status, s)) < 0) {
+        s->in_call = false;
         end(s, -ENOTCONN, "host %s: no connection to poll the storage move", s->src);
+    }
+}
+
+void vpxd_svmotion_stop(struct vpxd *vx)
+{
+    struct svm *s;
+
+    (void)vx;
+    stopping = true;
+    /* Moves waiting on their timer end now (the host goes on with the copy;
+     * its next report tells the inventory); one with a call out ends when
+     * hostmgr cancels it, one migrating when migration.c stops it. */
+    do {
+        for (s = svms; s && (s->in_call || s->migrating); s = s->next)
+            ;
+        if (s)
+            end(s, -ECANCELED, "vpxd is stopping: the storage move goes on on host %s; its"
+                " outcome shows in the inventory", s->src);
+    } while (s);
 }
 
 static void on_cancel_sent(void *arg, int err, const char *msg, const ProtobufCMessage *resp)
@@ -246,6 +273,10 @@ static void on_started(void *arg, int err, const char *msg, const ProtobufCMessa
     struct svm *s = arg;
 
     (void)resp;
+    s->in_call = false;
+    if (err && stopping)
+        return end(s, -ECANCELED, "vpxd is stopping: the storage move goes on on host %s; its"
+                   " outcome shows in the inventory", s->src);
     if (err)
         return end(s, err, "storage move on host %s: %s", s->src, msg ? msg : strerror(-err));
     kvc_info("SVMOTION vm=%s from host=%s to datastore=%s (%s) host=%s started", s->vm, s->src,
@@ -364,9 +395,12 @@ bool vpxd_svmotion_relocate(struct api_req *r, const char *host, const char *clu
     Kvc__Host__StorageMoveRequest q = KVC__HOST__STORAGE_MOVE_REQUEST__INIT;
     q.vm_uuid = s->uuid;
     q.datastore = s->dsname;
+    s->in_call = true;
     if ((rc = hostmgr_host_call(vx->hm, src, KVC__HOST__METHOD__VM_STORAGE_MOVE, &q.base,
-                                &kvc__host__storage_move_status__descriptor, on_started, s)) < 0)
+                                &kvc__host__storage_move_status__descriptor, on_started, s)) < 0) {
+        s->in_call = false;
         end(s, rc, "host %s: %s", src, strerror(-rc));
+    }
 out:
     json_decref(row);
     return true;

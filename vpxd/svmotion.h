@@ -26,5 +26,8 @@ bool vpxd_svmotion_relocate(struct api_req *r, const char *host, const char *clu
  * applies), -EBUSY if the files are moving into place. */
 struct vpxd;
 int vpxd_svmotion_cancel(struct vpxd *, const char *task);
+/* vpxd stops: answer the moves that wait on a timer (before migration.c
+ * and the hosts stop, which end the others). */
+void vpxd_svmotion_stop(struct vpxd *);
 
 #endif

@@ -28,6 +28,7 @@
 #include "vpxd/ha.h"
 #include "vpxd/hosts.h"
 #include "vpxd/stats.h"
+#include "vpxd/svmotion.h"
 #include "vpxd/snmp_provider.h"
 #include "vpxd/vpxd.h"
 
@@ -340,6 +341,7 @@ int main(int argc, char **argv)
 out:
     vpxd_snmp_stop(snmp);
     drs_stop(&vx);
+    vpxd_svmotion_stop(&vx);
     vpxd_migration_stop(&vx);
     vpxd_hosts_stop(&vx);
     ha_stop(&vx);                       /* after the host calls are cancelled */

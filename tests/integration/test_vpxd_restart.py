@@ -124,3 +124,45 @@ def test_interrupted_task_is_failed_after_restart():
         assert hist[-1] == ("FAILED",)
     finally:
         v.stop()
+
+
+def test_stop_answers_requests_still_waiting_for_a_host():
+    """SIGTERM while a request waits for a host that does not answer (its
+    hostd stopped with SIGSTOP): the client gets 503 and vpxd exits 0
+    (MHD must not stop with a suspended connection)."""
+    import os
+    import re
+    import signal
+    import threading
+    from drs_util import Env
+    from kvctest import wait_for
+    env = Env()
+    hd = None
+    try:
+        hd = env.hostd(1, "esxw")
+        h, = env.add_hosts(hd, env.host_folder)
+        env.datastore()
+        vm = env.create_vm("w1", h)
+        os.kill(hd.pid, signal.SIGSTOP)
+        got = {}
+
+        def power_on():
+            got["answer"] = env.vx.request("POST", "/api/vcenter/vm/%s/power?action=start" % vm,
+                                           token=env.token)
+        t = threading.Thread(target=power_on)
+        t.start()
+
+        def waiting():
+            st, text, _ = env.vx.request("GET", "/metrics", token=env.token)
+            m = re.search(r"^kvc_vpxd_http_requests_waiting (\d+)$", text, re.M)
+            return m and int(m.group(1)) >= 1
+        wait_for(waiting, 20, "the power-on to wait for the stopped host")
+        assert env.vx.stop() == 0, "vpxd did not exit cleanly"
+        t.join(20)
+        assert not t.is_alive()
+        st, js, _ = got["answer"]
+        check_error(st, js, 503, "SERVICE_UNAVAILABLE")
+    finally:
+        if hd:
+            os.kill(hd.pid, signal.SIGCONT)
+        env.close()

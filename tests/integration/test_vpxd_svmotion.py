@@ -514,3 +514,47 @@ def test_cancel_leaves_the_vm_where_it_was(env):
     # stop it: the module shares its hosts
     st, js, _ = env.req("POST", "/api/vcenter/vm/%s/power?action=stop" % vm)
     assert st == 204, js
+
+
+def test_vpxd_stopping_answers_a_move_in_progress():
+    """SIGTERM while a plain (no task) storage relocate waits for its copy:
+    the client gets its answer and vpxd exits 0 (nothing left suspended)."""
+    import re
+    import threading
+    e = Env()
+    try:
+        ds2path = os.path.join(e.tmp, "ds2")
+        hd = e.hostd(1, "esxq", datastores=["shared=%s:shared" % e.shared, "ds2=%s:shared" % ds2path])
+        h, = e.add_hosts(hd, e.host_folder)
+        e.datastore("shared")
+        ds2 = e.datastore("ds2")
+        st, vm, _ = e.req("POST", "/api/vcenter/vm", {
+            "guest_OS": "OTHER_LINUX_64", "name": "svmq",
+            "placement": {"folder": e.vm_folder, "host": h},
+            "disks": [{"new_vmdk": {"capacity": 20 * 1000 ** 3}}]})   # ~20 s of modelled copy
+        assert st == 201, vm
+        e.power_on(vm)
+        got = {}
+
+        def relocate():
+            got["answer"] = e.vx.request("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                                         {"placement": {"datastore": ds2}}, token=e.token)
+        t = threading.Thread(target=relocate)
+        t.start()
+
+        def waiting():
+            st, text, _ = e.vx.request("GET", "/metrics", token=e.token)
+            m = re.search(r"^kvc_vpxd_http_requests_waiting (\d+)$", text, re.M)
+            return m and int(m.group(1)) >= 1
+        wait_for(waiting, 20, "the relocate to wait for its copy")
+        d = e.vx.daemon
+        rc = d.stop()
+        e.vx.daemon = None
+        assert rc == 0, "vpxd did not exit cleanly:\n" + d.log()[-3000:]
+        t.join(20)
+        assert not t.is_alive()
+        st, js, _ = got["answer"]
+        msg = check_error(st, js, 500, "CANCELED")
+        assert "vpxd is stopping" in msg, msg
+    finally:
+        e.close()

@@ -131,6 +131,7 @@ void api_server_stop(struct api_server *);
 struct api_metrics {
     uint64_t requests, by_class[6], login_failures, throttled, sse_clients;
     uint64_t too_large, bad_json, timeouts;
+    uint64_t waiting;           /* requests held for a host (gauge) */
 };
 void api_get_metrics(const struct api_server *, struct api_metrics *);
 /* Wakes event streams: new events up to SEQ. */

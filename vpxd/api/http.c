@@ -36,6 +36,7 @@ struct api_server {
     struct event *ev, *timer, *housekeeping;
     struct api_metrics m;
     struct api_req *streams;    /* event-stream requests */
+    struct api_req *held;       /* requests waiting for a host or a task */
     int64_t last_event;
     bool stopping;
 };
@@ -69,6 +70,7 @@ struct api_req {
     char *hname[MAX_HDRS], *hval[MAX_HDRS];
     int nhdrs;
     char result[48];            /* "ok" or the error type, for the audit */
+    struct api_req *next_held;  /* api_server.held */
     /* Event stream. */
     bool stream;
     int64_t sse_seq;
@@ -438,6 +440,10 @@ json_t *api_filter_visible(struct api_req *r, json_t *arr, const char *key)
 
 void api_hold(struct api_req *r)
 {
+    if (!r->held) {
+        r->next_held = r->srv->held;
+        r->srv->held = r;
+    }
     r->held = true;
     r->refs++;
     if (r->want_task && !r->task[0]) {
@@ -541,6 +547,11 @@ static void finish(struct api_req *r)
     }
     if (r->held) {
         r->held = false;
+        for (struct api_req **pp = &r->srv->held; *pp; pp = &(*pp)->next_held)
+            if (*pp == r) {
+                *pp = r->next_held;
+                break;
+            }
         req_unref(r);
     }
 }
@@ -1027,6 +1038,18 @@ void api_server_stop(struct api_server *s)
     s->stopping = true;
     vdb_set_event_listener(s->vx->db, NULL, NULL);
     wake_streams(s);
+    /* What still waits gets its answer now (the hosts and tasks it waited
+     * for are stopped): MHD must not stop with a connection suspended. */
+    while (s->held) {
+        struct api_req *r = s->held;
+        if (r->answered) {
+            s->held = r->next_held;     /* answered, not finished: drop it */
+            r->held = false;
+            continue;
+        }
+        api_error(r, 503, "SERVICE_UNAVAILABLE", "vpxd is stopping: the operation's outcome is "
+                  "not known");
+    }
     MHD_run(s->d);
     event_free(s->ev);
     event_free(s->timer);
@@ -1038,6 +1061,9 @@ void api_server_stop(struct api_server *s)
 void api_get_metrics(const struct api_server *s, struct api_metrics *m)
 {
     *m = s->m;
+    m->waiting = 0;
+    for (const struct api_req *r = s->held; r; r = r->next_held)
+        m->waiting++;
 }
 
 void api_count_login_failure(struct api_req *r, bool throttled)

@@ -68,6 +68,9 @@ void api_metrics(struct api_req *r)
     COUNTER("kvc_vpxd_db_rollbacks_total", "Database transactions rolled back", ds.rollbacks);
     COUNTER("kvc_vpxd_db_busy_total", "Database busy errors", ds.busy);
 #undef COUNTER
+    fprintf(f, "# HELP kvc_vpxd_http_requests_waiting Requests waiting for a host or a task\n"
+               "# TYPE kvc_vpxd_http_requests_waiting gauge\nkvc_vpxd_http_requests_waiting %llu\n",
+            (unsigned long long)m.waiting);
     fprintf(f, "# HELP kvc_vpxd_event_streams Open event streams\n"
                "# TYPE kvc_vpxd_event_streams gauge\nkvc_vpxd_event_streams %llu\n",
             (unsigned long long)m.sse_clients);
