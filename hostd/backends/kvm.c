@@ -61,6 +61,9 @@ struct kvm_vm {
     /* live migration, source side */
     bool migrated;                  /* vmx exited "migrated": the VM runs elsewhere */
     char mig_error[256];            /* the send failed (or vmx went) before completing */
+    /* vmx exited while the VM was busy (a storage move, a snapshot): once
+     * the operation is over and no new vmx runs it, the VM is off. */
+    char exited_busy[128];
 };
 
 static void vmx_link(struct hostd_host *, struct hostd_vm *, const char *sock);
@@ -262,6 +265,9 @@ on_vmkd_event(struct kvc_rpc_call *call, const ProtobufCMessage *req, void *arg)
         else if (!kv->mig_error[0])
             snprintf(kv->mig_error, sizeof kv->mig_error, "vmx exited during the migration: %s",
                      e->exit && e->exit->message ? e->exit->message : "?");
+        if (!kv->migrated)
+            snprintf(kv->exited_busy, sizeof kv->exited_busy, "vmx exited during an operation: %s",
+                     e->exit && e->exit->message ? e->exit->message : "?");
         vmx_unlink(vm);
     }
     if (vm && !vm->busy && e->kind == KVC__VMKD__EVENT_KIND__EVENT_VM_EXITED) {
@@ -433,6 +439,7 @@ vmx_link(struct hostd_host *h, struct hostd_vm *vm, const char *sock)
     if (kv->vmx && kv->vmx_socket && !strcmp(kv->vmx_socket, sock))
         return;
     vmx_unlink(vm);
+    kv->exited_busy[0] = '\0';         /* a new vmx runs it */
     if (!(kv->vmx_socket = strdup(sock)))
         return;
     if (kvc_rpc_client_new_unix(h->d->base, sock, &ro, &kv->vmx)) {
@@ -501,6 +508,16 @@ tools_tick(evutil_socket_t fd, short what, void *arg)
     for (struct hostd_vm *vm = h->vms; vm; vm = vm->next) {
         struct kvm_vm *kv = vm->be;
         struct vmx_ctx *c;
+        if (kv && kv->exited_busy[0] && !vm->busy && !kv->vmx && !kv->migrated) {
+            char why[sizeof kv->exited_busy];
+            snprintf(why, sizeof why, "%s", kv->exited_busy);
+            kv->exited_busy[0] = '\0';
+            if (vm->power == VM_ON) {
+                vmstore_lease_release_owned(h, vm);
+                set_off(h, vm, why);
+            }
+            continue;
+        }
         if (!kv || !kv->vmx || kv->stats_out || vm->power != VM_ON)
             continue;
         if (!(c = calloc(1, sizeof *c)))

@@ -427,6 +427,50 @@ def test_kvm_cancel_during_the_copy_leaves_the_vm_on_its_source(env, kvm):
     g.stop()
 
 
+def vmx_pids(folder):
+    """PIDs of the vmx processes whose command line names FOLDER."""
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"/vmx") and any(folder.encode() in a for a in argv):
+            pids.append(int(p))
+    return pids
+
+
+def test_kvm_vmx_killed_mid_move_leaves_the_vm_off_on_its_source(env, kvm):
+    import signal
+    g = Guest(env, kvm, "svk4")
+    src = g.ds()
+    dst = other_kds(kvm, src)
+    old, new = g.folder(src), g.folder(dst)
+    st, tid, _ = env.req("POST", "/api/vcenter/vm/%s?action=relocate&vmw-task=true" % g.vm,
+                         {"placement": {"datastore": dst}})
+    assert st == 202, tid
+    wait_for(lambda: env.task(tid)["progress"]["completed"] > 0, 20, "copy progress", 0.05)
+    pids = vmx_pids(old)
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGKILL)
+    t = env.wait_task(tid, 30)
+    assert t["status"] == "FAILED", t
+    # nothing runs it: the inventory says so, the files stay where they were
+    wait_for(lambda: not g.running(), 20, "the VM to show powered off")
+    assert g.ds() == src
+    assert os.path.exists(os.path.join(old, "svk4.img"))
+    assert not os.path.exists(new)
+    assert not vmx_pids(old)
+    # and it powers on again from its folder
+    env.power_on(g.vm)
+    wait_for(lambda: g.readies() == 2, 30, "the guest to boot again")
+    g.wait_passes(g.passes()[-1] + 1)
+    g.stop()
+
+
 def test_kvm_hostd_killed_mid_move_rolls_back_or_forward(env, kvm):
     g = Guest(env, kvm, "svk3")
     src = g.ds()
