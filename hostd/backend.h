@@ -144,6 +144,9 @@ struct hostd_backend_ops {
                                   hostd_be_done_fn done, void *ctx);
     /* Host crash (failure injection): every VM stops at once. */
     void (*crash)(struct hostd_host *);
+    /* The process that runs a powered-on VM (kvm: its vmx), 0 if none or
+     * not known (sim: the VM is modelled inside hostd).  NULL: 0. */
+    int (*vm_pid)(struct hostd_host *, const struct hostd_vm *);
     /* Control commands the backend understands ("vm UUID hang", ...);
      * writes a one-line answer.  -ENOENT: not its command. */
     int (*control)(struct hostd_host *, int argc, char **argv,

@@ -64,9 +64,11 @@ struct kvm_vm {
     /* vmx exited while the VM was busy (a storage move, a snapshot): once
      * the operation is over and no new vmx runs it, the VM is off. */
     char exited_busy[128];
+    int pid;                        /* vmx's process id (vmkd's VmInfo), 0: none */
 };
 
 static void vmx_link(struct hostd_host *, struct hostd_vm *, const char *sock);
+static void vmx_link_info(struct hostd_host *, struct hostd_vm *, const Kvc__Vmkd__VmInfo *);
 
 /* The VM's suspend file (its memory and device state while suspended). */
 static int
@@ -309,7 +311,7 @@ apply_list(struct hostd_host *h, const Kvc__Vmkd__VmList *l, bool announce)
         for (size_t i = 0; l && i < l->n_vms; i++)
             if (!strcasecmp(l->vms[i]->vm_id, vm->uuid)) {
                 running = true;
-                vmx_link(h, vm, l->vms[i]->control_socket);
+                vmx_link_info(h, vm, l->vms[i]);
             }
         if (running && vm->power != VM_ON) {
             vm->power = VM_ON;
@@ -468,8 +470,29 @@ vmx_unlink(struct hostd_vm *vm)
     kv->vmx = NULL;
     kvc_rpc_client_free(cl);            /* calls out complete now, with an error */
     kv->stats_out = false;
+    kv->pid = 0;
     free(kv->vmx_socket);
     kv->vmx_socket = NULL;
+}
+
+/* vmx_link with what vmkd says of the vmx (its pid too). */
+static void
+vmx_link_info(struct hostd_host *h, struct hostd_vm *vm, const Kvc__Vmkd__VmInfo *vi)
+{
+    struct kvm_vm *kv = vm->be;
+
+    vmx_link(h, vm, vi->control_socket);
+    if (kv && kv->vmx)
+        kv->pid = vi->pid;
+}
+
+static int
+kvm_vm_pid(struct hostd_host *h, const struct hostd_vm *vm)
+{
+    const struct kvm_vm *kv = vm->be;
+
+    (void)h;
+    return kv && kv->vmx ? kv->pid : 0;
 }
 
 static void
@@ -706,7 +729,7 @@ on_power_on(int status, const char *error, const ProtobufCMessage *resp, void *a
     }
     o->vm->power = VM_ON;
     o->vm->tools_running = false;
-    vmx_link(o->h, o->vm, ((const Kvc__Vmkd__VmInfo *)resp)->control_socket);
+    vmx_link_info(o->h, o->vm, (const Kvc__Vmkd__VmInfo *)resp);
     if (o->resume) {
         char p[PATH_MAX + 16];
         /* Running from it now: a later power-on boots afresh. */
@@ -1050,7 +1073,7 @@ on_incoming(int status, const char *error, const ProtobufCMessage *resp, void *a
     else {
         struct hostd_vm *vm = hostd_migrate_incoming_vm(c->h, c->uuid);
         if (vm)
-            vmx_link(c->h, vm, vi->control_socket);
+            vmx_link_info(c->h, vm, vi);
         c->done(0, NULL, vi->incoming_listen, c->ctx);
     }
     free(c);
@@ -1656,6 +1679,7 @@ const struct hostd_backend_ops hostd_backend_kvm = {
     .console_read = kvm_console_read,
     .console_write = kvm_console_write,
     .migrate_in = kvm_migrate_in,
+    .vm_pid = kvm_vm_pid,
     .migrate_out = kvm_migrate_out,
     .migrate_abort = kvm_migrate_abort,
     .migrate_listen = kvm_migrate_listen,

@@ -28,6 +28,7 @@
 #include <sys/statvfs.h>
 
 #include "jsonutil.h"
+#include "hostd/backend.h"
 #include "hostd/hostd.h"
 #include "hostd/ssh/ssh.h"
 
@@ -77,7 +78,8 @@ vm_processes(struct hostd_host *h)
         long long w = world_id(vm);
         json_array_append_new(a, json_pack("{s:I, s:I, s:I, s:s, s:s, s:s}",
                                            "world_id", (json_int_t)w,
-                                           "process_id", (json_int_t)0,
+                                           "process_id",
+                                           (json_int_t)(h->be->vm_pid ? h->be->vm_pid(h, vm) : 0),
                                            "vmx_cartel_id", (json_int_t)(w - 1),
                                            "uuid", vm->uuid, "display_name", vm->name,
                                            "config_file", vm->config));

@@ -6,6 +6,7 @@ its VMs down with it."""
 import base64
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -156,6 +157,24 @@ def test_kvm_hosts_groups_tools_guest_shutdown_and_host_kill(cluster):
                   for v in vms]
         return all(s == "RUNNING" for s in states)
     wait_for(tools_running, 30, "tools RUNNING on both VMs")
+
+    # esxcli vm process list on each host (kvcli at the host's own HTTPS
+    # endpoint): a running VM's Process ID is its vmx, in that host's group.
+    hpw = c.get("HOSTPASSWORD")[0]
+    seen = []
+    for h in c.get("HOST"):
+        w = h.split()
+        f = dict(kv.split("=", 1) for kv in w[2:] if "=" in kv)
+        k = subprocess.run([os.path.join(BUILDDIR, "cli", "kvcli"), "--server", f["api"], "--user",
+                            "root", "--password", hpw, "--thumbprint", f["thumbprint"], "vm",
+                            "process", "list"], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "HOME": c.dir})
+        assert k.returncode == 0, k.stderr
+        vmx = {pid for pid, comm in group_members(int(w[1])) if comm == "vmx"}
+        for pid in re.findall(r"Process ID: (\d+)", k.stdout):
+            assert int(pid) in vmx, (pid, vmx, k.stdout)
+            seen.append(int(pid))
+    assert len(seen) == 2, seen
 
     # A guest shutdown is done by the guest (through vmx's tools device): the
     # VM powers off and its vmx goes.
