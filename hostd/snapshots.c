@@ -443,25 +443,37 @@ static void on_reverted(struct hostd_host *h, struct hostd_vm *vm, int rc, const
     op_end(o);
 }
 
-void hostd_snapshot_on_revert(struct kvc_rpc_call *call, const ProtobufCMessage *req,
-                              void *arg)
+/* An operation on snapshot M->snapshot of M's VM (revert, delete): the
+ * VM, the index and the snapshot's file; NULL once the call is answered. */
+static struct snap_op *op_for_snapshot(struct hostd_host *h, struct kvc_rpc_call *call,
+                                       const Kvc__Host__SnapshotRequest *m, struct snap **sp)
 {
-    struct hostd_host *h = arg;
-    const Kvc__Host__SnapshotRequest *m = (const Kvc__Host__SnapshotRequest *)req;
     struct hostd_vm *vm;
     struct snap_op *o;
     struct snap *s;
 
     if (!(vm = vm_for(h, call, m->vm_uuid, true)) || !(o = op_new(h, call, vm)))
-        return;
+        return NULL;
     if (!(s = index_find(&o->ix, m->snapshot))) {
         kvc_rpc_reply_error(call, KVC_RPC_E_NOT_FOUND, "the VM has no snapshot %u",
                             m->snapshot);
         free(o);
-        return;
+        return NULL;
     }
     o->id = s->id;
     snap_path(vm, s->id, o->path, sizeof o->path);
+    *sp = s;
+    return o;
+}
+
+void hostd_snapshot_on_revert(struct kvc_rpc_call *call, const ProtobufCMessage *req,
+                              void *arg)
+{
+    struct snap_op *o;
+    struct snap *s;
+
+    if (!(o = op_for_snapshot(arg, call, (const Kvc__Host__SnapshotRequest *)req, &s)))
+        return;
     be_revert(o, s, on_reverted);
 }
 
@@ -495,21 +507,10 @@ static void on_deleted(struct hostd_host *h, struct hostd_vm *vm, int rc, const 
 void hostd_snapshot_on_delete(struct kvc_rpc_call *call, const ProtobufCMessage *req,
                               void *arg)
 {
-    struct hostd_host *h = arg;
-    const Kvc__Host__SnapshotRequest *m = (const Kvc__Host__SnapshotRequest *)req;
-    struct hostd_vm *vm;
     struct snap_op *o;
     struct snap *s;
 
-    if (!(vm = vm_for(h, call, m->vm_uuid, true)) || !(o = op_new(h, call, vm)))
+    if (!(o = op_for_snapshot(arg, call, (const Kvc__Host__SnapshotRequest *)req, &s)))
         return;
-    if (!(s = index_find(&o->ix, m->snapshot))) {
-        kvc_rpc_reply_error(call, KVC_RPC_E_NOT_FOUND, "the VM has no snapshot %u",
-                            m->snapshot);
-        free(o);
-        return;
-    }
-    o->id = s->id;
-    snap_path(vm, s->id, o->path, sizeof o->path);
     be_delete(o, on_deleted);
 }
