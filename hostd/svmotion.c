@@ -282,47 +282,21 @@ folder_bytes(const char *dir)
     return n;
 }
 
+static int copy_rest(const char *from, const char *to, const char *name, char *why, size_t wl);
+
+/* A new folder TO with FROM's regular files (each whole under its name
+ * only once complete, as copy_rest does). */
 static int
 copy_folder(const char *from, const char *to, char *why, size_t wl)
 {
-    DIR *dp;
-    struct dirent *e;
-    struct stat st;
-    char sp[PATH_MAX], dp2[PATH_MAX];
-    char *buf = malloc(COPY_BUF);
-    int rc = 0;
+    int rc;
 
-    if (!buf)
-        return -ENOMEM;
     if (mkdir(to, 0755) < 0) {
         rc = -errno;
         snprintf(why, wl, "%s: %s", to, strerror(errno));
-        free(buf);
         return rc;
     }
-    if (!(dp = opendir(from))) {
-        rc = -errno;
-        snprintf(why, wl, "%s: %s", from, strerror(errno));
-        free(buf);
-        return rc;
-    }
-    while (!rc && (e = readdir(dp))) {
-        if ((size_t)snprintf(sp, sizeof sp, "%s/%s", from, e->d_name) >= sizeof sp ||
-            (size_t)snprintf(dp2, sizeof dp2, "%s/%s", to, e->d_name) >= sizeof dp2) {
-            rc = -ENAMETOOLONG;
-            snprintf(why, wl, "%s/%s: path too long", from, e->d_name);
-            break;
-        }
-        if (lstat(sp, &st) < 0 || !S_ISREG(st.st_mode))
-            continue;           /* ".", "..", and nothing else lives there */
-        if ((rc = copy_file(sp, dp2, st.st_mode, buf)) < 0)
-            snprintf(why, wl, "copying %s to %s: %s", sp, to, strerror(-rc));
-    }
-    closedir(dp);
-    free(buf);
-    if (!rc && (rc = fsync_dir(to)) < 0)
-        snprintf(why, wl, "%s: fsync: %s", to, strerror(-rc));
-    return rc;
+    return copy_rest(from, to, NULL, why, wl);
 }
 
 static void
@@ -487,7 +461,8 @@ journal_drop(const char *dir, const char *name)
 /* Copy the regular files of FROM that TO does not hold yet (vmx moved the
  * disk, its lease and logs there already), each to a temporary name and
  * renamed once whole: after a crash a file of its name in TO is complete,
- * and a second run copies only what is missing.  The journal stays. */
+ * and a second run copies only what is missing.  The journal of NAME's
+ * move stays (NAME NULL: no journal). */
 static int
 copy_rest(const char *from, const char *to, const char *name, char *why, size_t wl)
 {
@@ -500,7 +475,7 @@ copy_rest(const char *from, const char *to, const char *name, char *why, size_t 
 
     if (!buf)
         return -ENOMEM;
-    snprintf(jn, sizeof jn, "%s" JOURNAL_EXT, name);
+    snprintf(jn, sizeof jn, "%s" JOURNAL_EXT, name ? name : "");
     if (!(dp = opendir(from))) {
         rc = -errno;
         snprintf(why, wl, "%s: %s", from, strerror(errno));
