@@ -79,7 +79,7 @@ vm_processes(struct hostd_host *h)
         json_array_append_new(a, json_pack("{s:I, s:I, s:I, s:s, s:s, s:s}",
                                            "world_id", (json_int_t)w,
                                            "process_id",
-                                           (json_int_t)(h->be->vm_pid ? h->be->vm_pid(h, vm) : 0),
+                                           (json_int_t)(h->be && h->be->vm_pid ? h->be->vm_pid(h, vm) : 0),
                                            "vmx_cartel_id", (json_int_t)(w - 1),
                                            "uuid", vm->uuid, "display_name", vm->name,
                                            "config_file", vm->config));
