@@ -695,9 +695,10 @@ static void do_hostile(void)
     barrier();
     txq.avail.idx = ++txq.avail_idx;
     w32(0x50, 1);
-    /* The device thread takes the kick on its own time: wait (1 s at most)
-     * for it to flag the queue. */
-    uint64_t deadline = g_ticks + KVC_GUEST_HZ;
+    /* The device thread takes the kick on its own time: wait (10 s at
+     * most: a loaded host may not run it for a while) for it to flag the
+     * queue. */
+    uint64_t deadline = g_ticks + 10 * KVC_GUEST_HZ;
     uint32_t status;
     while (!((status = r32(0x70)) & 64) && g_ticks < deadline)
         syscall2(SYS_WAIT_TICK, (long)(g_ticks + 1), 0);
