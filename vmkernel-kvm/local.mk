@@ -30,7 +30,7 @@ vmkernel_kvm_libvmkd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 sbin_PROGRAMS += vmkernel-kvm/vmkd
 vmkernel_kvm_vmkd_SOURCES = vmkernel-kvm/vmkd.c vmkernel-kvm/vmkd_ctl.c vmkernel-kvm/vmkd_ctl.h \
 	vmkernel-kvm/vmkd_net.c vmkernel-kvm/vmkd_net.h vmkernel-kvm/vmkd_vswitch_ctl.c \
-	vmkernel-kvm/vmkd_pool.c
+	vmkernel-kvm/vmkd_pool.c vmkernel-kvm/vmkd_port.c
 vmkernel_kvm_vmkd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(GNUTLS_CFLAGS) $(PROTOBUF_C_CFLAGS)
 vmkernel_kvm_vmkd_LDADD = vmkernel-kvm/libvmkd.a vmkernel-kvm/libkvcvswitch.a lib/libkvcrpc.a proto/libkvcproto.a \
 	lib/libkvcutil.a $(KVC_RPC_LIBS)

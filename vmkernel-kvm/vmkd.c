@@ -208,6 +208,8 @@ int main(int argc, char **argv)
     struct vmkd *d = NULL;
     struct vmkd_ctl *ctl = NULL;
     struct vmkd_net *net = NULL;
+    struct vmkd_port_srv *psrv = NULL;
+    char *psock = NULL;
     struct event *evs[3] = { NULL, NULL, NULL };
     char *sock = NULL;
     struct main_ctx m = { 0 };
@@ -258,6 +260,16 @@ int main(int argc, char **argv)
         goto out;
     }
     vmkd_adopt_all(d);
+    /* Running vmx whose port this vmkd made anew (re-adopted) come here
+     * for it; without the socket they would stay off the network. */
+    if (asprintf(&psock, "%s/%s", vc.state_dir, VMKD_PORT_SOCK) < 0) {
+        psock = NULL;
+        goto out;
+    }
+    if ((rc = vmkd_port_srv_new(base, d, net, psock, &psrv, why, sizeof(why))) < 0) {
+        kvc_err("%s", why);
+        goto out;
+    }
     rc = vmkd_ctl_new(base, d, sock, (mode_t)mode, vc.hostd_uid, &ctl);
     if (rc < 0) {
         kvc_err("control socket %s: %s", sock, strerror(-rc));
@@ -275,6 +287,8 @@ int main(int argc, char **argv)
     status = m.stopping ? 0 : 1;
 out:
     /* Pending calls are answered (cancelled) before the socket closes. */
+    vmkd_port_srv_free(psrv);
+    free(psock);
     vmkd_free(d, kvc_cfg_bool(sv, "stop-vms-on-exit"));
     vmkd_ctl_free(ctl);
     vmkd_net_free(net);

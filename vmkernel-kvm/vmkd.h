@@ -20,6 +20,8 @@ struct vmkd;
 struct vmkd_vm;
 
 #define VMKD_ID_MAX 64
+/* STATE-DIR/port.sock: where a running vmx asks for its port (vmkd_port.c). */
+#define VMKD_PORT_SOCK "port.sock"
 #define VMKD_WHY_MAX 512
 
 enum vmkd_vm_state {
@@ -49,10 +51,12 @@ struct vmkd_exit {
 
 /* A VM adapter's switch port (vmkd_net.c provides them; NULL: no network).
  * port_add creates VM_ID's port on port group PG with MAC (text) and fills
- * FDS with the ring memfd, kick and call eventfds, which the switch keeps
- * owning (vmx gets copies at spawn). */
+ * FDS[0..2] with the ring memfd, kick and call eventfds, which the switch
+ * keeps owning (vmx gets copies at spawn), and FDS[3] with the vmx's end of
+ * the port's link (a unix socket; the caller owns it and closes it after
+ * the spawn; -1 if there is none). */
 struct vmkd_net_hooks {
-    int (*port_add)(void *ctx, const char *vm_id, const char *pg, const char *mac, int fds[3],
+    int (*port_add)(void *ctx, const char *vm_id, const char *pg, const char *mac, int fds[4],
                     char *why, size_t len);
     void (*port_remove)(void *ctx, const char *vm_id);
     void *ctx;

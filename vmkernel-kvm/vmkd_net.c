@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@ struct vm_port {
     char pg[VS_NAME_MAX];
     struct vs_switch *sw;
     struct vs_port *port;
+    int link_fd;                /* vmkd's end of the vmx's port link, -1 (docs/vmkd.md) */
 };
 
 /* A standard switch and the port groups on it.  The vSwitch library has no
@@ -272,6 +274,9 @@ void vmkd_net_free(struct vmkd_net *n)
 {
     if (!n)
         return;
+    for (size_t i = 0; i < n->nports; i++)
+        if (n->ports[i].link_fd >= 0)
+            close(n->ports[i].link_fd);
     for (size_t i = 0; i < n->nsw; i++)
         vs_destroy(n->sws[i].sw);
     free(n->sws);
@@ -288,10 +293,11 @@ static struct vm_port *find(struct vmkd_net *n, const char *vm_id)
     return NULL;
 }
 
-static int port_add(void *ctx, const char *vm_id, const char *pg, const char *mac_s, int fds[3],
+static int port_add(void *ctx, const char *vm_id, const char *pg, const char *mac_s, int fds[4],
                     char *why, size_t len)
 {
     struct vmkd_net *n = ctx;
+    fds[3] = -1;
     uint8_t mac[6];
     if (!mac_s || vs_parse_mac(mac_s, mac) < 0 || (mac[0] & 1)) {
         snprintf(why, len, "NIC MAC '%s' is not a unicast MAC", mac_s ? mac_s : "");
@@ -331,6 +337,17 @@ static int port_add(void *ctx, const char *vm_id, const char *pg, const char *ma
         return rc;
     }
     vs_port_ring_fds(vp->port, &fds[0], &fds[1], &fds[2]);
+    /* The port's link: vmx holds one end, the port the other; vmx sees its
+     * end close when this vmkd goes away and comes back for a new port. */
+    int sp[2];
+    vp->link_fd = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0) {
+        vp->link_fd = sp[0];
+        fds[3] = sp[1];
+    } else {
+        kvc_warn("VM %s: no port link (%s): its vmx will not notice a vmkd restart", vm_id,
+                 strerror(errno));
+    }
     n->nports++;
     kvc_info("VM %s: port on port group %s (VLAN %u), MAC %s", vm_id, pg, pc.vlan, mac_s);
     return 0;
@@ -348,7 +365,30 @@ static void port_remove(void *ctx, const char *vm_id)
                  (unsigned long long)st.rx_packets, (unsigned long long)st.tx_packets,
                  (unsigned long long)vs_stats_drops_total(&st));
     vs_port_remove(vp->sw, vp->port);
+    if (vp->link_fd >= 0)
+        close(vp->link_fd);
     *vp = n->ports[--n->nports];
+}
+
+int vmkd_net_port_fds(struct vmkd_net *n, const char *vm_id, int fds[3], char *pg, size_t pglen)
+{
+    struct vm_port *vp = n && vm_id ? find(n, vm_id) : NULL;
+    if (!vp)
+        return -ENOENT;
+    vs_port_ring_fds(vp->port, &fds[0], &fds[1], &fds[2]);
+    snprintf(pg, pglen, "%s", vp->pg);
+    return 0;
+}
+
+int vmkd_net_port_set_link(struct vmkd_net *n, const char *vm_id, int fd)
+{
+    struct vm_port *vp = n && vm_id ? find(n, vm_id) : NULL;
+    if (!vp)
+        return -ENOENT;
+    if (vp->link_fd >= 0)
+        close(vp->link_fd);
+    vp->link_fd = fd;
+    return 0;
 }
 
 void vmkd_net_hooks(struct vmkd_net *n, struct vmkd_net_hooks *h)

@@ -15,6 +15,7 @@
 #include "vmkd.h"
 #include "vswitch/vswitch.h"
 
+struct event_base;
 struct kvc_config;
 struct vmkd_net;
 
@@ -33,6 +34,19 @@ void vmkd_net_hooks(struct vmkd_net *, struct vmkd_net_hooks *);
 /* Counters of VM_ID's port and its port group name. */
 int vmkd_net_port_stats(struct vmkd_net *, const char *vm_id, struct vs_stats *,
                         char *pg, size_t pglen);
+
+/* Re-attach (docs/vmkd.md "A running VM gets its port back"): the ring
+ * fds of VM_ID's port (still owned by the switch) and its port group, or
+ * -ENOENT; and the connection that is now the port's link to the vmx
+ * (taken over, the previous link closed). */
+int vmkd_net_port_fds(struct vmkd_net *, const char *vm_id, int fds[3], char *pg, size_t pglen);
+int vmkd_net_port_set_link(struct vmkd_net *, const char *vm_id, int fd);
+/* The port socket (vmkd_port.c) where a running vmx asks for its port:
+ * STATE-DIR/port.sock, served on BASE.  Errors: -errno, WHY says which. */
+struct vmkd_port_srv;
+int vmkd_port_srv_new(struct event_base *, struct vmkd *, struct vmkd_net *, const char *path,
+                      struct vmkd_port_srv **out, char *why, size_t len);
+void vmkd_port_srv_free(struct vmkd_port_srv *);
 
 /* ---- live configuration (docs/vswitch.md "Live configuration") ----
  * Switches and port groups added, removed or changed while VMs run; every

@@ -58,6 +58,7 @@ struct vmkd_vm {
     bool child;                 /* spawned by this vmkd (exit status known) */
     bool adopted;
     bool has_port;              /* a vSwitch port (d->cfg.net) */
+    char *nic_pg, *nic_mac;     /* its port group and MAC (kept in vm.state) */
     enum vmkd_vm_state state;
     bool stop_requested, forced;
     unsigned long long starttime;
@@ -418,6 +419,8 @@ static int write_state(struct vmkd_vm *vm)
             (int)vm->pid, vm->starttime, vm->vcpus, vm->config, vm->log ? vm->log : "",
             a->cpu_shares, a->cpu_limit_mhz, a->cpu_limit_pct, a->cpu_reservation_mhz,
             a->mem_limit_mb, a->mem_reservation_mb, vm->state != VMKD_VM_STARTING);
+    if (vm->nic_pg && vm->nic_mac)
+        fprintf(f, "nic_portgroup=%s\nnic_mac=%s\n", vm->nic_pg, vm->nic_mac);
     int rc = 0;
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
         rc = -errno;
@@ -505,6 +508,8 @@ static void vm_free(struct vmkd_vm *vm, bool remove)
     free(vm->incoming);
     free(vm->incoming_tls);
     free(vm->incoming_peer);
+    free(vm->nic_pg);
+    free(vm->nic_mac);
     free(vm);
 }
 
@@ -812,6 +817,8 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
     int rc;
     int cgfds[4];
     int ncg = 0, outfd = -1;
+    int netfds[4] = { -1, -1, -1, -1 };
+    char *portsock = NULL;
     bool admitted = false;
 
     if (!vmkd_valid_id(req->vm_id)) {
@@ -932,7 +939,6 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         goto err_msg;
     }
 
-    int netfds[3] = { -1, -1, -1 };
     char netarg[32];
     if (req->nic_portgroup && req->nic_portgroup[0]) {
         if (!d->cfg.net.port_add) {
@@ -945,8 +951,15 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         if (rc < 0)
             goto err;
         vm->has_port = true;
+        vm->nic_pg = strdup(req->nic_portgroup);
+        vm->nic_mac = strdup(req->nic_mac);
+        portsock = xasprintf("%s/%s", d->cfg.state_dir, VMKD_PORT_SOCK);
+        if (!vm->nic_pg || !vm->nic_mac || !portsock) {
+            rc = -ENOMEM;
+            goto err_msg;
+        }
     }
-    const char *argv[20];
+    const char *argv[28];
     int ac = 0;
     argv[ac++] = d->cfg.vmx_path;
     argv[ac++] = "-c";
@@ -974,10 +987,15 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
             argv[ac++] = "--incoming-disk";
     }
     if (vm->has_port) {
-        /* The child puts the port's fds at 3, 4, 5. */
-        snprintf(netarg, sizeof(netarg), "3,4,5");
+        /* The child puts the port's fds at 3, 4, 5 and its link at 6; vmx
+         * comes back to the port socket for a new port if the link breaks. */
+        snprintf(netarg, sizeof(netarg), netfds[3] >= 0 ? "3,4,5,6" : "3,4,5");
         argv[ac++] = "--net-fds";
         argv[ac++] = netarg;
+        argv[ac++] = "--net-socket";
+        argv[ac++] = portsock;
+        argv[ac++] = "--net-id";
+        argv[ac++] = vm->id;
     }
     argv[ac] = NULL;
 
@@ -1025,20 +1043,20 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
          * would keep its reader waiting for EOF forever). */
         int keep = 3;
         if (netfds[0] >= 0) {
-            /* The vSwitch port (ring memfd, kick, call) at 3, 4, 5: first
-             * out of the way of the targets, then into place (dup2 clears
-             * close-on-exec). */
-            int hi[3];
-            for (int k = 0; k < 3; k++) {
+            /* The vSwitch port (ring memfd, kick, call) at 3, 4, 5 and its
+             * link at 6: first out of the way of the targets, then into
+             * place (dup2 clears close-on-exec). */
+            int hi[4], nfd = netfds[3] >= 0 ? 4 : 3;
+            for (int k = 0; k < nfd; k++) {
                 hi[k] = fcntl(netfds[k], F_DUPFD, 100);
                 if (hi[k] < 0) {
                     dprintf(2, "vmkd: cannot pass the network port: %s\n", strerror(errno));
                     _exit(126);
                 }
             }
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < nfd; k++)
                 dup2(hi[k], 3 + k);
-            keep = 6;
+            keep = 3 + nfd;
         }
         close_range((unsigned)keep, ~0u, 0);
         execv(argv[0], (char *const *)argv);
@@ -1051,6 +1069,11 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
     for (int i = 0; i < ncg; i++)
         close(cgfds[i]);
     ncg = 0;
+    if (netfds[3] >= 0)
+        close(netfds[3]);       /* the vmx's end of the port's link */
+    netfds[3] = -1;
+    free(portsock);
+    portsock = NULL;
     close(outfd);
     outfd = -1;
     proc_starttime(pid, &vm->starttime);
@@ -1084,6 +1107,9 @@ err:
         close(cgfds[i]);
     if (outfd >= 0)
         close(outfd);
+    if (netfds[3] >= 0)
+        close(netfds[3]);
+    free(portsock);
     if (admitted)
         kvc_admission_release(&d->adm, req->alloc.cpu_reservation_mhz, req->alloc.mem_reservation_mb);
     kvc_err("VM %s: power-on failed: %s", req->vm_id, why);
@@ -1253,6 +1279,12 @@ static int parse_state(struct vmkd_vm *vm, int *ready)
             vm->alloc.mem_reservation_mb = strtoull(v, NULL, 10);
         } else if (strcmp(k, "ready") == 0) {
             *ready = atoi(v);
+        } else if (strcmp(k, "nic_portgroup") == 0 && *v) {
+            free(vm->nic_pg);
+            vm->nic_pg = strdup(v);
+        } else if (strcmp(k, "nic_mac") == 0 && *v) {
+            free(vm->nic_mac);
+            vm->nic_mac = strdup(v);
         }
     }
     fclose(f);
@@ -1314,6 +1346,21 @@ static void adopt_one(struct vmkd *d, const char *id)
         kvc_err("VM %s: out of memory re-adopting", id);
         vm_free(vm, false);
         return;
+    }
+    if (vm->nic_pg && vm->nic_mac) {
+        /* A port on this vmkd's switch, same port group and MAC: the vmx
+         * saw its old link close and comes to the port socket for it. */
+        int fds[4];
+        if (!d->cfg.net.port_add) {
+            kvc_warn("VM %s: this vmkd has no vSwitch; its adapter stays without a port", id);
+        } else if (d->cfg.net.port_add(d->cfg.net.ctx, id, vm->nic_pg, vm->nic_mac, fds, why,
+                                       sizeof(why)) < 0) {
+            kvc_warn("VM %s: no port for its adapter on the new switch: %s", id, why);
+        } else {
+            vm->has_port = true;
+            if (fds[3] >= 0)
+                close(fds[3]);  /* the vmx brings its own link */
+        }
     }
     write_state(vm);
     kvc_info("VM %s: re-adopted running vmx pid %d (%s)", id, (int)vm->pid,

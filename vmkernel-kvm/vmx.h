@@ -191,6 +191,15 @@ void vmx_devices_destroy(struct vmx *);
 /* After the KVM VM was (re)created: route the NIC's QueueNotify to its
  * thread through an ioeventfd.  vmx_vm.c. */
 int vmx_net_bind_kvm(struct vmx *);
+/* The NIC's link to its vSwitch port (vmx_net_ctl.c, docs/vmx.md "Network"):
+ * LINK_FD (-1: none) is the link vmkd passed with the port; when it closes
+ * (vmkd went away) the adapter's link goes down and, with SOCK (vmkd's port
+ * socket) and ID (the VM's id there), vmx asks there for a new port until a
+ * vmkd answers.  Takes LINK_FD.  Main thread; call before seccomp. */
+struct event_base;
+int vmx_net_link_start(struct vmx *, struct event_base *, int link_fd, const char *sock,
+                       const char *id);
+void vmx_net_link_stop(void);
 /* Control methods of the NIC (vmx_net_ctl.c), served beside vmx_ctl_methods. */
 struct vmx_ctl_method;
 const struct vmx_ctl_method *vmx_net_ctl_table(size_t *n);

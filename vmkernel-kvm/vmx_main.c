@@ -53,7 +53,10 @@ static void usage(FILE *f)
                "  --incoming-tls DIR --incoming-peer THUMBPRINT  require TLS for it (identity in DIR,\n"
                "                   the source's certificate pinned)\n"
                "  --no-seccomp     do not install the seccomp filter (debugging)\n"
-               "  --net-fds M,K,C  inherited vSwitch port: ring memfd, kick and call eventfds\n");
+               "  --net-fds M,K,C[,L]  inherited vSwitch port: ring memfd, kick and call eventfds,\n"
+               "                   and the port's link (vmkd passes 3,4,5,6)\n"
+               "  --net-socket PATH --net-id ID  where to ask for a new port when the link\n"
+               "                   closes (vmkd's port socket, the VM's id there)\n");
 }
 
 /* Guest RAM is prefaulted (MADV_POPULATE_WRITE: the guest's first touch of
@@ -299,7 +302,8 @@ int main(int argc, char **argv)
 {
     const char *cfg_path = NULL, *sock = NULL, *logfile = NULL, *restore = NULL, *incoming = NULL;
     const char *incoming_tls = NULL, *incoming_peer = NULL;
-    const char *net_fds = NULL;
+    const char *net_fds = NULL, *net_sock = NULL, *net_id = NULL;
+    int net_link = -1;
     bool check = false, no_seccomp = false, incoming_disk = false;
     static const struct option opts[] = {
         { "incoming-disk", no_argument, NULL, 'D' },
@@ -309,6 +313,8 @@ int main(int argc, char **argv)
         { "incoming-peer", required_argument, NULL, 'P' },
         { "no-seccomp", no_argument, NULL, 'S' },
         { "net-fds", required_argument, NULL, 'N' },
+        { "net-socket", required_argument, NULL, 'K' },
+        { "net-id", required_argument, NULL, 'J' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -326,6 +332,8 @@ int main(int argc, char **argv)
         case 'D': incoming_disk = true; break;
         case 'S': no_seccomp = true; break;
         case 'N': net_fds = optarg; break;
+        case 'K': net_sock = optarg; break;
+        case 'J': net_id = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EXIT_START_FAILED;
         }
@@ -349,9 +357,17 @@ int main(int argc, char **argv)
     vm->net_fds[0] = vm->net_fds[1] = vm->net_fds[2] = -1;
     if (logfile)
         snprintf(vm->log_path, sizeof(vm->log_path), "%s", logfile);
-    if (net_fds && sscanf(net_fds, "%d,%d,%d", &vm->net_fds[0], &vm->net_fds[1],
-                          &vm->net_fds[2]) != 3) {
-        fprintf(stderr, "vmx: --net-fds %s: expected MEMFD,KICK,CALL\n", net_fds);
+    char net_tail;
+    int nnet = net_fds ? sscanf(net_fds, "%d,%d,%d,%d%c", &vm->net_fds[0], &vm->net_fds[1],
+                                &vm->net_fds[2], &net_link, &net_tail) : 0;
+    if (net_fds && nnet != 3 && nnet != 4) {
+        fprintf(stderr, "vmx: --net-fds %s: expected MEMFD,KICK,CALL[,LINK]\n", net_fds);
+        return EXIT_START_FAILED;
+    }
+    if (nnet != 4)
+        net_link = -1;
+    if (!net_sock != !net_id) {
+        fprintf(stderr, "vmx: --net-socket and --net-id go together\n");
         return EXIT_START_FAILED;
     }
     if (vmx_config_load(cfg_path, &vm->cfg, err, sizeof(err)) < 0) {
@@ -471,6 +487,12 @@ int main(int argc, char **argv)
         || event_add(ev_term, NULL) || event_add(ev_int, NULL) || event_add(ev_wd, &wd))
         goto out;
 
+    if (vm->net_on) {
+        rc = vmx_net_link_start(vm, g_base, net_link, net_sock, net_id);
+        net_link = -1;
+        if (rc < 0)
+            goto out;
+    }
     if ((rc = lease_start(vm)) < 0)
         goto out;
     if (no_seccomp) {
@@ -540,6 +562,9 @@ out:
     if (ev_term) event_free(ev_term);
     if (ev_int) event_free(ev_int);
     if (ev_wd) event_free(ev_wd);
+    vmx_net_link_stop();
+    if (net_link >= 0)
+        close(net_link);
     vmx_migrate_free(vm);
     vmx_devices_destroy(vm);
     vmx_vm_destroy(vm);

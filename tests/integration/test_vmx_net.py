@@ -4,11 +4,15 @@ the test guest's virtio-net driver (guest/net.c), two or more VMs per test.
 Covers: ping and UDP echo between two VMs of one port group, VLAN isolation,
 a trunk port (VLAN 4095) seeing and sending tags, promiscuous mode, forged
 transmits (reject and accept), traffic shaping capping a flood, link
-down/up through vmx's control socket, and two vmkd "hosts" on 127.0.0.32 and
-127.0.0.33 joined by the VXLAN uplink.  Skips without a usable /dev/kvm or
+down/up through vmx's control socket, two vmkd "hosts" on 127.0.0.32 and
+127.0.0.33 joined by the VXLAN uplink, and running VMs getting their ports
+back from a vmkd restarted after kill -9 (and the port socket refusing
+whoever is not the VM's vmx).  Skips without a usable /dev/kvm or
 without root (cgroups)."""
+import array
 import os
 import re
+import signal
 import socket
 import subprocess
 import tempfile
@@ -40,6 +44,7 @@ class Host:
     """One vmkd with a vSwitch configured from PORTGROUPS (text)."""
 
     def __init__(self, tmp, name, portgroups, vswitch="", env=None):
+        self.env = env
         _seq[0] += 1
         self.tmp = os.path.join(tmp, name)
         os.makedirs(self.tmp)
@@ -85,6 +90,23 @@ class Host:
         self.vms[name] = v
         v.wait_serial(r"KVC-GUEST: net up mac=%s ip=%s" % (mac, ip))
         return v
+
+    def kill9(self):
+        """kill -9 vmkd alone: its vmx run on."""
+        old = self.d
+        old.kill(signal.SIGKILL, group=False)     # not the group: the vmx are in it
+        old.proc.wait(10)
+        old._log.close()
+        self.d = None
+
+    def restart(self):
+        """Start vmkd again on the same state: it re-adopts the VMs."""
+        self.d = Daemon([VMKD, "-f", self.conf], env=self.env)
+        self.d.wait_log(r"vmkd ready", timeout=15)
+
+    def vmx_pids(self):
+        return {kv(line)["id"]: int(kv(line)["pid"])
+                for line in self.ctl("list").stdout.splitlines() if "id=" in line}
 
     def port(self, name):
         out = self.ctl("net-stats", name).stdout
@@ -411,3 +433,153 @@ def test_bad_config_refused(tmp, hosts):
         f.write('[portgroup "x"]\nshaping-average = 1000\nshaping-peak = 10\n')
     p = subprocess.run([VMKD, "-n", "-f", bad], capture_output=True, text=True)
     assert p.returncode == 1 and "shaping-peak" in p.stderr
+
+
+def test_vmkd_restart_gives_ports_back(tmp, hosts):
+    """kill -9 vmkd while two VMs ping each other on a VLAN port group: the
+    VMs run on and their adapters' links go down; the restarted vmkd
+    re-adopts them, makes their ports (same port group, MAC, VLAN) and each
+    vmx fetches its own from the port socket: the pings come back without
+    a guest reboot."""
+    h = Host(tmp, "h1", '[portgroup "V10"]\nvlan = 10\n')
+    hosts.append(h)
+    pids = {}
+    try:
+        b = h.vm("b", "V10", "00:50:56:00:0c:02", "10.12.0.2", mode="echo")
+        a = h.vm("a", "V10", "00:50:56:00:0c:01", "10.12.0.1", mode="ping", peer="10.12.0.2",
+                 count=0)
+        a.wait_serial(r"net ping seq=3 ")
+        pids = h.vmx_pids()
+        assert set(pids) == {"a", "b"}
+        h.kill9()
+        # The links closed with vmkd: both adapters lose their backend, the
+        # guests see the link down (the pinger's stats line says link=0).
+        for v in (a, b):
+            out = os.path.join(h.state, "vms", v.name, "vmx.out")
+            wait_for(lambda: "VMX-EVENT net-port-lost" in open(out).read(), 20,
+                     "%s's vmx saw its port go" % v.name)
+            st = v.nic()
+            assert st["backend"] == 0 and st["link_up"] == 0, st
+        a.wait_serial(r"net stats .* link=0\n")
+        h.restart()
+        h.d.wait_log(r"VM a: port on port group V10 handed to its running vmx pid %d"
+                     % pids["a"], timeout=20)
+        h.d.wait_log(r"VM b: port on port group V10 handed to its running vmx pid %d"
+                     % pids["b"], timeout=20)
+        assert h.vmx_pids() == pids                 # the same processes, re-adopted
+        seen = max(int(x) for x in re.findall(r"net ping seq=(\d+) ", a.text()))
+        a.wait_serial(r"net ping seq=%d " % (seen + 3), timeout=30)
+        a.wait_serial(r"link=0\n(.|\n)*net stats .* link=1\n")
+        for v in (a, b):
+            st = v.nic()
+            assert st["backend"] == 1 and st["link_up"] == 1, st
+            assert v.text().count("KVC-GUEST: ready") == 1, v.text()   # no reboot
+            out = open(os.path.join(h.state, "vms", v.name, "vmx.out")).read()
+            assert "VMX-EVENT net-port-attached portgroup=V10" in out, out[-2000:]
+            # The guest saw the link go down, then up (config interrupts).
+            assert re.search(r"link down: the switch port is gone(.|\n)*link up: on a new switch "
+                             r"port", out), out[-2000:]
+        pa, pb = h.port("a"), h.port("b")
+        assert pa["portgroup"] == pb["portgroup"] == "\"V10\""
+        assert pa["rx_packets"] >= 1 and pb["rx_packets"] >= 1, (pa, pb)
+    finally:
+        h.stop()
+        for pid in pids.values():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _ask_port(path, data):
+    """One request on vmkd's port socket: (answer text, fds received)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    try:
+        s.connect(path)
+        s.sendall(data)
+        fds = array.array("i")
+        msg, anc, _flags, _addr = s.recvmsg(256, socket.CMSG_SPACE(4 * fds.itemsize))
+        for level, typ, d in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                fds.frombytes(d[:len(d) - len(d) % fds.itemsize])
+        for fd in fds:
+            os.close(fd)
+        try:
+            rest = s.recv(16)   # vmkd closed after refusing
+        except ConnectionResetError:
+            rest = b""          # ... with part of the request unread
+        return msg.decode(), len(fds), rest
+    finally:
+        s.close()
+
+
+def test_port_socket_refuses_others(tmp, hosts):
+    """Only the VM's own vmx gets its port: another process naming the VM,
+    an unknown VM, a malformed or oversized request are refused with a
+    reason, no fds, and the connection closed; the VM keeps its port and
+    vmkd keeps serving."""
+    h = Host(tmp, "h1", PG_BASIC)
+    hosts.append(h)
+    b = h.vm("b", "VM Network", "00:50:56:00:0d:02", "10.13.0.2", mode="echo")
+    path = os.path.join(h.state, "port.sock")
+    assert os.stat(path).st_mode & 0o077 == 0
+    cases = [
+        (b"KVC-PORT 1 b\n", r"^ERR pid %d is not the vmx of VM b\n$" % os.getpid()),
+        (b"KVC-PORT 1 nosuch\n", r"^ERR VM nosuch does not run on this host\n$"),
+        (b"KVC-PORT 1 ../b\n", r"^ERR invalid VM id\n$"),
+        (b"KVC-PORT 2 b\n", r"^ERR bad request"),
+        (b"GET / HTTP/1.0\r\n\r\n", r"^ERR (bad request|bytes after)"),
+        (b"KVC-PORT 1 " + b"x" * 300, r"^ERR request longer than 127 bytes\n$"),
+        (b"KVC-PORT 1 b\x00\n", r"^ERR NUL in the request\n$"),
+    ]
+    for data, want in cases:
+        msg, nfd, rest = _ask_port(path, data)
+        assert re.search(want, msg), (data, msg)
+        assert nfd == 0 and rest == b"", (data, nfd, rest)
+    assert "refused pid %d" % os.getpid() in h.d.log()
+    # The VM still has its port and talks; vmkd still serves.
+    a = h.vm("a", "VM Network", "00:50:56:00:0d:01", "10.13.0.1", mode="ping", peer="10.13.0.2",
+             count=3)
+    m = a.wait_serial(r"net ping done sent=(\d+) received=(\d+)")
+    assert m.groups() == ("3", "3"), a.text()
+    assert b.nic()["backend"] == 1 and h.port("b")["tx_packets"] >= 3
+    assert "handed to its running vmx" not in h.d.log()
+
+
+def test_vmkd_restart_keeps_vxlan(tmp, hosts):
+    """A VM on a distributed (VXLAN) port group pings a VM on another host;
+    its host's vmkd is killed and restarted: the new port is on the same
+    VNI and VLAN behind a new uplink, and the pings across hosts resume."""
+    a1, a2 = "127.0.0.34", "127.0.0.35"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((a1, 0))
+    port = s.getsockname()[1]
+    s.close()
+    pg = '[portgroup "Dist"]\nvlan = 100\nvni = 5002\nvteps = "%s:%d"\n'
+    vs = 'vxlan-local = "%s"\nvxlan-port = %d\n'
+    h1 = Host(tmp, "h1", pg % (a2, port), vswitch=vs % (a1, port))
+    hosts.append(h1)
+    h2 = Host(tmp, "h2", pg % (a1, port), vswitch=vs % (a2, port))
+    hosts.append(h2)
+    h2.vm("b", "Dist", "00:50:56:00:0e:02", "10.14.0.2", mode="echo")
+    a = h1.vm("a", "Dist", "00:50:56:00:0e:01", "10.14.0.1", mode="ping", peer="10.14.0.2",
+              count=0)
+    a.wait_serial(r"net ping seq=2 ")
+    pid = h1.vmx_pids()["a"]
+    try:
+        h1.kill9()
+        a.wait_serial(r"net stats .* link=0\n")
+        h1.restart()
+        h1.d.wait_log(r"VM a: port on port group Dist handed to its running vmx pid %d" % pid,
+                      timeout=20)
+        seen = max(int(x) for x in re.findall(r"net ping seq=(\d+) ", a.text()))
+        a.wait_serial(r"net ping seq=%d " % (seen + 2), timeout=30)
+        assert a.text().count("KVC-GUEST: ready") == 1
+        assert h1.port("a")["rx_packets"] >= 1
+    finally:
+        h1.stop()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

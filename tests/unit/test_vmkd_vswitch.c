@@ -138,13 +138,15 @@ static void test_busy_port_group(void **state)
     struct vmkd_net *n = open_net(*state);
     struct vmkd_net_hooks h;
     char why[256], s[512];
-    int fds[3];
+    int fds[4];
 
     vmkd_net_hooks(n, &h);
     assert_int_equal(vmkd_net_sw_add(n, "vSwitch1", 8, 0, why, sizeof(why)), 0);
     assert_int_equal(vmkd_net_pg_add(n, "PG 10", "vSwitch1", 10, why, sizeof(why)), 0);
     assert_int_equal(h.port_add(h.ctx, "vm1", "PG 10", "00:50:56:00:00:01", fds, why,
                                 sizeof(why)), 0);
+    assert_true(fds[3] >= 0);           /* the vmx's end of the port's link */
+    close(fds[3]);
     assert_int_equal(vmkd_net_pg_remove(n, "PG 10", why, sizeof(why)), -EBUSY);
     /* Re-tagged live, the port stays. */
     assert_int_equal(vmkd_net_pg_set_vlan(n, "PG 10", 20, why, sizeof(why)), 0);

@@ -644,6 +644,103 @@ static void test_threads(void **st)
     vs_destroy(sw);
 }
 
+/* Waits (deadline 20 s) for the dummy peer to get one frame; its length. */
+static int peer_recv(struct vs_port *dp, uint8_t *buf, size_t cap)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int r = vs_dummy_recv(dp, buf, cap);
+        if (r > 0)
+            return r;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        assert_true(t.tv_sec - t0.tv_sec < 20);
+        usleep(500);
+    }
+}
+
+/* vmkd restarted: the port goes (link down for the guest, frames dropped
+ * and counted), a new port on another switch replaces it while the data
+ * path thread runs, and frames flow again. */
+static void test_port_replaced(void **st)
+{
+    (void)st;
+    struct vs_switch *sw[2];
+    struct vs_port *vp[2], *dp[2];
+    int fds[2][3];
+    for (int k = 0; k < 2; k++) {
+        struct vs_switch_opts so = { .name = k ? "vs1" : "vs0" };
+        struct vs_pg_config pc;
+        assert_int_equal(vs_create(&so, &sw[k]), 0);
+        vs_pg_config_default(&pc, false);
+        assert_int_equal(vs_pg_add(sw[k], "pg", &pc), 0);
+        assert_int_equal(vs_port_add_ring(sw[k], "vm", "pg", MAC, NULL, &vp[k]), 0);
+        assert_int_equal(vs_port_add_dummy(sw[k], "peer", "pg", PEER, &dp[k]), 0);
+        assert_int_equal(vs_port_ring_fds(vp[k], &fds[k][0], &fds[k][1], &fds[k][2]), 0);
+        assert_int_equal(vs_start(sw[k]), 0);
+    }
+    struct virtio_net n;
+    virtio_net_init(&n, &mem, &irq, MAC, 1500, &lock);
+    assert_int_equal(virtio_net_attach_backend(&n, dup(fds[0][0]), dup(fds[0][1]),
+                                               dup(fds[0][2])), 0);
+    pthread_mutex_lock(&lock);
+    driver_up(&n);
+    pthread_mutex_unlock(&lock);
+    assert_int_equal(virtio_net_start(&n), 0);
+    uint8_t buf[2048];
+
+    pthread_mutex_lock(&lock);
+    post_tx(0, PEER, 80, 1);
+    pthread_mutex_unlock(&lock);
+    kvc_ring_kick(virtio_net_notify_fd(&n));
+    assert_int_equal(peer_recv(dp[0], buf, sizeof(buf)), 80);
+
+    pthread_mutex_lock(&lock);
+    uint32_t gen = n.dev.config_gen;
+    virtio_net_detach_backend(&n);
+    assert_false(virtio_net_link_up(&n));
+    assert_int_equal(n.dev.config_gen, gen + 1);        /* the guest is told */
+    assert_int_equal(n.memfd, -1);
+    post_tx(1, PEER, 80, 2);
+    pthread_mutex_unlock(&lock);
+    kvc_ring_kick(virtio_net_notify_fd(&n));
+    for (int i = 0; i < 20000; i++) {
+        pthread_mutex_lock(&lock);
+        bool done = n.st.tx_link_down == 1;
+        pthread_mutex_unlock(&lock);
+        if (done)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(n.st.tx_link_down, 1);
+
+    pthread_mutex_lock(&lock);
+    gen = n.dev.config_gen;
+    assert_int_equal(virtio_net_replace_backend(&n, dup(fds[1][0]), dup(fds[1][1]),
+                                                dup(fds[1][2])), 0);
+    assert_true(virtio_net_link_up(&n));
+    assert_int_equal(n.dev.config_gen, gen + 1);
+    post_tx(2, PEER, 90, 3);
+    pthread_mutex_unlock(&lock);
+    kvc_ring_kick(virtio_net_notify_fd(&n));
+    assert_int_equal(peer_recv(dp[1], buf, sizeof(buf)), 90);
+    assert_int_equal(vs_dummy_recv(dp[0], buf, sizeof(buf)), -EAGAIN); /* not the old switch */
+    /* A region that is not a ring is refused; the adapter stays without
+     * a backend and keeps no fd. */
+    pthread_mutex_lock(&lock);
+    int bad = eventfd(0, EFD_CLOEXEC);
+    assert_true(virtio_net_replace_backend(&n, bad, dup(fds[1][1]), dup(fds[1][2])) < 0);
+    assert_false(n.backend);
+    assert_int_equal(n.memfd, -1);
+    assert_int_equal(n.call_fd, -1);
+    pthread_mutex_unlock(&lock);
+    virtio_net_destroy(&n);
+    for (int k = 0; k < 2; k++) {
+        vs_stop(sw[k]);
+        vs_destroy(sw[k]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -656,6 +753,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_backend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_replaced, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -355,6 +355,66 @@ int virtio_net_notify_fd(const struct virtio_net *n)
     return n->notify_fd;
 }
 
+/* epoll tags of the data path thread's fds: tags rather than fd numbers,
+ * because the call eventfd changes when the port is replaced (an event
+ * already returned for the old one must not drain whatever reused its
+ * number). */
+enum { EV_NOTIFY = 1, EV_STOP, EV_CALL };
+
+void virtio_net_detach_backend(struct virtio_net *n)
+{
+    if (!n->backend)
+        return;
+    bool was_up = virtio_net_link_up(n);
+    if (n->ep_fd >= 0 && n->call_fd >= 0)
+        epoll_ctl(n->ep_fd, EPOLL_CTL_DEL, n->call_fd, NULL);
+    kvc_ring_region_unmap(&n->rg);
+    int *fds[] = { &n->memfd, &n->kick_fd, &n->call_fd };
+    for (size_t i = 0; i < 3; i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+    n->backend = false;
+    n->tx_full = false;
+    n->rx_stalled = false;
+    if (was_up) {
+        kvc_info("link down: the switch port is gone");
+        virtio_mmio_config_changed(&n->dev);
+    }
+}
+
+int virtio_net_replace_backend(struct virtio_net *n, int memfd, int kick_fd, int call_fd)
+{
+    virtio_net_detach_backend(n);
+    int rc = virtio_net_attach_backend(n, memfd, kick_fd, call_fd);
+    if (rc == 0 && n->ep_fd >= 0) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_CALL };
+        if (epoll_ctl(n->ep_fd, EPOLL_CTL_ADD, n->call_fd, &ev) < 0) {
+            rc = -errno;
+            kvc_ring_region_unmap(&n->rg);
+            n->backend = false;
+        }
+    }
+    if (rc < 0) {
+        int *fds[] = { &n->memfd, &n->kick_fd, &n->call_fd };
+        for (size_t i = 0; i < 3; i++) {
+            if (*fds[i] >= 0)
+                close(*fds[i]);
+            *fds[i] = -1;
+        }
+        return rc;
+    }
+    if (virtio_net_link_up(n)) {
+        kvc_info("link up: on a new switch port");
+        virtio_mmio_config_changed(&n->dev);
+    }
+    /* A pass now: the guest may have frames waiting since the link went. */
+    if (n->notify_fd >= 0)
+        kvc_ring_kick(n->notify_fd);
+    return 0;
+}
+
 /* No empty passes with sched_yield before sleeping (the switch's data path
  * does a few): this thread shares the VM's cgroup with vCPUs that may spin
  * (a polling guest driver), and a yield to them costs a whole time slice,
@@ -364,6 +424,7 @@ int virtio_net_notify_fd(const struct virtio_net *n)
 static void *net_thread(void *arg)
 {
     struct virtio_net *n = arg;
+    bool drain_call = false;
     for (;;) {
         /* Work first (also at start: the notifications are armed only by
          * a pass), then sleep. */
@@ -371,6 +432,11 @@ static void *net_thread(void *arg)
             /* One pass per lock hold, so vCPUs' MMIO exits are not held up
              * by a long stream. */
             pthread_mutex_lock(n->lock);
+            /* The call eventfd is read under the lock: the port (and so
+             * the fd) may be replaced between epoll_wait and here. */
+            if (drain_call && n->backend)
+                kvc_ring_drain(n->call_fd);
+            drain_call = false;
             bool again = virtio_net_poll(n) > 0;
             if (!again && n->backend) {
                 /* Ask the switch for a kick before sleeping; if frames (or
@@ -391,9 +457,12 @@ static void *net_thread(void *arg)
         if (k < 0 && errno != EINTR)
             break;
         for (int i = 0; i < k; i++) {
-            if (ev[i].data.fd == n->stop_fd)
+            if (ev[i].data.u32 == EV_STOP)
                 return NULL;
-            kvc_ring_drain(ev[i].data.fd);
+            if (ev[i].data.u32 == EV_CALL)
+                drain_call = true;
+            else
+                kvc_ring_drain(n->notify_fd);
         }
     }
     return NULL;
@@ -408,10 +477,11 @@ int virtio_net_start(struct virtio_net *n)
     if (n->notify_fd < 0 || n->stop_fd < 0 || n->ep_fd < 0)
         return -errno;
     int fds[3] = { n->notify_fd, n->stop_fd, n->backend ? n->call_fd : -1 };
+    static const uint32_t tags[3] = { EV_NOTIFY, EV_STOP, EV_CALL };
     for (int i = 0; i < 3; i++) {
         if (fds[i] < 0)
             continue;
-        struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
+        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tags[i] };
         if (epoll_ctl(n->ep_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0)
             return -errno;
     }

@@ -90,6 +90,15 @@ void virtio_net_init(struct virtio_net *, struct guest_mem *, const struct irq_l
  * whether successful or not.  -EPROTO: the region is not a valid ring or its
  * slots cannot hold an MTU-sized frame. */
 int virtio_net_attach_backend(struct virtio_net *, int memfd, int kick_fd, int call_fd);
+/* The switch port went away (vmkd stopped): unmaps the ring, closes its
+ * fds; the guest sees the link down (config interrupt) until a new port
+ * comes.  No-op without a backend. */
+void virtio_net_detach_backend(struct virtio_net *);
+/* A new switch port for a running adapter (vmkd restarted): detaches the
+ * old one, attaches the new (ownership of the fds as for attach; on error
+ * they are closed and the adapter stays without backend), registers the
+ * call eventfd with the running thread and tells the guest the link is up. */
+int virtio_net_replace_backend(struct virtio_net *, int memfd, int kick_fd, int call_fd);
 /* The eventfd to register as the ioeventfd of QueueNotify (KVM_IOEVENTFD). */
 int virtio_net_notify_fd(const struct virtio_net *);
 /* Starts the data path thread (call before seccomp: it creates an epoll fd). */
