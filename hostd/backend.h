@@ -95,13 +95,16 @@ struct hostd_backend_ops {
      * WITH_DISK (listen: the VM's folder here holds an empty placeholder disk
      * the stream replaces; send: the disk files go first) moves the disk too,
      * to a destination that shares no datastore with the source.
+     * OWN_FOLDER (listen): the VM's folder here is not the source's (made
+     * for this migration on another datastore): the VMM takes a lease of
+     * its own instead of adopting the source's.
      * migrate_progress (source): DONE once with where it stands; COMPLETED
      * means the VM now runs at the destination (it switched over by itself).
      * migrate_cancel: the source stops sending and runs on; an incoming VM
      * is powered off.  migrate_in then takes over the running incoming VM;
      * migrate_out drops the source's runtime state. */
     void (*migrate_listen)(struct hostd_host *, struct hostd_vm *, const char *peer_thumbprint,
-                           bool with_disk, hostd_mig_listen_fn done, void *ctx);
+                           bool with_disk, bool own_folder, hostd_mig_listen_fn done, void *ctx);
     int (*migrate_send)(struct hostd_host *, struct hostd_vm *, const char *listen,
                         const char *dest_thumbprint, uint32_t downtime_ms, uint64_t bw,
                         bool with_disk, char *err, size_t errlen);

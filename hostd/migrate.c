@@ -608,7 +608,8 @@ hostd_migrate_prepare(struct kvc_rpc_call *call, const ProtobufCMessage *req, vo
         snprintf(c->id, sizeof c->id, "%s", m->id);
         kvc_info("%s: migration %s: starting %s to receive it%s from %s", h->name, m->id,
                  vi->name, m->with_disk ? " with its disk" : "", p->source_uuid);
-        h->be->migrate_listen(h, m->vm, p->source_thumbprint, m->with_disk, on_listening, c);
+        h->be->migrate_listen(h, m->vm, p->source_thumbprint, m->with_disk, m->made_dir,
+                              on_listening, c);
         return;
     }
     if (mig_add(h, m)) {

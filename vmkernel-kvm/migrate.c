@@ -370,7 +370,7 @@ struct vmx_migrate {
     int (*call_fn)(struct vmx_migrate *);
     /* Lease hand-over: the destination's owner (from ACCEPT), and the
      * generation the source's transfer produced (sent in GO). */
-    bool peer_lease, peer_disk;
+    bool peer_lease, peer_disk, peer_own_lease;
     char peer_owner[64], peer_owner_name[128];
     uint64_t lease_gen;
 
@@ -383,6 +383,7 @@ struct vmx_migrate {
      * written pages, and touching the others would fault them all in. */
     uint64_t *written;
     bool expect_disk;               /* --incoming-disk */
+    bool own_lease;                 /* a lease of its own (not handed over) */
     struct disk_recv *drecv;        /* the disk being received */
     bool disk_flushed;              /* its first pass made durable */
     uint8_t *dbuf;                  /* one DISK_DATA record */
@@ -1142,7 +1143,8 @@ static int switch_over(struct vmx_migrate *m)
     m->lease_gen = 0;
     /* With the disk the destination's files are its own, under a lease of
      * its own (taken at its start); this one's is released at exit. */
-    if (vm->lease && !m->p.with_disk && (rc = run_on_main(m, lease_transfer_main)) < 0)
+    if (vm->lease && !m->p.with_disk && !m->peer_own_lease
+        && (rc = run_on_main(m, lease_transfer_main)) < 0)
         return rc;
     __atomic_store_n(&m->committed, true, __ATOMIC_RELEASE);
     set_phase(m, VMX_MIG_COMMIT);
@@ -1232,6 +1234,7 @@ static void *source_thread(void *arg)
         uint32_t fl = sreader_u32(&r);
         m->peer_lease = fl & 1;
         m->peer_disk = fl & 2;
+        m->peer_own_lease = fl & 4;
         sreader_blob(&r, m->peer_owner, sizeof(m->peer_owner) - 1);
         sreader_blob(&r, m->peer_owner_name, sizeof(m->peer_owner_name) - 1);
         if (r.err) {
@@ -1240,7 +1243,7 @@ static void *source_thread(void *arg)
             goto fail;
         }
     }
-    if (vm->lease && !m->p.with_disk && (!m->peer_lease || !m->peer_owner[0])) {
+    if (vm->lease && !m->p.with_disk && !m->peer_own_lease && (!m->peer_lease || !m->peer_owner[0])) {
         set_error(m, "this VM holds a lease and the destination has no lease.path/lease.owner: "
                      "it would run without one");
         rc = -EINVAL;
@@ -1581,7 +1584,18 @@ static int dest_receive(struct vmx_migrate *m, uint64_t *stop_rt, uint32_t *was_
     }
     struct sbuf ab;
     sbuf_init(&ab);
-    sbuf_u32(&ab, (vm->cfg.lease_path[0] && vm->cfg.lease_owner[0] ? 1u : 0u) | (m->expect_disk ? 2u : 0u));
+    /* The lease it is to adopt must be the source's: a lease file that is
+     * not here means this host does not see the source's folder, and the
+     * adoption after GO would fail with the source gone. */
+    struct stat lst;
+    if (vm->cfg.lease_path[0] && !m->own_lease && stat(vm->cfg.lease_path, &lst) < 0) {
+        rc = dest_fail(m, "the VM's lease %s is not here: this host does not see the source's "
+                          "folder (a destination on another datastore takes a lease of its own: "
+                          "--incoming-own-lease)", vm->cfg.lease_path);
+        return rc;
+    }
+    sbuf_u32(&ab, (vm->cfg.lease_path[0] && vm->cfg.lease_owner[0] ? 1u : 0u) | (m->expect_disk ? 2u : 0u)
+                  | (m->own_lease && vm->cfg.lease_path[0] ? 4u : 0u));
     sbuf_blob(&ab, vm->cfg.lease_owner, strlen(vm->cfg.lease_owner));
     sbuf_blob(&ab, vm->cfg.lease_owner_name, strlen(vm->cfg.lease_owner_name));
     rc = ab.err ? ab.err : chan_record(&m->chan, MIG_ACCEPT, 0, ab.p, ab.len);
@@ -2016,6 +2030,12 @@ void vmx_migrate_expect_disk(struct vmx *vm)
 {
     if (vm->mig)
         vm->mig->expect_disk = true;
+}
+
+void vmx_migrate_own_lease(struct vmx *vm)
+{
+    if (vm->mig)
+        vm->mig->own_lease = true;
 }
 
 int vmx_migrate_incoming_run(struct vmx *vm, char *err, size_t errlen)

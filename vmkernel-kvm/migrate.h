@@ -39,7 +39,9 @@
  *   destination -> source
  *     ACCEPT   after HELLO: this VM can take the stream; u32 flags (bit 0:
  *              it has a lease configured; bit 1: it expects the disk,
- *              --incoming-disk), blob lease owner, blob owner name
+ *              --incoming-disk; bit 2: it holds a lease of its own, in a
+ *              folder that is not the source's), blob lease owner, blob
+ *              owner name
  *     READY    after END: everything loaded (and the hash matched)
  *     RUNNING  u64 CLOCK_REALTIME ns, u64 CLOCK_MONOTONIC ns when its vCPUs ran
  *     FAIL     u8[] reason: the destination refuses (the source resumes)
@@ -164,6 +166,10 @@ int vmx_migrate_incoming_tls(struct vmx *, const char *dir, const char *peer, ch
  * VM's disk.path is a new, empty base the stream replaces; a stream
  * without the disk is refused, as is one with a disk without this. */
 void vmx_migrate_expect_disk(struct vmx *);
+/* Destination: its folder is not the source's (another datastore), so it
+ * holds a lease of its own (taken at start); the source keeps and releases
+ * its own instead of handing it over (ACCEPT flag bit 2). */
+void vmx_migrate_own_lease(struct vmx *);
 /* Destination: start receiving (after the seccomp filter is on, so the
  * receiving thread runs under it). */
 int vmx_migrate_incoming_run(struct vmx *, char *err, size_t errlen);

@@ -86,6 +86,7 @@ struct vmkd_power_on {
     const char *incoming;       /* NULL: boot; else a migration destination (vmx --incoming) */
     const char *incoming_tls_dir, *incoming_peer;   /* optional, with incoming */
     bool incoming_disk;         /* with incoming: the stream carries the disk (--incoming-disk) */
+    bool incoming_own_lease;    /* with incoming: a lease of its own (--incoming-own-lease) */
     uint32_t vcpus;
     struct kvc_res_alloc alloc;
     uint64_t cpu_affinity;      /* bit n: host CPU n allowed; 0: any CPU */

@@ -211,6 +211,7 @@ static void on_power_on(struct kvc_rpc_call *call, const ProtobufCMessage *m, vo
         .incoming_tls_dir = req->incoming_tls_dir,
         .incoming_peer = req->incoming_peer,
         .incoming_disk = req->incoming_disk,
+        .incoming_own_lease = req->incoming_own_lease,
         .vcpus = req->vcpus,
     };
     alloc_from_pb(req->alloc, &po.alloc);

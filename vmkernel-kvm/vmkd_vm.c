@@ -66,6 +66,7 @@ struct vmkd_vm {
     char *restore;              /* --restore file of this start (resume), or NULL */
     char *incoming, *incoming_tls, *incoming_peer;  /* --incoming (migration destination) */
     bool incoming_disk;         /* --incoming-disk: the stream carries the disk */
+    bool incoming_own_lease;    /* --incoming-own-lease: not the source's lease */
     char listen[128];           /* what an incoming vmx said it listens on */
     uint32_t vcpus;
     struct kvc_res_alloc alloc;
@@ -855,8 +856,9 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
                      "peer a thumbprint");
             return -EINVAL;
         }
-    } else if (req->incoming_disk) {
-        snprintf(why, VMKD_WHY_MAX, "incoming_disk needs incoming (a migration destination)");
+    } else if (req->incoming_disk || req->incoming_own_lease) {
+        snprintf(why, VMKD_WHY_MAX, "%s needs incoming (a migration destination)",
+                 req->incoming_disk ? "incoming_disk" : "incoming_own_lease");
         return -EINVAL;
     }
     if (req->restore_path && req->restore_path[0]) {
@@ -904,6 +906,7 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         vm->incoming_peer = strdup(req->incoming_peer ? req->incoming_peer : "");
     }
     vm->incoming_disk = vm->incoming && req->incoming_disk;
+    vm->incoming_own_lease = vm->incoming && req->incoming_own_lease;
     if (!vm->config) {
         rc = -ENOMEM;
         goto err_msg;
@@ -985,6 +988,8 @@ int vmkd_power_on(struct vmkd *d, const struct vmkd_power_on *req, vmkd_start_cb
         }
         if (vm->incoming_disk)
             argv[ac++] = "--incoming-disk";
+        else if (vm->incoming_own_lease)
+            argv[ac++] = "--incoming-own-lease";
     }
     if (vm->has_port) {
         /* The child puts the port's fds at 3, 4, 5 and its link at 6; vmx

@@ -50,6 +50,8 @@ static void usage(FILE *f)
                "  --incoming ADDR  wait for a live migration on unix:PATH, tcp:IP:PORT or fd:N\n"
                "  --incoming-disk  with --incoming: the disk comes over the stream too (disk.path is\n"
                "                   a new, empty base of the same size that it replaces)\n"
+               "  --incoming-own-lease  with --incoming: this VM's folder is not the source's: take\n"
+               "                   its own lease (implied by --incoming-disk)\n"
                "  --incoming-tls DIR --incoming-peer THUMBPRINT  require TLS for it (identity in DIR,\n"
                "                   the source's certificate pinned)\n"
                "  --no-seccomp     do not install the seccomp filter (debugging)\n"
@@ -186,7 +188,8 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 
 /* A live migration ended (migrate.c, on this loop). */
 static bool g_incoming, g_incoming_failed;
-static bool g_incoming_disk;    /* --incoming-disk: a new folder, a lease of its own */
+static bool g_incoming_own_lease;   /* --incoming-disk, --incoming-own-lease: a folder
+                                     * of its own, so a lease of its own */
 
 static void on_migration_done(struct vmx *vm, bool ok, void *arg)
 {
@@ -272,7 +275,7 @@ static int lease_start(struct vmx *vm)
     char err[PATH_MAX + 512];
     if (!c->lease_path[0])
         return 0;
-    if (vm->state == VMX_INCOMING && !g_incoming_disk)
+    if (vm->state == VMX_INCOMING && !g_incoming_own_lease)
         vm->lease_adopt = true;         /* the source hands it over at switch-over */
     if (!vm->lease && !vm->lease_adopt) {
         struct kvc_lease_opts o = {
@@ -304,9 +307,10 @@ int main(int argc, char **argv)
     const char *incoming_tls = NULL, *incoming_peer = NULL;
     const char *net_fds = NULL, *net_sock = NULL, *net_id = NULL;
     int net_link = -1;
-    bool check = false, no_seccomp = false, incoming_disk = false;
+    bool check = false, no_seccomp = false, incoming_disk = false, own_lease = false;
     static const struct option opts[] = {
         { "incoming-disk", no_argument, NULL, 'D' },
+        { "incoming-own-lease", no_argument, NULL, 'L' },
         { "restore", required_argument, NULL, 'r' },
         { "incoming", required_argument, NULL, 'I' },
         { "incoming-tls", required_argument, NULL, 'T' },
@@ -330,6 +334,7 @@ int main(int argc, char **argv)
         case 'T': incoming_tls = optarg; break;
         case 'P': incoming_peer = optarg; break;
         case 'D': incoming_disk = true; break;
+        case 'L': own_lease = true; break;
         case 'S': no_seccomp = true; break;
         case 'N': net_fds = optarg; break;
         case 'K': net_sock = optarg; break;
@@ -437,9 +442,17 @@ int main(int argc, char **argv)
                         "stream replaces)\n");
         goto out;
     }
+    if (own_lease && !incoming) {
+        fprintf(stderr, "vmx: --incoming-own-lease needs --incoming\n");
+        goto out;
+    }
     if (incoming_disk)
         vmx_migrate_expect_disk(vm);
-    g_incoming_disk = incoming_disk;
+    /* Files of its own (another datastore): a lease of its own, taken at
+     * start, not the source's handed over. */
+    g_incoming_own_lease = incoming_disk || own_lease;
+    if (g_incoming_own_lease)
+        vmx_migrate_own_lease(vm);
     if (incoming) {
         /* Built but not booted: the state comes from the source. */
         vm->state = VMX_INCOMING;

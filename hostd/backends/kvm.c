@@ -1081,7 +1081,7 @@ on_incoming(int status, const char *error, const ProtobufCMessage *resp, void *a
 
 static void
 kvm_migrate_listen(struct hostd_host *h, struct hostd_vm *vm, const char *peer, bool with_disk,
-                   hostd_mig_listen_fn done, void *ctx)
+                   bool own_folder, hostd_mig_listen_fn done, void *ctx)
 {
     struct kvm_host *k = h->be_priv;
     Kvc__Vmkd__PowerOnRequest r = KVC__VMKD__POWER_ON_REQUEST__INIT;
@@ -1108,6 +1108,7 @@ kvm_migrate_listen(struct hostd_host *h, struct hostd_vm *vm, const char *peer, 
     r.vcpus = vm->cpu_count;
     r.incoming = in;
     r.incoming_disk = with_disk;        /* vmx --incoming-disk: the stream brings the disk */
+    r.incoming_own_lease = own_folder;  /* --incoming-own-lease: not the source's folder */
     /* The same adapter as on the source: its port is made here. */
     Kvc__Vmkd__Nic nic = KVC__VMKD__NIC__INIT, *nicp = &nic;
     char mac[24];

@@ -103,6 +103,7 @@ int main(int argc, char **argv)
         { "incoming-tls", required_argument, NULL, 'T' },
         { "incoming-peer", required_argument, NULL, 'P' },
         { "incoming-disk", no_argument, NULL, 'D' },
+        { "incoming-own-lease", no_argument, NULL, 'O' },
         { NULL, 0, NULL, 0 },
     };
     while ((opt = getopt_long(argc, argv, "c:s:l:n", longs, NULL)) != -1) {
@@ -111,7 +112,7 @@ int main(int argc, char **argv)
         case 's': sockpath = optarg; break;
         case 'l': logp = optarg; break;
         case 'n': check = 1; break;
-        case 'N': case 'R': case 'I': case 'T': case 'P': case 'D': break;
+        case 'N': case 'R': case 'I': case 'T': case 'P': case 'D': case 'O': break;
         default: return 2;
         }
     }

@@ -122,6 +122,30 @@ def test_live_migration_keeps_the_guest_running(cluster):
     wait_for(lambda: vmx_hosts(c, leaders) == [src[0]], 20, "back on the source")
     assert readies() == 1
 
+    # To a datastore only the destination sees: this VM has no disk, so
+    # only its memory goes, into a folder made there, under a lease of its
+    # own (the source's is released, not handed over); the old folder goes.
+    ds = c.api("GET", "/api/vcenter/datastore?names=local-esx-%d" % idx[dst])[1][0]["datastore"]
+    st, js = c.api("POST", "/api/vcenter/vm/%s?action=relocate" % vm,
+                   {"placement": {"host": dst, "datastore": ds}})
+    assert st == 204, js
+    wait_for(lambda: vmx_hosts(c, leaders) == [dst], 20, "the vmx on the destination")
+    st, info = c.api("GET", "/api/vcenter/vm/%s" % vm)
+    assert st == 200 and c.api("GET", "/api/vcenter/vm?hosts=" + dst)[1][0]["vm"] == vm
+    folder = os.path.join(c.dir, "hosts", "esx-%d" % idx[dst], "local", vms[0]["name"])
+    lease = os.path.join(folder, vms[0]["name"] + ".lck")
+    with open(lease) as f:
+        assert "state=held" in f.read()
+    wait_for(lambda: not os.path.exists(os.path.dirname(serial)), 20, "the old folder removed")
+    st, p = c.api("GET", "/api/vcenter/vm/%s/power" % vm)
+    assert p["state"] == "POWERED_ON"
+    st, js = c.api("POST", "/api/kvc/vm/%s/console" % vm, {"data": "after the datastore\n"})
+    assert st == 200, js
+    wait_for(lambda: "KVC-GUEST: console: after the datastore" in console(c, vm)["data"], 20,
+             "the guest echoes on its new datastore")
+    with open(os.path.join(folder, "serial.log")) as f:
+        assert "KVC-GUEST: ready" not in f.read()      # the same guest, not a new boot
+
 
 # ---- the disk over the migration stream (docs/storage-migration.md) -------
 #

@@ -258,6 +258,44 @@ def test_each_folder_has_its_own_lease(tmp):
     assert lease_fields(lb)["state"] == "free"
 
 
+def test_memory_only_to_another_folder_takes_its_own_lease(tmp):
+    """A VM without a disk moving to a folder that is not the source's:
+    without --incoming-own-lease the destination refuses at the handshake
+    (it would adopt a lease file that is not there, after the source left);
+    with it, it holds its own lease and the source releases its own."""
+    root, vms = tmp
+    a, b = os.path.join(root, "a"), os.path.join(root, "b")
+    for f, owner in ((a, "host-a"), (b, "host-b")):
+        with open(os.path.join(f, "vm.conf"), "w") as c:
+            c.write("name = t\nmemory_mb = 32\nguest.image = %s\nguest.workload = counter\n"
+                    "serial.log = serial.log\nlease.path = t.lck\nlease.owner = %s\n"
+                    "lease.duration_ms = 2000\n" % (GUEST, owner))
+        os.unlink(os.path.join(f, "t.img"))
+    la, lb = os.path.join(a, "t.lck"), os.path.join(b, "t.lck")
+    src = Vmx.source(a)
+    vms.append(src)
+    dst = Vmx.incoming(b, "unix:" + os.path.join(root, "n1.sock"))
+    vms.append(dst)
+    r = src.ctl("migrate", dst.listen, "wait", check=False)[1]
+    assert r["phase"] == "MIGRATE_FAILED" and "does not see the source's folder" in r["error"], r
+    assert dst.wait_exit() == 1
+    assert src.ctl("info")["state"] == "RUNNING" and lease_fields(la)["owner"] == "host-a"
+    assert not os.path.exists(lb)
+    dst = Vmx.incoming(b, "unix:" + os.path.join(root, "n2.sock"), "--incoming-own-lease")
+    vms.append(dst)
+    dst.d.wait_log(r"VMX-LEASE acquired path=%s" % re.escape(lb))
+    r = src.ctl("migrate", dst.listen, "wait")
+    assert r["phase"] == "MIGRATE_COMPLETED", r
+    assert src.wait_exit() == EXIT_MIGRATED
+    assert "VMX-LEASE transferred" not in src.d.log()
+    assert lease_fields(la)["state"] == "free" and lease_fields(lb)["owner"] == "host-b"
+    hb = lease_fields(lb)["heartbeat"]
+    wait_for(lambda: lease_fields(lb)["heartbeat"] != hb, 10, "the destination to renew its lease")
+    assert dst.ctl("info")["state"] == "RUNNING"
+    assert dst.ctl("poweroff")["state"] == "POWERED_OFF"
+    assert dst.wait_exit() == 0
+
+
 def rec(t, body=b"", arg=0, length=None):
     return struct.pack("<IIQ", t, arg, len(body) if length is None else length) + body
 
