@@ -9,7 +9,13 @@ beside the same guest migrated vmx to vmx directly in the same run (peer
   running them (the VMX-MIGRATE lines, CLOCK_MONOTONIC, both in the VM's log);
 - total: the synchronous relocate call (POST ...?action=relocate) from
   request to answer, against the direct migration's start-to-running time.
-64 MiB idle test guest; 7 migrations, alternating hosts."""
+- vmotion-with-disk-total: the same VM relocated with placement.datastore
+  set to the destination's local datastore each time (the hosts share none
+  of them: the disk goes over the stream with the memory), request to
+  answer, against a direct vmx-to-vmx migration with the disk
+  (bench_vmx_migrate_disk.py's, a 64 MiB disk of holes, like the VM's
+  never-written disk).
+64 MiB idle test guest; 7 migrations each, alternating hosts."""
 import base64
 import json
 import os
@@ -20,11 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench_vmx_migrate as raw  # noqa: E402  (its direct vmx-to-vmx run and helpers)
+import bench_vmx_migrate_disk as raw_disk  # noqa: E402
 
 BUILD = os.environ.get("KVC_BUILDDIR", os.getcwd())
 UP = os.path.join(BUILD, "kvcenter-up")
@@ -32,7 +40,7 @@ RUNS = 7
 
 
 def skip(reason):
-    for n in ("vmotion-downtime", "vmotion-total"):
+    for n in ("vmotion-downtime", "vmotion-total", "vmotion-with-disk-total"):
         print("BENCH-SKIP %s %s" % (n, reason))
     sys.exit(0)
 
@@ -68,9 +76,12 @@ class Cluster:
         r.add_header("vmware-api-session-id", self.token)
         if data:
             r.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(r, context=self.ctx, timeout=120) as resp:
-            raw_ = resp.read()
-            return json.loads(raw_) if raw_ else None
+        try:
+            with urllib.request.urlopen(r, context=self.ctx, timeout=120) as resp:
+                raw_ = resp.read()
+                return json.loads(raw_) if raw_ else None
+        except urllib.error.HTTPError as e:
+            raise RuntimeError("%s %s: %s %s" % (method, path, e.code, e.read()[:500]))
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
@@ -86,7 +97,7 @@ def main():
         os.close(os.open("/dev/kvm", os.O_RDWR))
     except OSError as e:
         skip("/dev/kvm not usable: %s" % e.strerror)
-    down, total = [], []
+    down, total, xtotal = [], [], []
     with tempfile.TemporaryDirectory(prefix="kvc-bench-vmotion-") as tmp:
         c = Cluster(tmp)
         try:
@@ -111,6 +122,24 @@ def main():
                     down.append((run - stop) / 1e6)
                     total.append((t1 - t0) * 1000)
                 cur = dst
+            # With the disk: each move to the destination's own local
+            # datastore (host i mounts local-esx-i; no other host does).
+            local = {}
+            for i, h in enumerate(c.hosts):
+                rows = c.api("GET", "/api/vcenter/datastore?names=local-esx-%d" % i)
+                local[h] = rows[0]["datastore"]
+            for i in range(RUNS + 1):
+                dst = [h for h in c.hosts if h != cur][0]
+                t0 = time.monotonic()
+                c.api("POST", "/api/vcenter/vm/%s?action=relocate" % vm["vm"],
+                      {"placement": {"host": dst, "datastore": local[dst]}})
+                t1 = time.monotonic()
+                got = c.api("GET", "/api/vcenter/vm?hosts=" + dst)
+                if not got or got[0]["vm"] != vm["vm"]:
+                    raise RuntimeError("the VM is not on %s after its relocate" % dst)
+                if i:
+                    xtotal.append((t1 - t0) * 1000)
+                cur = dst
         finally:
             c.stop()
         peer_down, peer_total = [], []
@@ -118,8 +147,14 @@ def main():
             d, t, _ = raw.ours_once(os.path.join(tmp, "raw%d" % i), 64, "idle", 0, 16, 0.2)
             peer_down.append(d)
             peer_total.append(t)
+        peer_x = []
+        for i in range(RUNS):
+            d = os.path.join(tmp, "rawd%d" % i)
+            os.makedirs(d)
+            peer_x.append(raw_disk.ours_once(d, None)[0])
     raw.report("vmotion-downtime", down, "vmx", peer_down, "ms")
     raw.report("vmotion-total", total, "vmx", peer_total, "ms")
+    raw.report("vmotion-with-disk-total", xtotal, "vmx", peer_x, "ms")
 
 
 if __name__ == "__main__":
