@@ -104,6 +104,8 @@ int main(int argc, char **argv)
         { "incoming-peer", required_argument, NULL, 'P' },
         { "incoming-disk", no_argument, NULL, 'D' },
         { "incoming-own-lease", no_argument, NULL, 'O' },
+        { "net-socket", required_argument, NULL, 'K' },
+        { "net-id", required_argument, NULL, 'J' },
         { NULL, 0, NULL, 0 },
     };
     while ((opt = getopt_long(argc, argv, "c:s:l:n", longs, NULL)) != -1) {
@@ -112,7 +114,7 @@ int main(int argc, char **argv)
         case 's': sockpath = optarg; break;
         case 'l': logp = optarg; break;
         case 'n': check = 1; break;
-        case 'N': case 'R': case 'I': case 'T': case 'P': case 'D': case 'O': break;
+        case 'N': case 'R': case 'I': case 'T': case 'P': case 'D': case 'O': case 'K': case 'J': break;
         default: return 2;
         }
     }
