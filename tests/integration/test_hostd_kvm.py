@@ -81,15 +81,19 @@ def vmx_pids(tmp):
 def test_power_through_vmkd_and_restart_keeps_vm(env):
     tmp, v, drv = env
     h = kvm_hostd(tmp, v.sock)
-    host = h.hosts[0]
-    hid = drv.add(host)
-    u = str(uuid.uuid4())
-    drv.ok("create %s %s k1 shared" % (hid, u))
-    r = drv.ok("power %s %s on" % (hid, u))
-    assert "power=POWERED_ON" in r
-    wait_for(lambda: len(vmx_pids(tmp)) == 1, 10, "one vmx")
-    pid = vmx_pids(tmp)[0]
-    assert os.path.exists(os.path.join(tmp, "shared", "k1", "k1.vmx-run"))
+    try:
+        host = h.hosts[0]
+        hid = drv.add(host)
+        u = str(uuid.uuid4())
+        drv.ok("create %s %s k1 shared" % (hid, u))
+        r = drv.ok("power %s %s on" % (hid, u))
+        assert "power=POWERED_ON" in r
+        wait_for(lambda: len(vmx_pids(tmp)) == 1, 10, "one vmx")
+        pid = vmx_pids(tmp)[0]
+        assert os.path.exists(os.path.join(tmp, "shared", "k1", "k1.vmx-run"))
+    except BaseException:
+        h.stop()                # a failure here must not leave hostd running
+        raise
     # hostd dies; the VM does not.
     h.kill9()
     drv.wait_state(hid, "not_responding")
