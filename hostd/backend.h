@@ -39,6 +39,8 @@ typedef void (*hostd_mig_progress_fn)(const struct hostd_mig_progress *, void *c
 typedef void (*hostd_console_fn)(int err, const char *msg, const void *data, size_t len,
                                  uint64_t next, uint64_t total, void *ctx);
 
+struct hostd_svm_ops;
+
 struct hostd_backend_ops {
     const char *name;
     /* Called once per host after its registry is loaded: adopt VMs that are
@@ -150,6 +152,9 @@ struct hostd_backend_ops {
     /* The process that runs a powered-on VM (kvm: its vmx), 0 if none or
      * not known (sim: the VM is modelled inside hostd).  NULL: 0. */
     int (*vm_pid)(struct hostd_host *, const struct hostd_vm *);
+    /* Moving a running VM's files (svmotion.c; NULL: only the modelled
+     * copy, for a VM that runs in hostd or is powered off). */
+    const struct hostd_svm_ops *svm;
     /* Control commands the backend understands ("vm UUID hang", ...);
      * writes a one-line answer.  -ENOENT: not its command. */
     int (*control)(struct hostd_host *, int argc, char **argv,
@@ -192,8 +197,6 @@ struct hostd_svm_ops {
     int (*recover)(struct hostd_host *, struct hostd_vm *, const char *new_dir, bool folder,
                    char *err, size_t errlen);
 };
-/* The backend's, or NULL (svmotion.c; kvm.c defines it). */
-const struct hostd_svm_ops *hostd_backend_svm_ops(const struct hostd_backend_ops *);
 
 extern const struct hostd_backend_ops hostd_backend_sim;
 extern const struct hostd_backend_ops hostd_backend_kvm;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -155,6 +156,17 @@ int hostd_host_start(struct hostd_host *);
  * sends a VmEvent).  REMOVED: the VM is gone (caller frees it after). */
 void hostd_vm_changed(struct hostd_host *, struct hostd_vm *, bool removed);
 struct hostd_vm *hostd_vm_find(struct hostd_host *, const char *uuid);
+/* By uuid, else by name (control-socket commands take either). */
+static inline struct hostd_vm *
+hostd_vm_find_key(struct hostd_host *h, const char *key)
+{
+    struct hostd_vm *vm = hostd_vm_find(h, key);
+
+    for (struct hostd_vm *v = h->vms; !vm && v; v = v->next)
+        if (!strcmp(v->name, key))
+            vm = v;
+    return vm;
+}
 struct kvc_rpc_call;
 /* CALL came on the host's vpxd session (after its Hello); hostd_session_ok
  * answers PERMISSION ("say hello first") when not. */

@@ -791,7 +791,7 @@ be_tick(struct svm_move *m, struct hostd_vm *vm)
 void
 hostd_svmotion_recover(struct hostd_host *h)
 {
-    const struct hostd_svm_ops *be = hostd_backend_svm_ops(h->be);
+    const struct hostd_svm_ops *be = h->be->svm;
     char src[PATH_MAX], dst[PATH_MAX], ds[PATH_MAX];
     char why[3 * PATH_MAX + 256];
     struct stat st;
@@ -906,7 +906,7 @@ hostd_svmotion_start(struct kvc_rpc_call *call, const ProtobufCMessage *msg, voi
                      m->phase == KVC__HOST__STORAGE_MOVE_PHASE__STORAGE_MOVE_RUNNING))
         FAIL(KVC_RPC_E_CONFLICT, "VM %s is busy with another"
                                    " operation", vm->name);
-    be = vm->power == VM_ON ? hostd_backend_svm_ops(h->be) : NULL;
+    be = vm->power == VM_ON ? h->be->svm : NULL;
     if (vm->power != VM_OFF && !be && h->be == &hostd_backend_kvm)
         FAIL(KVC_RPC_E_NOT_IMPLEMENTED, "moving the files of a"
                                    " suspended VM is not available on the kvm backend:"

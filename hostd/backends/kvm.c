@@ -1360,10 +1360,7 @@ kvm_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
 
     if (argc != 4 || strcmp(argv[0], "vm") || strcmp(argv[2], "workload"))
         return -ENOENT;
-    vm = hostd_vm_find(h, argv[1]);
-    for (struct hostd_vm *v = h->vms; !vm && v; v = v->next)
-        if (!strcmp(v->name, argv[1]))
-            vm = v;
+    vm = hostd_vm_find_key(h, argv[1]);
     if (!vm) {
         snprintf(out, len, "ERR no VM %s on %s", argv[1], h->name);
         return -EINVAL;
@@ -1681,6 +1678,7 @@ const struct hostd_backend_ops hostd_backend_kvm = {
     .console_write = kvm_console_write,
     .migrate_in = kvm_migrate_in,
     .vm_pid = kvm_vm_pid,
+    .svm = &kvm_svm_ops,
     .migrate_out = kvm_migrate_out,
     .migrate_abort = kvm_migrate_abort,
     .migrate_listen = kvm_migrate_listen,
@@ -1694,8 +1692,3 @@ const struct hostd_backend_ops hostd_backend_kvm = {
     .snapshot_delete_async = hostd_kvm_snapshot_delete,
 };
 
-const struct hostd_svm_ops *
-hostd_backend_svm_ops(const struct hostd_backend_ops *be)
-{
-    return be == &hostd_backend_kvm ? &kvm_svm_ops : NULL;
-}

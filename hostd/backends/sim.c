@@ -660,10 +660,7 @@ sim_control(struct hostd_host *h, int argc, char **argv, char *out, size_t len)
     /* vm UUID|NAME hang|unhang|crash|migrate-stall|migrate-ok, vm UUID|NAME workload W */
     if ((argc != 3 && argc != 4) || strcmp(argv[0], "vm"))
         return -ENOENT;
-    vm = hostd_vm_find(h, argv[1]);
-    for (struct hostd_vm *v = h->vms; !vm && v; v = v->next)
-        if (!strcmp(v->name, argv[1]))
-            vm = v;
+    vm = hostd_vm_find_key(h, argv[1]);
     if (!vm) {
         snprintf(out, len, "ERR no VM %s on %s", argv[1], h->name);
         return -EINVAL;
