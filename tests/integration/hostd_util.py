@@ -5,13 +5,12 @@ import os
 import queue
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 
-from kvctest import Daemon, binpath, wait_for
+from kvctest import Daemon, binpath, control_line, wait_for
 
 HB_MS = 200
 
@@ -81,19 +80,7 @@ class Hostd:
         return self.d.pid
 
     def control(self, line):
-        path = os.path.join(self.state, "control.sock")
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        s.connect(path)
-        s.sendall((line + "\n").encode())
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
-        return data.decode().strip()
+        return control_line(os.path.join(self.state, "control.sock"), line, timeout=5)
 
     def stop(self):
         return self.d.stop()

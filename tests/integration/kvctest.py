@@ -132,3 +132,36 @@ class Daemon:
 
     def __exit__(self, *a):
         self.stop()
+
+
+def control_line(path, line, timeout=10):
+    """Send one LINE to a unix control socket (hostd's control.sock); its
+    one-line answer."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        s.sendall((line + "\n").encode())
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    return data.decode().strip()
+
+
+def processes():
+    """(pid, argv as a list of bytes) of every process whose command line
+    can be read now."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        yield int(d), argv

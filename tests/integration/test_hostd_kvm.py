@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from hostd_util import Driver, Hostd, rpc_missing_reason
-from kvctest import Daemon, binpath, wait_for
+from kvctest import Daemon, binpath, processes, wait_for
 
 VMKD = binpath("vmkernel-kvm/vmkd")
 FAKE_VMX = binpath("tests/integration/test_vmkd_fake_vmx")
@@ -64,18 +64,8 @@ def kvm_hostd(tmp, sock, state=None, port=None):
 
 def vmx_pids(tmp):
     """Processes of the vmx double running for this test's vmkd."""
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"test_vmkd_fake_vmx") and tmp.encode() in b" ".join(argv):
-            out.append(int(p))
-    return out
+    return [pid for pid, argv in processes()
+            if argv[0].endswith(b"test_vmkd_fake_vmx") and tmp.encode() in b" ".join(argv)]
 
 
 def test_power_through_vmkd_and_restart_keeps_vm(env):

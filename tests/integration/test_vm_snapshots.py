@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from kvctest import BUILDDIR, binpath, wait_for
+from kvctest import BUILDDIR, binpath, control_line, wait_for
 from test_kvcenter_up_kvm import Cluster
 
 UP = os.path.join(BUILDDIR, "kvcenter-up")
@@ -220,7 +220,6 @@ from test_kvcenter_up_kvm import skip_reason as kvm_skip_reason  # noqa: E402
 
 import hashlib  # noqa: E402
 import re  # noqa: E402
-import socket  # noqa: E402
 
 kvm_only = pytest.mark.skipif(kvm_skip_reason() is not None, reason=kvm_skip_reason() or "")
 
@@ -245,19 +244,7 @@ def kvm():
 
 
 def host_control(c, line):
-    path = os.path.join(c.dir, "hosts", "esx-0", "state", "control.sock")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(path)
-    s.sendall((line + "\n").encode())
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data.decode().strip()
+    return control_line(os.path.join(c.dir, "hosts", "esx-0", "state", "control.sock"), line)
 
 
 def new_kvm_vm(c, name):

@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from kvctest import binpath, wait_for
+from kvctest import binpath, control_line, wait_for
 from test_kvcenter_up_kvm import Cluster, group_members, skip_reason
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
@@ -173,19 +173,7 @@ def cluster_nd():
 
 def control(c, index, line):
     """A line to host INDEX's hostd control socket; its answer."""
-    import socket
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(os.path.join(c.dir, "hosts", "esx-%d" % index, "state", "control.sock"))
-    s.sendall((line + "\n").encode())
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data.decode().strip()
+    return control_line(os.path.join(c.dir, "hosts", "esx-%d" % index, "state", "control.sock"), line)
 
 
 def vm_files(c, vm):

@@ -13,7 +13,7 @@ import sqlite3
 
 import pytest
 
-from kvctest import wait_for
+from kvctest import processes, wait_for
 from hostd_util import rpc_missing_reason
 from drs_util import Env
 from test_vpxd_util import check_error
@@ -429,18 +429,8 @@ def test_kvm_cancel_during_the_copy_leaves_the_vm_on_its_source(env, kvm):
 
 def vmx_pids(folder):
     """PIDs of the vmx processes whose command line names FOLDER."""
-    pids = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"/vmx") and any(folder.encode() in a for a in argv):
-            pids.append(int(p))
-    return pids
+    return [pid for pid, argv in processes()
+            if argv[0].endswith(b"/vmx") and any(folder.encode() in a for a in argv)]
 
 
 def test_kvm_vmx_killed_mid_move_leaves_the_vm_off_on_its_source(env, kvm):
