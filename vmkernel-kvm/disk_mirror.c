@@ -17,6 +17,7 @@
 #include "vmkernel-kvm/disk_mirror.h"
 #include "vmkernel-kvm/migrate.h"
 #include "vmkernel-kvm/vmx.h"
+#include "vmkernel-kvm/vmx_fs.h"
 
 KVC_LOG_MODULE(diskmove);
 
@@ -645,12 +646,6 @@ static void mirror_reset(struct disk_mirror *m)
     m->buf = NULL;
 }
 
-static bool same_dir(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 int disk_move_start(struct vmx *vm, const char *dest_dir, uint64_t max_bps, char *err, size_t errlen)
 {
     struct disk_mirror *m = vm->mirror;
@@ -685,7 +680,7 @@ int disk_move_start(struct vmx *vm, const char *dest_dir, uint64_t max_bps, char
         return -ENOTDIR;
     }
     struct disk *d = &vm->blk.disk;
-    if (same_dir(dest_dir, d->dir)) {
+    if (vmx_same_file(dest_dir, d->dir)) {
         ERR("%s is the disk's folder already", dest_dir);
         return -EINVAL;
     }

@@ -92,7 +92,7 @@ vmkernel_kvm_libvmx_a_SOURCES = \
 	vmkernel-kvm/devices/balloon.h vmkernel-kvm/devices/balloon.c \
 	vmkernel-kvm/devices/virtio_net.h vmkernel-kvm/devices/virtio_net.c vmkernel-kvm/vmx_net_ctl.c \
 	vmkernel-kvm/disk.h vmkernel-kvm/disk.c vmkernel-kvm/vmx_disk_ctl.c \
-	vmkernel-kvm/disk_mirror.h vmkernel-kvm/disk_mirror.c \
+	vmkernel-kvm/disk_mirror.h vmkernel-kvm/disk_mirror.c vmkernel-kvm/vmx_fs.h vmkernel-kvm/vmx_fs.c \
 	vmkernel-kvm/devices/virtio_blk.h vmkernel-kvm/devices/virtio_blk.c \
 	vmkernel-kvm/guest/kvc_guest_abi.h
 vmkernel_kvm_libvmx_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SECCOMP_CFLAGS)

@@ -15,6 +15,7 @@
 #include "vmkernel-kvm/disk_mirror.h"
 #include "vmkernel-kvm/migrate.h"
 #include "vmkernel-kvm/vmx.h"
+#include "vmkernel-kvm/vmx_fs.h"
 #include "vmkernel-kvm/vmx_ctl.h"
 #include "vmkernel-kvm/vmx_state.h"
 #include "vmx.pb-c.h"
@@ -309,13 +310,6 @@ static void on_disk_move_cancel(struct vmx_ctl_call *call, const ProtobufCMessag
  * vmx does not copy other files (the config, snapshot files, nvram): the
  * caller does, as it wrote them. */
 
-static bool same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev
-        && sa.st_ino == sb.st_ino;
-}
-
 /* PATH's folder is DIR (compared by device and inode). */
 static bool in_folder(const char *path, const char *dir)
 {
@@ -325,7 +319,7 @@ static bool in_folder(const char *path, const char *dir)
         return false;
     memcpy(d, path, (size_t)(slash - path));
     d[slash - path] = 0;
-    return same_file(d[0] ? d : "/", dir);
+    return vmx_same_file(d[0] ? d : "/", dir);
 }
 
 /* DIR/<basename of PATH> into OUT; -ENAMETOOLONG. */
@@ -340,25 +334,10 @@ static int rebase(char *out, size_t cap, const char *dir, const char *path)
  * was written meanwhile (lines written during the switch may land a few
  * lines late; none is lost).  0, or -errno with ERR: *SWITCHED says
  * whether vmx logs to NEW now (if not, NEW was removed). */
-static int copy_to_end(int in, int out, off_t *off)
-{
-    char buf[16384];
-    for (;;) {
-        ssize_t r = pread(in, buf, sizeof(buf), *off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : 0;
-        if (write(out, buf, (size_t)r) != r)
-            return errno ? -errno : -EIO;
-        *off += r;
-    }
-}
-
 static int move_own_log(const char *old, const char *new, bool *switched, char *err, size_t errlen)
 {
     int in = -1, out = -1, rc;
-    off_t off = 0;
+    uint64_t off = 0;
     *switched = false;
     if ((in = open(old, O_RDONLY | O_CLOEXEC)) < 0
         || (out = open(new, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640)) < 0) {
@@ -368,9 +347,9 @@ static int move_own_log(const char *old, const char *new, bool *switched, char *
             close(in);
         return rc;
     }
-    if ((rc = copy_to_end(in, out, &off)) == 0 && (rc = kvc_log_open(new)) == 0) {
+    if ((rc = vmx_copy_tail(in, out, &off)) == 0 && (rc = kvc_log_open(new)) == 0) {
         *switched = true;
-        rc = copy_to_end(in, out, &off);
+        rc = vmx_copy_tail(in, out, &off);
     }
     if (!rc && fsync(out) < 0)
         rc = -errno;
@@ -418,7 +397,7 @@ static void on_folder_move(struct vmx_ctl_call *call, const ProtobufCMessage *m,
                 dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         FM_FAIL(KVC_RPC_E_INVALID_ARGUMENT, "%s: not a folder", dir);
-    if (same_file(dir, c->dir))
+    if (vmx_same_file(dir, c->dir))
         FM_FAIL(KVC_RPC_E_INVALID_ARGUMENT, "%s is the VM's folder already", dir);
     if (vm->blk_on && !in_folder(c->disk_path, dir))
         FM_FAIL(KVC_RPC_E_CONFLICT, "the disk (%s) is not in %s: move it there first "

@@ -9,6 +9,7 @@
 
 #include "lib/log.h"
 #include "vmkernel-kvm/devices/serial.h"
+#include "vmkernel-kvm/vmx_fs.h"
 
 KVC_LOG_MODULE(serial);
 
@@ -141,30 +142,6 @@ void serial_destroy(struct serial *s)
     s->log_fd = -1;
 }
 
-/* Copy IN's bytes [*OFF, end of file) to the end of OUT; *OFF follows. */
-static int copy_tail(int in, int out, uint64_t *off)
-{
-    uint8_t buf[16384];
-    for (;;) {
-        ssize_t r = pread(in, buf, sizeof(buf), (off_t)*off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            return 0;
-        for (ssize_t w = 0; w < r;) {
-            ssize_t k = write(out, buf + w, (size_t)(r - w));
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0)
-                return k < 0 ? -errno : -EIO;
-            w += k;
-        }
-        *off += (uint64_t)r;
-    }
-}
-
 int serial_log_move(struct serial *s, const char *old_path, const char *new_path,
                     pthread_mutex_t *lock, uint64_t *copied, char *err, size_t errlen)
 {
@@ -197,12 +174,12 @@ int serial_log_move(struct serial *s, const char *old_path, const char *new_path
     }
     /* Most of it without the lock (the guest keeps writing); the last
      * bytes and the switch with it (the guest's next byte waits). */
-    if ((rc = copy_tail(in, out, &off)) < 0) {
+    if ((rc = vmx_copy_tail(in, out, &off)) < 0) {
         snprintf(err, errlen, "copying %s to %s: %s", old_path, new_path, strerror(-rc));
         goto fail;
     }
     pthread_mutex_lock(lock);
-    rc = copy_tail(in, out, &off);
+    rc = vmx_copy_tail(in, out, &off);
     if (!rc && fsync(out) < 0)
         rc = -errno;
     if (!rc) {
